@@ -1,0 +1,90 @@
+//! The distribution after each stage of the pipeline, dense over the vocabulary. Written plainly
+//! (a full sort, normalised probabilities) and separately from the fast reference path, so the
+//! two check each other; the `demo` command draws these.
+
+use crate::params::SamplingParams;
+
+/// Probabilities over the whole vocabulary after each stage; each stage is renormalised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stages {
+    pub softmax: Vec<f64>,
+    pub after_top_k: Vec<f64>,
+    pub after_top_p: Vec<f64>,
+    pub after_min_p: Vec<f64>,
+}
+
+fn renormalised(mut probs: Vec<f64>) -> Vec<f64> {
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|q| *q /= total);
+    probs
+}
+
+/// The stages for one row of finite-or-`-inf` logits; `None` if the row holds NaN or `+inf` or
+/// has no finite logit.
+pub fn stage_distributions(row: &[f32], p: &SamplingParams) -> Option<Stages> {
+    if row.iter().any(|x| x.is_nan() || *x == f32::INFINITY) {
+        return None;
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return None;
+    }
+    // Rank order: larger logit first, ties by lower index.
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
+
+    let softmax = if p.temperature == 0.0 {
+        let mut one_hot = vec![0.0; row.len()];
+        one_hot[order[0]] = 1.0;
+        one_hot
+    } else {
+        renormalised(
+            row.iter()
+                .map(|&x| ((x as f64 - max as f64) / p.temperature as f64).exp())
+                .collect(),
+        )
+    };
+
+    let mut after_top_k = softmax.clone();
+    if p.top_k > 0 {
+        for &i in order.iter().skip(p.top_k as usize) {
+            after_top_k[i] = 0.0;
+        }
+    }
+    let after_top_k = renormalised(after_top_k);
+
+    let mut after_top_p = after_top_k.clone();
+    if p.top_p < 1.0 {
+        let mut mass = 0.0;
+        let mut reached = false;
+        for &i in &order {
+            if reached {
+                after_top_p[i] = 0.0;
+            } else {
+                mass += after_top_k[i];
+                reached = mass >= p.top_p as f64;
+            }
+        }
+    }
+    let after_top_p = renormalised(after_top_p);
+
+    let largest = after_top_p.iter().copied().fold(0.0, f64::max);
+    let after_min_p = renormalised(
+        after_top_p
+            .iter()
+            .map(|&q| if q >= p.min_p as f64 * largest { q } else { 0.0 })
+            .collect(),
+    );
+
+    Some(Stages {
+        softmax,
+        after_top_k,
+        after_top_p,
+        after_min_p,
+    })
+}
+
+/// The distribution a row is finally drawn from.
+pub fn final_distribution(row: &[f32], p: &SamplingParams) -> Option<Vec<f64>> {
+    stage_distributions(row, p).map(|s| s.after_min_p)
+}

@@ -1,0 +1,187 @@
+//! Per-row sampling parameters, their validation, and the draw methods.
+
+use crate::error::SampleError;
+use serde::{Deserialize, Serialize};
+
+/// The parameters of one row. `#[repr(C)]` and 32 bytes: the kernels read this exact layout
+/// (`kernels/params.cuh` mirrors it; both sides check size and offsets).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingParams {
+    /// `>= 0`; `0` is greedy (argmax, ties to the lowest index, no random number used).
+    pub temperature: f32,
+    /// Keep the `top_k` most probable tokens; `0` turns the filter off.
+    pub top_k: u32,
+    /// In `(0, 1]`: keep the smallest most-probable set whose mass reaches `top_p`; `1` is off.
+    pub top_p: f32,
+    /// In `[0, 1)`: drop tokens below `min_p` times the largest probability; `0` is off.
+    pub min_p: f32,
+    /// Key of the request's random stream.
+    pub seed: u64,
+    /// Counter of the request's random stream (the decode step).
+    pub step: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 0,
+            step: 0,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Checks every field's range; the error names `row` and the field.
+    pub fn validate(&self, row: usize) -> Result<(), SampleError> {
+        let bad = |field, value: f32, reason| SampleError::InvalidParam {
+            row,
+            field,
+            value: value.to_string(),
+            reason,
+        };
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(bad(
+                "temperature",
+                self.temperature,
+                "must be a finite number >= 0",
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(bad("top_p", self.top_p, "must be in (0, 1]"));
+        }
+        if !(self.min_p >= 0.0 && self.min_p < 1.0) {
+            return Err(bad("min_p", self.min_p, "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// Greedy rows take the argmax and use no random number.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
+    /// The same parameters at a later step (draw `d` of a request uses `step + d`).
+    pub fn at_step(self, step: u64) -> Self {
+        SamplingParams { step, ..self }
+    }
+}
+
+/// Validates a parameter slice against a batch: one entry (shared by every row) or one per row.
+pub fn validate_batch(params: &[SamplingParams], batch: usize) -> Result<(), SampleError> {
+    if params.len() != 1 && params.len() != batch {
+        return Err(SampleError::Shape(format!(
+            "{} parameter rows for a batch of {batch} (give 1 or {batch})",
+            params.len()
+        )));
+    }
+    params
+        .iter()
+        .enumerate()
+        .try_for_each(|(row, p)| p.validate(row))
+}
+
+/// The parameters of row `row` when `params` holds one entry for all rows or one per row.
+#[inline]
+pub fn row_params(params: &[SamplingParams], row: usize) -> &SamplingParams {
+    if params.len() == 1 {
+        &params[0]
+    } else {
+        &params[row]
+    }
+}
+
+/// How a token is drawn from the final distribution. Both are exact in distribution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrawMethod {
+    /// Gumbel-max (the exponential race): the argmax of `logit / T + g_i`, `g_i` Gumbel noise from
+    /// token `i`'s own uniform. The default: it needs no prefix sum and no normalisation, and an
+    /// argmax gives the same answer in any reduction order, so the GPU's parallel evaluation picks
+    /// the CPU's token except when two noisy scores tie to within float rounding.
+    #[default]
+    Gumbel,
+    /// One uniform per row, walked through the cumulative sum of the kept probabilities in token
+    /// index order (what `torch.multinomial` does). Its prefix sum depends on summation order, so
+    /// a boundary can move between implementations.
+    InverseCdf,
+}
+
+/// Per-row outcome. A failed row has no token; the other rows of its batch are unaffected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    Ok = 0,
+    /// The row holds NaN or `+inf`.
+    NonFiniteLogit = 1,
+    /// Every logit of the row is `-inf`.
+    NoFiniteLogit = 2,
+    /// The row's parameters failed validation (only reported by device-side checks).
+    InvalidParams = 3,
+}
+
+impl RowStatus {
+    pub fn from_code(code: u32) -> Option<RowStatus> {
+        Some(match code {
+            0 => RowStatus::Ok,
+            1 => RowStatus::NonFiniteLogit,
+            2 => RowStatus::NoFiniteLogit,
+            3 => RowStatus::InvalidParams,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_the_kernels() {
+        assert_eq!(std::mem::size_of::<SamplingParams>(), 32);
+        assert_eq!(std::mem::offset_of!(SamplingParams, temperature), 0);
+        assert_eq!(std::mem::offset_of!(SamplingParams, top_k), 4);
+        assert_eq!(std::mem::offset_of!(SamplingParams, top_p), 8);
+        assert_eq!(std::mem::offset_of!(SamplingParams, min_p), 12);
+        assert_eq!(std::mem::offset_of!(SamplingParams, seed), 16);
+        assert_eq!(std::mem::offset_of!(SamplingParams, step), 24);
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let ok = SamplingParams::default();
+        let cases = [
+            (SamplingParams { temperature: -1.0, ..ok }, "temperature"),
+            (SamplingParams { temperature: f32::NAN, ..ok }, "temperature"),
+            (SamplingParams { temperature: f32::INFINITY, ..ok }, "temperature"),
+            (SamplingParams { top_p: 0.0, ..ok }, "top_p"),
+            (SamplingParams { top_p: 1.5, ..ok }, "top_p"),
+            (SamplingParams { top_p: f32::NAN, ..ok }, "top_p"),
+            (SamplingParams { min_p: 1.0, ..ok }, "min_p"),
+            (SamplingParams { min_p: -0.1, ..ok }, "min_p"),
+            (SamplingParams { min_p: f32::NAN, ..ok }, "min_p"),
+        ];
+        for (p, field) in cases {
+            let msg = p.validate(3).unwrap_err().to_string();
+            assert!(msg.contains(field) && msg.contains("row 3"), "{msg}");
+        }
+        assert!(ok.validate(0).is_ok());
+        assert!(SamplingParams { temperature: 0.0, top_p: 1.0, min_p: 0.0, ..ok }
+            .validate(0)
+            .is_ok());
+    }
+
+    #[test]
+    fn batch_params_are_one_or_one_per_row() {
+        let p = SamplingParams::default();
+        assert!(validate_batch(&[p], 5).is_ok());
+        assert!(validate_batch(&[p; 5], 5).is_ok());
+        assert!(validate_batch(&[p; 2], 5).is_err());
+    }
+}
