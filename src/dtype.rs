@@ -35,7 +35,9 @@ impl std::str::FromStr for Dtype {
             "f32" | "fp32" | "float32" => Ok(Dtype::F32),
             "f16" | "fp16" | "float16" => Ok(Dtype::F16),
             "bf16" | "bfloat16" => Ok(Dtype::Bf16),
-            other => Err(format!("unknown dtype '{other}' (expected f32, f16 or bf16)")),
+            other => Err(format!(
+                "unknown dtype '{other}' (expected f32, f16 or bf16)"
+            )),
         }
     }
 }

@@ -32,10 +32,12 @@
 //! The f64 reference ([`cpu::sample_row`]) implements this literally; the GPU agrees with it
 //! except where f32 sums put a top-p / min-p boundary, or a Gumbel near-tie, differently.
 
+pub mod bench;
 pub mod cpu;
 pub mod dtype;
-pub mod gpu;
 pub mod error;
+pub mod gpu;
+pub mod io;
 pub mod params;
 pub mod philox;
 

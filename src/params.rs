@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// The parameters of one row. `#[repr(C)]` and 32 bytes: the kernels read this exact layout
 /// (`kernels/params.cuh` mirrors it; both sides check size and offsets).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Serialize, Deserialize, bytemuck::Pod, bytemuck::Zeroable,
+)]
 #[repr(C)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
@@ -157,24 +159,59 @@ mod tests {
     fn every_invalid_field_is_named() {
         let ok = SamplingParams::default();
         let cases = [
-            (SamplingParams { temperature: -1.0, ..ok }, "temperature"),
-            (SamplingParams { temperature: f32::NAN, ..ok }, "temperature"),
-            (SamplingParams { temperature: f32::INFINITY, ..ok }, "temperature"),
+            (
+                SamplingParams {
+                    temperature: -1.0,
+                    ..ok
+                },
+                "temperature",
+            ),
+            (
+                SamplingParams {
+                    temperature: f32::NAN,
+                    ..ok
+                },
+                "temperature",
+            ),
+            (
+                SamplingParams {
+                    temperature: f32::INFINITY,
+                    ..ok
+                },
+                "temperature",
+            ),
             (SamplingParams { top_p: 0.0, ..ok }, "top_p"),
             (SamplingParams { top_p: 1.5, ..ok }, "top_p"),
-            (SamplingParams { top_p: f32::NAN, ..ok }, "top_p"),
+            (
+                SamplingParams {
+                    top_p: f32::NAN,
+                    ..ok
+                },
+                "top_p",
+            ),
             (SamplingParams { min_p: 1.0, ..ok }, "min_p"),
             (SamplingParams { min_p: -0.1, ..ok }, "min_p"),
-            (SamplingParams { min_p: f32::NAN, ..ok }, "min_p"),
+            (
+                SamplingParams {
+                    min_p: f32::NAN,
+                    ..ok
+                },
+                "min_p",
+            ),
         ];
         for (p, field) in cases {
             let msg = p.validate(3).unwrap_err().to_string();
             assert!(msg.contains(field) && msg.contains("row 3"), "{msg}");
         }
         assert!(ok.validate(0).is_ok());
-        assert!(SamplingParams { temperature: 0.0, top_p: 1.0, min_p: 0.0, ..ok }
-            .validate(0)
-            .is_ok());
+        assert!(SamplingParams {
+            temperature: 0.0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..ok
+        }
+        .validate(0)
+        .is_ok());
     }
 
     #[test]

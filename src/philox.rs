@@ -96,7 +96,11 @@ mod tests {
     #[test]
     fn random123_known_answers() {
         let cases: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-            ([0; 4], [0; 2], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+            (
+                [0; 4],
+                [0; 2],
+                [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+            ),
             (
                 [u32::MAX; 4],
                 [u32::MAX; 2],
@@ -148,7 +152,10 @@ mod tests {
         }
         let m = s / (4 * n) as f64;
         let var = s2 / (4 * n) as f64 - m * m;
-        assert!((m - 0.5).abs() < 5.0 * (1.0f64 / 12.0 / (4 * n) as f64).sqrt(), "mean {m}");
+        assert!(
+            (m - 0.5).abs() < 5.0 * (1.0f64 / 12.0 / (4 * n) as f64).sqrt(),
+            "mean {m}"
+        );
         assert!((var - 1.0 / 12.0).abs() < 1e-3, "var {var}");
     }
 }

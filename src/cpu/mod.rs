@@ -1,9 +1,11 @@
 //! The CPU side: the exact f64 reference sampler and the per-stage distributions it explains.
 
+pub mod diff;
 pub mod reference;
 pub mod select;
 pub mod stages;
 
+pub use diff::{compare_token, Agreement, Tolerances};
 pub use reference::{
     batch_size, kept_set, sample_batch, sample_row, scan_row, KeptSet, RowOutput, RowScan,
     SampleOptions, TokenLogprob,

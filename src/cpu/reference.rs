@@ -219,9 +219,7 @@ pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions)
 
     let top_logprobs = match &kept {
         KeptSet::AllFinite => top_sorted(row, opts.top_n),
-        KeptSet::Ranked { candidates, .. } => {
-            candidates.iter().take(opts.top_n).copied().collect()
-        }
+        KeptSet::Ranked { candidates, .. } => candidates.iter().take(opts.top_n).copied().collect(),
     }
     .into_iter()
     .map(|c| TokenLogprob {
@@ -293,7 +291,9 @@ pub fn sample_batch<T: Logit>(
 /// The batch size of `len` logits of `vocab` each, or a shape error.
 pub fn batch_size(len: usize, vocab: usize) -> Result<usize> {
     if vocab == 0 {
-        return Err(crate::SampleError::Shape("vocab size must be at least 1".into()));
+        return Err(crate::SampleError::Shape(
+            "vocab size must be at least 1".into(),
+        ));
     }
     if len % vocab != 0 {
         return Err(crate::SampleError::Shape(format!(

@@ -68,11 +68,34 @@ pub fn stage_distributions(row: &[f32], p: &SamplingParams) -> Option<Stages> {
     }
     let after_top_p = renormalised(after_top_p);
 
+    // min-p: at least `min_p` times the largest surviving probability. The ratio of two
+    // probabilities is taken as the ratio of their unnormalised weights,
+    // `exp((x_i - x_largest) / T) >= min_p`: comparing the normalised `q_i` with
+    // `min_p * q_largest` rounds both sides and can drop a token whose weight is exactly `min_p`
+    // (e.g. logits [2^-49, -2^-24, -1] with min_p = 1 - 2^-24 at T = 1).
     let largest = after_top_p.iter().copied().fold(0.0, f64::max);
+    let largest_logit = order
+        .iter()
+        .find(|&&i| after_top_p[i] == largest)
+        .map_or(max, |&i| row[i]);
+    let at_least_min_p = |q: f64, x: f32| {
+        if p.temperature == 0.0 {
+            q >= p.min_p as f64 * largest // a point mass: exact
+        } else {
+            ((x as f64 - largest_logit as f64) / p.temperature as f64).exp() >= p.min_p as f64
+        }
+    };
     let after_min_p = renormalised(
         after_top_p
             .iter()
-            .map(|&q| if q >= p.min_p as f64 * largest { q } else { 0.0 })
+            .zip(row)
+            .map(|(&q, &x)| {
+                if q > 0.0 && at_least_min_p(q, x) {
+                    q
+                } else {
+                    0.0
+                }
+            })
             .collect(),
     );
 

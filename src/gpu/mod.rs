@@ -1,40 +1,256 @@
-//! The GPU sampler (see `kernels/`). Placeholder API while the kernels are written.
+//! The GPU sampler: the fused kernels of `kernels/sampler.cu` on one CUDA stream.
+//!
+//! [`GpuSampler::sample`] works on device buffers, is stream-ordered, allocates nothing and never
+//! waits for the host, so a serving loop can call it every step or capture it in a CUDA graph;
+//! [`GpuSampler::sample_host`] is the convenience path from and to host slices.
 
-use crate::cpu::{RowOutput, SampleOptions};
+mod device;
+pub mod kernels_image;
+mod launch;
+
+pub use device::{gpu_available, DeviceInfo};
+pub use launch::{threads_for, MAX_TOP_N, SAMPLER_MAX_THREADS};
+
+use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
-use crate::params::SamplingParams;
+use crate::params::{validate_batch, DrawMethod, RowStatus, SamplingParams};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView, DeviceRepr};
+use launch::{SampleOutputsMut, SamplerKernels};
+use std::sync::Arc;
 
-/// Capacities a [`GpuSampler`] preallocates for.
+/// Capacities a [`GpuSampler`]'s outputs are sized for.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuConfig {
     pub device_ordinal: usize,
     pub max_batch: usize,
-    pub max_vocab: usize,
     pub max_top_n: usize,
 }
 
-/// Owns a CUDA context, stream, kernels and workspace.
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig {
+            device_ordinal: 0,
+            max_batch: 1024,
+            max_top_n: 20,
+        }
+    }
+}
+
+/// Per-row results on the device, sized for a sampler's `max_batch` and `max_top_n`.
+pub struct GpuOutputs {
+    pub tokens: CudaSlice<i32>,       // [max_batch]; -1 for failed rows
+    pub logprobs: CudaSlice<f32>,     // [max_batch]
+    pub status: CudaSlice<u32>,       // [max_batch]; RowStatus codes
+    pub top_tokens: CudaSlice<i32>,   // [max_batch, top_n] of the last launch; -1 pads
+    pub top_logprobs: CudaSlice<f32>, // [max_batch, top_n] of the last launch; -inf pads
+}
+
+/// Owns a context, a stream and the loaded kernels.
 pub struct GpuSampler {
-    _config: GpuConfig,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    kernels: SamplerKernels,
+    config: GpuConfig,
+    info: DeviceInfo,
 }
 
 impl GpuSampler {
-    /// Opens the device; [`SampleError::NoDevice`] when there is no driver or no GPU.
+    /// Opens the device and loads the kernels; [`SampleError::NoDevice`] when there is no driver
+    /// or no GPU.
     pub fn new(config: GpuConfig) -> Result<Self> {
-        let _ = config;
-        Err(SampleError::NoDevice("not built yet".into()))
+        if config.max_top_n > MAX_TOP_N {
+            return Err(SampleError::Capacity(format!(
+                "max_top_n {} exceeds the kernels' {MAX_TOP_N}",
+                config.max_top_n
+            )));
+        }
+        let ctx = device::open_context(config.device_ordinal)?;
+        // All buffers are used on this sampler's one stream, in order: cudarc's cross-stream
+        // event tracking would only add event records (which graph capture does not want).
+        unsafe { ctx.disable_event_tracking() };
+        let info = device::device_info(&ctx)?;
+        let module = device::load_sampler_module(&ctx, info.compute_capability)?;
+        let kernels = SamplerKernels::load(&module)?;
+        // A stream of our own: the legacy default stream cannot be captured into a graph.
+        let stream = ctx.new_stream()?;
+        Ok(GpuSampler {
+            ctx,
+            stream,
+            kernels,
+            config,
+            info,
+        })
     }
 
-    /// Copies host logits in, samples, copies results out.
-    pub fn sample_host<T: Logit>(
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    pub fn config(&self) -> &GpuConfig {
+        &self.config
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream every launch is ordered on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Output buffers sized for this sampler's capacities.
+    pub fn alloc_outputs(&self) -> Result<GpuOutputs> {
+        let (b, n) = (self.config.max_batch, self.config.max_top_n);
+        Ok(GpuOutputs {
+            tokens: self.stream.alloc_zeros(b.max(1))?,
+            logprobs: self.stream.alloc_zeros(b.max(1))?,
+            status: self.stream.alloc_zeros(b.max(1))?,
+            top_tokens: self.stream.alloc_zeros((b * n).max(1))?,
+            top_logprobs: self.stream.alloc_zeros((b * n).max(1))?,
+        })
+    }
+
+    /// Samples `batch` rows of `logits` (`[batch, vocab]` on the device) into `out`. `params`
+    /// holds one entry per row, or one shared by all rows. Stream-ordered: no allocation, no
+    /// host synchronisation. Rows whose parameters are invalid get `RowStatus::InvalidParams`.
+    pub fn sample<T: Logit + DeviceRepr>(
+        &self,
+        logits: &CudaView<'_, T>,
+        vocab: usize,
+        params: &CudaView<'_, SamplingParams>,
+        opts: &SampleOptions,
+        out: &mut GpuOutputs,
+    ) -> Result<()> {
+        let batch = batch_size(logits.len(), vocab)?;
+        if batch > self.config.max_batch {
+            return Err(SampleError::Capacity(format!(
+                "batch {batch} exceeds this sampler's max_batch {}",
+                self.config.max_batch
+            )));
+        }
+        if opts.top_n > self.config.max_top_n {
+            return Err(SampleError::Capacity(format!(
+                "top_n {} exceeds this sampler's max_top_n {}",
+                opts.top_n, self.config.max_top_n
+            )));
+        }
+        let vocab_u32 = u32::try_from(vocab)
+            .map_err(|_| SampleError::Capacity(format!("vocab {vocab} exceeds 2^32 - 1")))?;
+        let batch_u32 = u32::try_from(batch)
+            .map_err(|_| SampleError::Capacity(format!("batch {batch} exceeds 2^32 - 1")))?;
+        let params_stride = match params.len() {
+            1 => 0,
+            n if n == batch => 1,
+            n => {
+                return Err(SampleError::Shape(format!(
+                    "{n} parameter rows for a batch of {batch} (give 1 or {batch})"
+                )))
+            }
+        };
+        let method = match opts.method {
+            DrawMethod::Gumbel => 0,
+            DrawMethod::InverseCdf => 1,
+        };
+        let top_len = (batch * opts.top_n).max(1);
+        let mut views = SampleOutputsMut {
+            tokens: out.tokens.slice_mut(..batch.max(1)),
+            logprobs: out.logprobs.slice_mut(..batch.max(1)),
+            status: out.status.slice_mut(..batch.max(1)),
+            top_tokens: out.top_tokens.slice_mut(..top_len),
+            top_logprobs: out.top_logprobs.slice_mut(..top_len),
+        };
+        // SAFETY: sizes checked above: logits hold batch * vocab elements, params 1 or batch,
+        // outputs at least batch (batch * top_n) elements, top_n <= max_top_n <= MAX_TOP_N.
+        unsafe {
+            launch::sample_rows(
+                &self.stream,
+                &self.kernels,
+                T::DTYPE,
+                batch_u32,
+                logits,
+                params,
+                params_stride,
+                vocab_u32,
+                method,
+                opts.top_n as u32,
+                &mut views,
+            )
+        }
+    }
+
+    /// Copies the first `batch` rows of results to the host (waits for the stream).
+    pub fn download(&self, out: &GpuOutputs, batch: usize, top_n: usize) -> Result<Vec<RowOutput>> {
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let tokens = self.stream.clone_dtoh(&out.tokens.slice(..batch))?;
+        let logprobs = self.stream.clone_dtoh(&out.logprobs.slice(..batch))?;
+        let status = self.stream.clone_dtoh(&out.status.slice(..batch))?;
+        let (top_tokens, top_logprobs) = if top_n > 0 {
+            (
+                self.stream
+                    .clone_dtoh(&out.top_tokens.slice(..batch * top_n))?,
+                self.stream
+                    .clone_dtoh(&out.top_logprobs.slice(..batch * top_n))?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        self.stream.synchronize()?;
+        Ok((0..batch)
+            .map(|r| {
+                let status = RowStatus::from_code(status[r]).unwrap_or(RowStatus::InvalidParams);
+                if status != RowStatus::Ok {
+                    return RowOutput::failed(status);
+                }
+                let top = (0..top_n)
+                    .map(|i| (top_tokens[r * top_n + i], top_logprobs[r * top_n + i]))
+                    .take_while(|&(t, _)| t >= 0)
+                    .map(|(t, l)| TokenLogprob {
+                        token: t as u32,
+                        logprob: l as f64,
+                    })
+                    .collect();
+                RowOutput {
+                    token: Some(tokens[r] as u32),
+                    logprob: logprobs[r] as f64,
+                    top_logprobs: top,
+                    status,
+                }
+            })
+            .collect())
+    }
+
+    /// The convenience path: validates `params` on the host (typed errors naming row and field),
+    /// copies `logits` in, samples, and copies the results out.
+    pub fn sample_host<T: Logit + DeviceRepr>(
         &mut self,
         logits: &[T],
         vocab: usize,
         params: &[SamplingParams],
         opts: &SampleOptions,
     ) -> Result<Vec<RowOutput>> {
-        let _ = (logits, vocab, params, opts);
-        Err(SampleError::NoDevice("not built yet".into()))
+        let batch = batch_size(logits.len(), vocab)?;
+        validate_batch(params, batch)?;
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let logits_dev = self.stream.clone_htod(logits)?;
+        let params_dev = self.stream.clone_htod(params)?;
+        let mut out = self.alloc_outputs()?;
+        self.sample(
+            &logits_dev.as_view(),
+            vocab,
+            &params_dev.as_view(),
+            opts,
+            &mut out,
+        )?;
+        self.download(&out, batch, opts.top_n)
     }
 }
+
+// SAFETY: SamplingParams is #[repr(C)] plain data (bytemuck::Pod) with the layout the kernels
+// read (checked on both sides).
+unsafe impl DeviceRepr for SamplingParams {}

@@ -1,0 +1,110 @@
+// Reading a row of logits: 16-byte vector loads when the row is aligned, element loads otherwise,
+// every element widened exactly to f32. Positions past the end read as -inf (a masked token), so
+// the tail needs no special path.
+#pragma once
+
+#define NEG_INF __int_as_float(0xff800000)
+#define POS_INF __int_as_float(0x7f800000)
+
+enum DtypeCode { DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2 };
+
+// IEEE half bits to f32, exactly (every half is an f32). The GPU uses the conversion
+// instruction; the host shim runs the portable twin, which the host tests check bit for bit.
+__device__ __forceinline__ float f16_bits_to_float(unsigned short h)
+{
+#if defined(__CUDA_ARCH__)
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    const unsigned int sign = (unsigned int)(h >> 15) << 31;
+    const unsigned int exponent = (h >> 10) & 0x1fu;
+    const unsigned int mantissa = h & 0x3ffu;
+    if (exponent == 0) {
+        // Zero or subnormal: mantissa * 2^-24, exact in f32.
+        const float magnitude = (float)mantissa * (1.0f / 16777216.0f);
+        return sign ? -magnitude : magnitude;
+    }
+    if (exponent == 31) return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+    return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+#endif
+}
+
+__device__ __forceinline__ float bf16_bits_to_float(unsigned short b)
+{
+    return __uint_as_float((unsigned int)b << 16);
+}
+
+template <int DT> struct Dtype;
+template <> struct Dtype<DTYPE_F32> {
+    typedef float Raw;
+    static constexpr int VEC = 4;
+    __device__ static __forceinline__ float widen(float r) { return r; }
+};
+template <> struct Dtype<DTYPE_F16> {
+    typedef unsigned short Raw;
+    static constexpr int VEC = 8;
+    __device__ static __forceinline__ float widen(unsigned short r) { return f16_bits_to_float(r); }
+};
+template <> struct Dtype<DTYPE_BF16> {
+    typedef unsigned short Raw;
+    static constexpr int VEC = 8;
+    __device__ static __forceinline__ float widen(unsigned short r) { return bf16_bits_to_float(r); }
+};
+
+// The VEC elements starting at `start` (a multiple of VEC).
+template <int DT>
+__device__ __forceinline__ void load_chunk(const typename Dtype<DT>::Raw* __restrict__ row,
+                                           unsigned int vocab, unsigned int start, bool aligned,
+                                           float (&x)[Dtype<DT>::VEC])
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    if (aligned && start + VEC <= vocab) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(row + start);
+        const unsigned int words[4] = {raw.x, raw.y, raw.z, raw.w};
+        if constexpr (DT == DTYPE_F32) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) x[j] = __uint_as_float(words[j]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                x[2 * j] = Dtype<DT>::widen((unsigned short)(words[j] & 0xffffu));
+                x[2 * j + 1] = Dtype<DT>::widen((unsigned short)(words[j] >> 16));
+            }
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j)
+            x[j] = start + j < vocab ? Dtype<DT>::widen(row[start + j]) : NEG_INF;
+    }
+}
+
+// Calls f(start, x) for each of this thread's chunks, tile by tile in index order. Every thread
+// runs the same number of iterations, so f may contain block-wide barriers.
+template <int DT, typename F>
+__device__ __forceinline__ void for_each_chunk(const typename Dtype<DT>::Raw* __restrict__ row,
+                                               unsigned int vocab, bool aligned, F&& f)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    const unsigned int tile = blockDim.x * VEC;
+    for (unsigned int base = 0; base < vocab; base += tile) {
+        const unsigned int start = base + threadIdx.x * VEC;
+        float x[VEC];
+        load_chunk<DT>(row, vocab, start, aligned, x);
+        f(start, x);
+    }
+}
+
+// Rank order as an unsigned key: a larger key is a larger float; -0 is keyed as +0 so that they
+// tie (the semantics compare values). NaN never reaches here (such rows are rejected first).
+__device__ __forceinline__ unsigned int order_key(float x)
+{
+    unsigned int b = __float_as_uint(x);
+    if (b == 0x80000000u) b = 0u;
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ __forceinline__ float key_to_float(unsigned int k)
+{
+    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}

@@ -1,0 +1,361 @@
+// The fused sampler: one thread block per row applies temperature, top-k, top-p and min-p and
+// draws one token, reading the logits in their own dtype and writing only the per-row results.
+// The semantics are the crate's (src/lib.rs); src/cpu/reference.rs is the exact twin.
+//
+// Passes over a row (each a read of the row, from L2 after the first):
+//   1 scan: max, argmax, finite count, NaN/+inf check;
+//   3 top-k: radix select on counts (plus one ordered pass when ties straddle the cut);
+//   3 top-p: radix select on fixed-point mass over the top-k survivors (ditto);
+//   1 (Gumbel) or 2 (inverse CDF) draw passes, which also sum the kept mass for the logprob;
+//   3 top-n: radix select on counts over the kept set, plus one collecting pass.
+// Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
+// are integer, float sums are fixed-order block reductions.
+
+#include "params.cuh"
+#include "philox.cuh"
+#include "block.cuh"
+#include "load.cuh"
+#include "select.cuh"
+
+// Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
+// 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
+// mirrors this value (src/gpu/launch.rs).
+#define SAMPLER_MAX_THREADS 512
+
+struct TopShared {
+    unsigned int count;
+    unsigned int key[BATCHSAMPLE_MAX_TOP_N];
+    unsigned int index[BATCHSAMPLE_MAX_TOP_N];
+};
+
+struct RowShared {
+    SelectShared select;
+    TopShared top;
+};
+
+__device__ __forceinline__ bool params_valid(const SamplingParams& p)
+{
+    // The host validates too; this keeps a bad row from harming its batch when parameters are
+    // written on the device.
+    return p.temperature >= 0.0f && p.temperature <= 3.402823466e38f && p.top_p > 0.0f &&
+           p.top_p <= 1.0f && p.min_p >= 0.0f && p.min_p < 1.0f;
+}
+
+// Writes a row's outputs. Called by every thread; thread 0 writes the scalars, and the top-n
+// slots from `filled` on are set to (-1, -inf).
+__device__ __forceinline__ void write_row(unsigned int row, int token, float logprob,
+                                          unsigned int status_code, unsigned int top_n,
+                                          unsigned int filled, int* __restrict__ tokens,
+                                          float* __restrict__ logprobs,
+                                          unsigned int* __restrict__ status,
+                                          int* __restrict__ top_tokens,
+                                          float* __restrict__ top_logprobs)
+{
+    if (threadIdx.x == 0) {
+        tokens[row] = token;
+        logprobs[row] = logprob;
+        status[row] = status_code;
+    }
+    for (unsigned int i = filled + threadIdx.x; i < top_n; i += blockDim.x) {
+        top_tokens[(size_t)row * top_n + i] = -1;
+        top_logprobs[(size_t)row * top_n + i] = NEG_INF;
+    }
+}
+
+template <int DT>
+__device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
+                           const SamplingParams* __restrict__ params,
+                           unsigned int params_stride, unsigned int vocab, unsigned int method,
+                           unsigned int top_n, int* __restrict__ tokens,
+                           float* __restrict__ logprobs, unsigned int* __restrict__ status,
+                           int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
+                           RowShared& sh)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    const unsigned int row_index = blockIdx.x;
+    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
+    const SamplingParams p = params[(size_t)row_index * params_stride];
+    const float nan = __int_as_float(0x7fffffff);
+
+    if (!params_valid(p)) {
+        write_row(row_index, -1, nan, STATUS_INVALID_PARAMS, top_n, 0, tokens, logprobs, status,
+                  top_tokens, top_logprobs);
+        return;
+    }
+
+    // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
+    float best = NEG_INF;
+    unsigned int best_index = 0xffffffffu;
+    unsigned long long finite = 0ull;
+    int bad = 0;
+    for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
+            if (x[j] != NEG_INF && x[j] == x[j]) {
+                ++finite;
+                if (better(x[j], start + j, best, best_index)) {
+                    best = x[j];
+                    best_index = start + j;
+                }
+            }
+        }
+    });
+    bad = __syncthreads_or(bad);
+    unsigned int argmax;
+    const float max = block_argmax(best, best_index, &argmax, sh.select.scratch);
+    finite = block_sum_u64(finite, sh.select.scratch);
+    if (bad || finite == 0ull) {
+        write_row(row_index, -1, nan, bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT,
+                  top_n, 0, tokens, logprobs, status, top_tokens, top_logprobs);
+        return;
+    }
+    if (p.temperature == 0.0f) {
+        // Greedy: the distribution is a point mass on the argmax.
+        if (threadIdx.x == 0 && top_n > 0) {
+            top_tokens[(size_t)row_index * top_n] = (int)argmax;
+            top_logprobs[(size_t)row_index * top_n] = 0.0f;
+        }
+        write_row(row_index, (int)argmax, 0.0f, STATUS_OK, top_n, top_n > 0 ? 1u : 0u, tokens,
+                  logprobs, status, top_tokens, top_logprobs);
+        return;
+    }
+
+    const float temperature = p.temperature;
+    // Scaled, max-shifted logit and its weight exp(d) in (0, 1]: never overflows.
+    auto shifted = [&](float x) { return (x - max) / temperature; };
+    auto weight_of = [&](float x) { return expf(shifted(x)); };
+
+    // top-k: the first k of the rank order among the finite tokens.
+    Cut cut_k = whole_order();
+    if (p.top_k > 0u && (unsigned long long)p.top_k < finite) {
+        auto counted = [&](unsigned int, unsigned int, float x) {
+            return x != NEG_INF ? 1ull : 0ull;
+        };
+        const SelectResult r =
+            radix_select<DT>(row, vocab, aligned, p.top_k, 0.0f, counted, sh.select);
+        cut_k = cut_at<DT>(row, vocab, aligned, r, 1ull,
+                           [&](unsigned int, unsigned int, float x) { return x != NEG_INF; },
+                           sh.select);
+    }
+
+    // top-p over the top-k survivors: the shortest prefix whose mass reaches p of their total.
+    Cut cut_p = whole_order();
+    if (p.top_p < 1.0f) {
+        auto in_top_k = [&](unsigned int key, unsigned int index, float x) {
+            return x != NEG_INF && in_cut(cut_k, key, index);
+        };
+        auto mass = [&](unsigned int key, unsigned int index, float x) {
+            return in_top_k(key, index, x) ? fixed_mass(weight_of(x)) : 0ull;
+        };
+        const SelectResult r =
+            radix_select<DT>(row, vocab, aligned, 0ull, p.top_p, mass, sh.select);
+        cut_p = cut_at<DT>(row, vocab, aligned, r, fixed_mass(weight_of(key_to_float(r.tau))),
+                           in_top_k, sh.select);
+    }
+
+    const float min_p = p.min_p;
+    auto kept = [&](unsigned int key, unsigned int index, float x, float w) {
+        return x != NEG_INF && in_cut(cut_k, key, index) && in_cut(cut_p, key, index) &&
+               w >= min_p;
+    };
+
+    // The draw, summing the kept weights on the way (for the logprob).
+    unsigned long long kept_count = 0ull;
+    int token = -1;
+    float norm = 0.0f;
+    if (method == DRAW_GUMBEL) {
+        float best_score = NEG_INF;
+        unsigned int best_token = 0xffffffffu;
+        float mass = 0.0f;
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+            // Four tokens share one Philox call; skip it when none of the four is kept.
+#pragma unroll
+            for (int q = 0; q < VEC / 4; ++q) {
+                bool keep[4];
+                bool any = false;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float xj = x[4 * q + j];
+                    const float w = weight_of(xj);
+                    keep[j] = kept(order_key(xj), start + 4 * q + j, xj, w);
+                    if (keep[j]) {
+                        mass += w;
+                        ++kept_count;
+                    }
+                    any |= keep[j];
+                }
+                if (!any) continue;
+                const Philox4 r = philox_block(p.seed, p.step, (start >> 2) + q, PHILOX_TOKEN_NOISE);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    if (!keep[j]) continue;
+                    const float u = word_to_uniform(r.v[j]);
+                    const float score = shifted(x[4 * q + j]) - logf(-logf(u));
+                    if (better(score, start + 4 * q + j, best_score, best_token)) {
+                        best_score = score;
+                        best_token = start + 4 * q + j;
+                    }
+                }
+            }
+        });
+        unsigned int winner;
+        block_argmax(best_score, best_token, &winner, sh.select.scratch);
+        norm = block_sum_f32(mass, sh.select.scratch);
+        token = (int)winner;
+    } else {
+        // Inverse CDF in index order. The total is summed with the same tile-by-tile scan as the
+        // walk, so the walk's running sum ends exactly at the total.
+        float running = 0.0f;
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+            float local = 0.0f;
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const float w = weight_of(x[j]);
+                if (kept(order_key(x[j]), start + j, x[j], w)) {
+                    local += w;
+                    ++kept_count;
+                }
+            }
+            float tile_total;
+            block_exclusive_scan_f32(local, &tile_total, sh.select.scratch);
+            running += tile_total;
+        });
+        norm = running;
+        const float u =
+            word_to_uniform(philox_block(p.seed, p.step, 0u, PHILOX_ROW_UNIFORM).v[0]);
+        const float target = u * norm;
+        // The first kept token whose running sum exceeds the target; failing that (rounding),
+        // the last kept token with weight.
+        unsigned int first = 0xffffffffu;
+        unsigned int last = 0u;
+        bool have_last = false;
+        running = 0.0f;
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+            float w[VEC];
+            float local = 0.0f;
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                w[j] = weight_of(x[j]);
+                if (!kept(order_key(x[j]), start + j, x[j], w[j])) w[j] = 0.0f;
+                local += w[j];
+            }
+            float tile_total;
+            const float before = block_exclusive_scan_f32(local, &tile_total, sh.select.scratch);
+            float partial = 0.0f;
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                if (w[j] <= 0.0f) continue;
+                partial += w[j];
+                if (first == 0xffffffffu && running + (before + partial) > target) first = start + j;
+                last = start + j;
+                have_last = true;
+            }
+            running += tile_total;
+        });
+        // The lowest first-crossing index over threads; and the highest last index, carried as
+        // the value (exact in f32 below 2^24, beyond any vocabulary).
+        unsigned int chosen_first, unused;
+        block_argmax(first == 0xffffffffu ? NEG_INF : 0.0f, first, &chosen_first,
+                     sh.select.scratch);
+        const float last_value = block_argmax(have_last ? (float)last : NEG_INF, 0u, &unused,
+                                              sh.select.scratch);
+        token = chosen_first != 0xffffffffu ? (int)chosen_first : (int)last_value;
+    }
+    kept_count = block_sum_u64(kept_count, sh.select.scratch);
+    const float log_norm = logf(norm);
+    const float chosen_logit = Dtype<DT>::widen(row[token]);
+    const float logprob = shifted(chosen_logit) - log_norm;
+
+    // top-n: the first n kept tokens in rank order, collected and ordered in shared memory.
+    unsigned int filled = 0u;
+    const unsigned long long wanted = top_n < kept_count ? top_n : kept_count;
+    if (wanted > 0ull) {
+        auto kept_count_weight = [&](unsigned int key, unsigned int index, float x) {
+            return kept(key, index, x, weight_of(x)) ? 1ull : 0ull;
+        };
+        auto kept_accept = [&](unsigned int key, unsigned int index, float x) {
+            return kept(key, index, x, weight_of(x));
+        };
+        Cut cut_n = whole_order();
+        if (wanted < kept_count) {
+            const SelectResult r = radix_select<DT>(row, vocab, aligned, wanted, 0.0f,
+                                                    kept_count_weight, sh.select);
+            cut_n = cut_at<DT>(row, vocab, aligned, r, 1ull, kept_accept, sh.select);
+        }
+        if (threadIdx.x == 0) sh.top.count = 0u;
+        __syncthreads();
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const unsigned int key = order_key(x[j]);
+                if (kept_accept(key, start + j, x[j]) && in_cut(cut_n, key, start + j)) {
+                    const unsigned int slot = atomicAdd(&sh.top.count, 1u);
+                    sh.top.key[slot] = key;
+                    sh.top.index[slot] = start + j;
+                }
+            }
+        });
+        __syncthreads();
+        filled = (unsigned int)wanted;
+        // The slots were filled in a racy order; each entry's rank fixes its output position.
+        for (unsigned int i = threadIdx.x; i < filled; i += blockDim.x) {
+            const unsigned int key = sh.top.key[i], index = sh.top.index[i];
+            unsigned int rank = 0u;
+            for (unsigned int o = 0; o < filled; ++o) {
+                const unsigned int ok = sh.top.key[o], oi = sh.top.index[o];
+                rank += (ok > key || (ok == key && oi < index)) ? 1u : 0u;
+            }
+            top_tokens[(size_t)row_index * top_n + rank] = (int)index;
+            top_logprobs[(size_t)row_index * top_n + rank] = shifted(key_to_float(key)) - log_norm;
+        }
+    }
+    write_row(row_index, token, logprob, STATUS_OK, top_n, filled, tokens, logprobs, status,
+              top_tokens, top_logprobs);
+}
+
+// Entry points, one per dtype. Launch: grid.x = batch, block.x a power of two in [64, SAMPLER_MAX_THREADS].
+// f16 and bf16 logits are passed as their raw 16-bit patterns.
+
+extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
+    sample_rows_f32(const float* __restrict__ logits,               // [batch, vocab]
+                    const SamplingParams* __restrict__ params,      // [batch] or [1]
+                    unsigned int params_stride,                     // 1, or 0 to share params[0]
+                    unsigned int vocab, unsigned int method, unsigned int top_n,
+                    int* __restrict__ tokens,                       // [batch]
+                    float* __restrict__ logprobs,                   // [batch]
+                    unsigned int* __restrict__ status,              // [batch]
+                    int* __restrict__ top_tokens,                   // [batch, top_n]
+                    float* __restrict__ top_logprobs)               // [batch, top_n]
+{
+    __shared__ RowShared shared;
+    sample_row<DTYPE_F32>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                          status, top_tokens, top_logprobs, shared);
+}
+
+extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
+    sample_rows_f16(const unsigned short* __restrict__ logits,      // [batch, vocab] IEEE half
+                    const SamplingParams* __restrict__ params, unsigned int params_stride,
+                    unsigned int vocab, unsigned int method, unsigned int top_n,
+                    int* __restrict__ tokens, float* __restrict__ logprobs,
+                    unsigned int* __restrict__ status, int* __restrict__ top_tokens,
+                    float* __restrict__ top_logprobs)
+{
+    __shared__ RowShared shared;
+    sample_row<DTYPE_F16>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                          status, top_tokens, top_logprobs, shared);
+}
+
+extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
+    sample_rows_bf16(const unsigned short* __restrict__ logits,     // [batch, vocab] bfloat16
+                     const SamplingParams* __restrict__ params, unsigned int params_stride,
+                     unsigned int vocab, unsigned int method, unsigned int top_n,
+                     int* __restrict__ tokens, float* __restrict__ logprobs,
+                     unsigned int* __restrict__ status, int* __restrict__ top_tokens,
+                     float* __restrict__ top_logprobs)
+{
+    __shared__ RowShared shared;
+    sample_row<DTYPE_BF16>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                           status, top_tokens, top_logprobs, shared);
+}

@@ -1,0 +1,101 @@
+//! `batchsample bench`: latency of the sampler over a sweep of shapes and modes, against the
+//! one-read memory floor (bytes of logits / measured bandwidth), on the GPU or the CPU.
+
+mod cpu;
+mod gpu;
+mod workload;
+
+pub use cpu::{bench_cpu, measure_host_bandwidth};
+pub use gpu::{bench_gpu, measure_device_bandwidth};
+pub use workload::{mode_params, synthetic_logits, BenchMode};
+
+use crate::dtype::Dtype;
+use crate::params::DrawMethod;
+use serde::Serialize;
+
+/// One point of the sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BenchCase {
+    pub batch: usize,
+    pub vocab: usize,
+    pub dtype: Dtype,
+    pub mode: BenchMode,
+    pub method: DrawMethod,
+}
+
+impl BenchCase {
+    pub fn logit_bytes(&self) -> usize {
+        self.batch * self.vocab * self.dtype.size_bytes()
+    }
+}
+
+/// Timing of one case: per-iteration times in microseconds, summarised.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub case: BenchCase,
+    pub device: String,
+    pub iterations: usize,
+    pub median_us: f64,
+    pub p10_us: f64,
+    pub p90_us: f64,
+    /// Logit bytes over the median time.
+    pub achieved_gbps: f64,
+    /// Logit bytes over the measured bandwidth: no sampler reading the logits once is faster.
+    pub floor_us: f64,
+    /// `median_us / floor_us`.
+    pub ratio_to_floor: f64,
+}
+
+/// Summarises per-iteration times (microseconds) against a bandwidth in GB/s.
+pub fn summarise(
+    case: BenchCase,
+    device: &str,
+    mut times_us: Vec<f64>,
+    bandwidth_gbps: f64,
+) -> BenchResult {
+    times_us.sort_by(f64::total_cmp);
+    let at = |q: f64| times_us[((times_us.len() - 1) as f64 * q).round() as usize];
+    let median = at(0.5);
+    let bytes = case.logit_bytes() as f64;
+    let floor_us = bytes / (bandwidth_gbps * 1e3);
+    BenchResult {
+        case,
+        device: device.to_string(),
+        iterations: times_us.len(),
+        median_us: median,
+        p10_us: at(0.1),
+        p90_us: at(0.9),
+        achieved_gbps: bytes / (median * 1e3),
+        floor_us,
+        ratio_to_floor: median / floor_us,
+    }
+}
+
+/// The results as an aligned text table.
+pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
+    let mut s = format!(
+        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
+        "device", "batch", "vocab", "dtype", "mode", "method", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
+    );
+    for r in results {
+        let c = &r.case;
+        s += &format!(
+            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
+            r.device,
+            c.batch,
+            c.vocab,
+            c.dtype.name(),
+            c.mode.name(),
+            match c.method {
+                DrawMethod::Gumbel => "gumbel",
+                DrawMethod::InverseCdf => "inverse-cdf",
+            },
+            r.median_us,
+            r.p10_us,
+            r.p90_us,
+            r.achieved_gbps,
+            r.ratio_to_floor
+        );
+    }
+    s
+}

@@ -1,0 +1,127 @@
+//! `batchsample bench`: the sweep, its table, and the JSON/CSV records.
+
+use super::{BenchArgs, Device, Method};
+use anyhow::{Context, Result};
+use batchsample::bench::{
+    bench_cpu, bench_gpu, measure_device_bandwidth, measure_host_bandwidth, table, BenchCase,
+    BenchResult,
+};
+use batchsample::gpu::{GpuConfig, GpuSampler};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let max_batch = args.batch.iter().copied().max().unwrap_or(1);
+    let gpu = match args.device {
+        Device::Cpu => None,
+        Device::Gpu => Some(
+            GpuSampler::new(GpuConfig {
+                max_batch,
+                max_top_n: 0,
+                ..GpuConfig::default()
+            })
+            .context("--device gpu")?,
+        ),
+        Device::Auto => match GpuSampler::new(GpuConfig {
+            max_batch,
+            max_top_n: 0,
+            ..GpuConfig::default()
+        }) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                let reason = e.to_string().lines().next().unwrap_or_default().to_string();
+                eprintln!("batchsample: GPU unavailable ({reason}); benchmarking the CPU reference instead");
+                None
+            }
+        },
+    };
+    let bandwidth = match &gpu {
+        Some(g) => measure_device_bandwidth(g)?,
+        None => measure_host_bandwidth(),
+    };
+    let device_name = match &gpu {
+        Some(g) => format!("{} ({})", g.info().name, g.info().kernel_image),
+        None => "CPU (exact f64 reference)".to_string(),
+    };
+    eprintln!("batchsample: benchmarking on {device_name}");
+
+    let mut cases = Vec::new();
+    for &vocab in &args.vocab {
+        for &dtype in &args.dtype {
+            for &mode in &args.mode {
+                for &method in &args.method {
+                    for &batch in &args.batch {
+                        cases.push(BenchCase {
+                            batch,
+                            vocab,
+                            dtype,
+                            mode,
+                            method: method.into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(cases.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("static template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut results: Vec<BenchResult> = Vec::with_capacity(cases.len());
+    for case in cases {
+        bar.set_message(format!(
+            "batch {} vocab {} {} {}",
+            case.batch,
+            case.vocab,
+            case.dtype.name(),
+            case.mode.name()
+        ));
+        let result = match &gpu {
+            Some(g) => bench_gpu(g, case, args.iterations as usize, bandwidth)?,
+            None => bench_cpu(case, args.iterations.min(5) as usize, bandwidth)?,
+        };
+        results.push(result);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    println!("{device_name}");
+    print!("{}", table(&results, bandwidth));
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "device": device_name,
+            "bandwidth_gbps": bandwidth,
+            "results": results,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("--json {}", path.display()))?;
+    }
+    if let Some(path) = &args.csv {
+        let mut s = String::from("device,batch,vocab,dtype,mode,method,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
+        for r in &results {
+            let c = &r.case;
+            s += &format!(
+                "{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
+                r.device,
+                c.batch,
+                c.vocab,
+                c.dtype.name(),
+                c.mode.name(),
+                Method::from(c.method).name(),
+                r.median_us,
+                r.p10_us,
+                r.p90_us,
+                r.achieved_gbps,
+                r.floor_us,
+                r.ratio_to_floor
+            );
+        }
+        std::fs::write(path, s).with_context(|| format!("--csv {}", path.display()))?;
+    }
+    Ok(())
+}

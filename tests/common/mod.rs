@@ -1,0 +1,443 @@
+//! Helpers shared by the integration tests: seeded logit rows (plain and heavy-tailed LM-like),
+//! random sampling parameters, many draws of one row by varying `step`, and a chi-square
+//! goodness-of-fit test with its p-value and the draw count it needs.
+//!
+//! Everything is deterministic: rows come from `StdRng::seed_from_u64`, draws from Philox keyed
+//! by `(seed, step)`, so a test that passes once passes always.
+
+#![allow(dead_code)]
+
+use batchsample::cpu::{kept_set, sample_row, scan_row, KeptSet};
+use batchsample::{DrawMethod, Logit, SampleOptions, SamplingParams};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Random rows and parameters
+// ---------------------------------------------------------------------------------------------
+
+/// A seeded generator.
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// A standard normal variate (Box-Muller; `rand_distr` is not a dependency).
+pub fn normal(rng: &mut StdRng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// `vocab` logits, normal around a random offset with standard deviation `spread`.
+pub fn normal_row(rng: &mut StdRng, vocab: usize, spread: f64) -> Vec<f32> {
+    let offset = rng.random_range(-5.0..5.0);
+    (0..vocab)
+        .map(|_| (offset + spread * normal(rng)) as f32)
+        .collect()
+}
+
+/// A heavy-tailed, LM-like row: a normal bulk plus a few "plausible next tokens" far above it,
+/// their heights decaying like a Zipf law, at shuffled positions, around a random offset.
+/// Every logit stays within ~60 of the maximum, so `exp((x - max) / T)` never underflows for
+/// `T >= 0.1`.
+pub fn lm_like_row(rng: &mut StdRng, vocab: usize) -> Vec<f32> {
+    let offset: f64 = rng.random_range(-20.0..20.0);
+    let bulk_sd: f64 = rng.random_range(1.0..2.5);
+    let mut row: Vec<f64> = (0..vocab).map(|_| bulk_sd * normal(rng)).collect();
+    let spikes = rng.random_range(1..=vocab.clamp(1, 24));
+    let top: f64 = rng.random_range(6.0..16.0);
+    let zipf: f64 = rng.random_range(0.8..2.5);
+    for (r, x) in row.iter_mut().take(spikes).enumerate() {
+        *x = top - zipf * ((r + 1) as f64).ln() + 0.3 * normal(rng);
+    }
+    // A heavy tail inside the bulk: a few extra tokens with Student-t(2)-like bumps.
+    for x in row.iter_mut().skip(spikes) {
+        if rng.random_bool(0.01) {
+            let chi2 = normal(rng).powi(2) + normal(rng).powi(2);
+            *x += (normal(rng) / (chi2 / 2.0).sqrt()).clamp(-8.0, 8.0);
+        }
+    }
+    row.shuffle(rng);
+    row.into_iter().map(|x| (x + offset) as f32).collect()
+}
+
+/// Sets a fraction of the tokens to `-inf` (masked), keeping at least `keep_finite` finite.
+/// Returns the masked indices.
+pub fn mask_some(rng: &mut StdRng, row: &mut [f32], fraction: f64, keep_finite: usize) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.shuffle(rng);
+    let budget = row.len().saturating_sub(keep_finite.max(1));
+    let n = ((row.len() as f64 * fraction) as usize).min(budget);
+    let mut masked: Vec<u32> = order[..n].iter().map(|&i| i as u32).collect();
+    for &i in &masked {
+        row[i as usize] = f32::NEG_INFINITY;
+    }
+    masked.sort_unstable();
+    masked
+}
+
+/// Rounds every logit through bf16 (many exact ties, as real bf16 logits have).
+pub fn bf16_rounded(row: &[f32]) -> Vec<f32> {
+    row.iter()
+        .map(|&x| half::bf16::from_f32(x).to_f32())
+        .collect()
+}
+
+/// Which filters random parameters switch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filters {
+    TemperatureOnly,
+    TopK,
+    TopP,
+    MinP,
+    /// top-k, top-p and min-p together.
+    Combined,
+    /// Each filter on or off at random (never greedy).
+    Any,
+}
+
+/// Random non-greedy parameters with the given filters on (temperature in [0.3, 2]).
+pub fn random_params(rng: &mut StdRng, filters: Filters) -> SamplingParams {
+    let (k, p, m) = match filters {
+        Filters::TemperatureOnly => (false, false, false),
+        Filters::TopK => (true, false, false),
+        Filters::TopP => (false, true, false),
+        Filters::MinP => (false, false, true),
+        Filters::Combined => (true, true, true),
+        Filters::Any => (
+            rng.random_bool(0.5),
+            rng.random_bool(0.5),
+            rng.random_bool(0.5),
+        ),
+    };
+    SamplingParams {
+        temperature: rng.random_range(0.3f32..2.0),
+        top_k: if k { rng.random_range(1..=60) } else { 0 },
+        top_p: if p {
+            rng.random_range(0.3f32..0.99)
+        } else {
+            1.0
+        },
+        min_p: if m {
+            rng.random_range(0.01f32..0.3)
+        } else {
+            0.0
+        },
+        seed: rng.random(),
+        step: rng.random_range(0..1_000_000),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Draws and kept sets
+// ---------------------------------------------------------------------------------------------
+
+/// Token counts of `draws` draws of one row: draw `d` uses `params.at_step(params.step + d)`,
+/// i.e. consecutive decode steps of one request. Panics if a draw fails.
+pub fn draw_counts<T: Logit>(
+    row: &[T],
+    params: &SamplingParams,
+    method: DrawMethod,
+    draws: u64,
+) -> Vec<u64> {
+    let opts = SampleOptions { method, top_n: 0 };
+    (0..draws)
+        .into_par_iter()
+        .fold(
+            || vec![0u64; row.len()],
+            |mut counts, d| {
+                let out = sample_row(row, &params.at_step(params.step + d), &opts);
+                counts[out.token.expect("a valid row always yields a token") as usize] += 1;
+                counts
+            },
+        )
+        .reduce(
+            || vec![0u64; row.len()],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+/// The tokens the fast path keeps (`cpu::kept_set`), sorted by index; `None` for a bad row.
+/// For non-greedy parameters only (greedy rows do not build a kept set).
+pub fn kept_tokens(row: &[f32], params: &SamplingParams) -> Option<Vec<u32>> {
+    let scan = scan_row(row).ok()?;
+    let mut tokens: Vec<u32> = match kept_set(row, &scan, params) {
+        KeptSet::AllFinite => (0..row.len() as u32)
+            .filter(|&i| row[i as usize] != f32::NEG_INFINITY)
+            .collect(),
+        KeptSet::Ranked { candidates, .. } => candidates.iter().map(|c| c.token).collect(),
+    };
+    tokens.sort_unstable();
+    Some(tokens)
+}
+
+/// The indices with non-zero probability.
+pub fn support(probs: &[f64]) -> Vec<u32> {
+    (0..probs.len() as u32)
+        .filter(|&i| probs[i as usize] > 0.0)
+        .collect()
+}
+
+/// Tokens in rank order by probability: larger first, ties by lower index; zeros left out.
+pub fn ranked_support(probs: &[f64]) -> Vec<u32> {
+    let mut s = support(probs);
+    s.sort_by(|&a, &b| {
+        probs[b as usize]
+            .partial_cmp(&probs[a as usize])
+            .unwrap()
+            .then(a.cmp(&b))
+    });
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chi-square goodness of fit
+// ---------------------------------------------------------------------------------------------
+
+/// Tokens with probability below this share a pooled cell (pooled in rank order until the cell
+/// holds at least this much mass). It caps the cell count at ~2/MIN_CELL_MASS, which keeps the
+/// test's power for an error in one large token, while a 5 % token always has its own cell.
+pub const MIN_CELL_MASS: f64 = 0.005;
+/// The classic rule: no cell with fewer than 5 expected draws.
+pub const MIN_EXPECTED: f64 = 5.0;
+
+/// The cells of a goodness-of-fit test over `probs` with `draws` draws: tokens with probability
+/// 0 are left out (a draw of one is a failure by itself), tokens are taken in rank order, and a
+/// cell is closed once its mass reaches `MIN_CELL_MASS` and its expected count `MIN_EXPECTED`; a
+/// short last cell joins the one before.
+pub fn cells(probs: &[f64], draws: u64) -> Vec<Vec<u32>> {
+    let min_mass = MIN_CELL_MASS.max(MIN_EXPECTED / draws as f64);
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut cur: Vec<u32> = Vec::new();
+    let mut mass = 0.0;
+    for t in ranked_support(probs) {
+        cur.push(t);
+        mass += probs[t as usize];
+        if mass >= min_mass {
+            out.push(std::mem::take(&mut cur));
+            mass = 0.0;
+        }
+    }
+    if !cur.is_empty() {
+        match out.last_mut() {
+            Some(last) => last.extend(cur),
+            None => out.push(cur),
+        }
+    }
+    out
+}
+
+/// The outcome of a chi-square goodness-of-fit test.
+#[derive(Clone, Debug)]
+pub struct ChiSquare {
+    pub statistic: f64,
+    pub df: usize,
+    /// `P(X >= statistic)` for `X ~ chi2(df)`; 1 when there is a single cell.
+    pub p_value: f64,
+    pub draws: u64,
+    /// Draws of tokens whose probability is 0 (each one refutes the distribution by itself).
+    pub impossible: u64,
+}
+
+impl ChiSquare {
+    /// Passes at significance `alpha` (and no impossible draw).
+    pub fn fits(&self, alpha: f64) -> bool {
+        self.impossible == 0 && self.p_value >= alpha
+    }
+}
+
+/// Pearson's chi-square test of observed `counts` against the distribution `probs`.
+pub fn chi_square(counts: &[u64], probs: &[f64]) -> ChiSquare {
+    assert_eq!(counts.len(), probs.len());
+    let draws: u64 = counts.iter().sum();
+    let impossible = counts
+        .iter()
+        .zip(probs)
+        .filter(|(_, &p)| p == 0.0)
+        .map(|(&c, _)| c)
+        .sum();
+    let total: f64 = probs.iter().sum();
+    let cells = cells(probs, draws);
+    let statistic: f64 = cells
+        .iter()
+        .map(|cell| {
+            let expected: f64 =
+                draws as f64 * cell.iter().map(|&t| probs[t as usize]).sum::<f64>() / total;
+            let observed: u64 = cell.iter().map(|&t| counts[t as usize]).sum();
+            (observed as f64 - expected).powi(2) / expected
+        })
+        .sum();
+    let df = cells.len().saturating_sub(1);
+    let p_value = if df == 0 {
+        1.0
+    } else {
+        chi2_sf(statistic, df as f64)
+    };
+    ChiSquare {
+        statistic,
+        df,
+        p_value,
+        draws,
+        impossible,
+    }
+}
+
+/// `ln Γ(x)` for `x > 0` (Lanczos, g = 7, 9 terms; relative error ~1e-15).
+pub fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x) Γ(1 - x) = π / sin(πx).
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + G + 0.5;
+    for (i, &c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// The regularised upper incomplete gamma function `Q(a, x) = Γ(a, x) / Γ(a)`, `a > 0`, `x >= 0`:
+/// the series of `P` below `x < a + 1`, Lentz's continued fraction of `Q` above (Numerical
+/// Recipes §6.2), to ~1e-14.
+pub fn gamma_q(a: f64, x: f64) -> f64 {
+    assert!(a > 0.0 && x >= 0.0, "gamma_q({a}, {x})");
+    if x == 0.0 {
+        return 1.0;
+    }
+    let log_prefix = -x + a * x.ln() - ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut term, mut sum, mut n) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..100_000 {
+            n += 1.0;
+            term *= x / n;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-16 {
+                break;
+            }
+        }
+        (1.0 - sum * log_prefix.exp()).max(0.0)
+    } else {
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..100_000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let delta = d * c;
+            h *= delta;
+            if (delta - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        (log_prefix.exp() * h).min(1.0)
+    }
+}
+
+/// Survival function of the chi-square distribution with `df` degrees of freedom (real `df`).
+pub fn chi2_sf(x: f64, df: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    gamma_q(df / 2.0, x / 2.0)
+}
+
+/// The critical value `c` with `chi2_sf(c, df) == alpha` (bisection).
+pub fn chi2_critical(alpha: f64, df: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0, df + 10.0);
+    while chi2_sf(hi, df) > alpha {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if chi2_sf(mid, df) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// Power of the chi-square test at significance `alpha` against an alternative with
+/// non-centrality `lambda`, by Patnaik's approximation: `chi2'(df, λ) ≈ c·chi2(ν)` with
+/// `c = (df + 2λ)/(df + λ)`, `ν = (df + λ)²/(df + 2λ)`.
+pub fn chi2_power(df: f64, lambda: f64, alpha: f64) -> f64 {
+    let crit = chi2_critical(alpha, df);
+    let c = (df + 2.0 * lambda) / (df + lambda);
+    let nu = (df + lambda).powi(2) / (df + 2.0 * lambda);
+    chi2_sf(crit / c, nu)
+}
+
+/// The smallest non-centrality that the test at `alpha` with `df` degrees of freedom detects
+/// with probability `power`.
+pub fn lambda_for_power(df: f64, alpha: f64, power: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while chi2_power(df, hi, alpha) < power {
+        hi *= 2.0;
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if chi2_power(df, mid, alpha) < power {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// Significance of every goodness-of-fit test.
+pub const ALPHA: f64 = 1e-3;
+/// The power we want against the error below.
+pub const POWER: f64 = 0.99;
+/// The error every goodness-of-fit test must catch: a token of probability `ERROR_TOKEN` drawn
+/// with probability `ERROR_TOKEN + ERROR_SHIFT` (a percentage point moved from other tokens).
+pub const ERROR_TOKEN: f64 = 0.05;
+pub const ERROR_SHIFT: f64 = 0.01;
+
+/// Draws needed so that the chi-square test over `probs` (after pooling) rejects, at `ALPHA`
+/// and with probability `POWER`, a sampler that draws a 5 % token 1 percentage point too often.
+///
+/// With `N` draws, Pearson's statistic under an alternative `q` is non-central chi-square with
+/// `λ = N Σ (q_i - p_i)² / p_i`. Moving `δ = 0.01` onto a token of `p = 0.05` (which has a cell of
+/// its own, `p >= MIN_CELL_MASS`) gives at least `λ = N δ²/p = 0.002 N` (the cell the mass came
+/// from adds more; we ignore it). The cells do not depend on `N` once `N >= 1000`, so
+/// `N = λ(df, ALPHA, POWER) / 0.002`. Examples: 2 cells (df 1) need λ ≈ 31.6, N ≈ 16k; 20 cells
+/// ≈ 56k... see `draw_count_examples` in tests/cpu_reference.rs for the computed table.
+pub fn draws_needed(probs: &[f64]) -> u64 {
+    let df = (cells(probs, 100_000).len().max(2) - 1) as f64;
+    let lambda = lambda_for_power(df, ALPHA, POWER);
+    let per_draw = ERROR_SHIFT * ERROR_SHIFT / ERROR_TOKEN;
+    // Round up to a thousand.
+    ((lambda / per_draw / 1000.0).ceil() as u64) * 1000
+}

@@ -1,0 +1,393 @@
+//! The GPU sampler against the exact CPU reference, on a real GPU. Without one every test prints
+//! a `SKIP:` line and passes; `scripts/gpu-check` runs them where there is a GPU.
+
+mod common;
+mod parity;
+
+use batchsample::cpu::{final_distribution, sample_batch};
+use batchsample::gpu::{GpuConfig, GpuSampler};
+use batchsample::{DrawMethod, Logit, RowStatus, SampleError, SampleOptions, SamplingParams};
+use common::{chi_square, lm_like_row, rng};
+use parity::batches::{mixed_batch, to_bf16, to_f16};
+use parity::{check_parity, ParityReport};
+use rand::Rng;
+
+const ALPHA: f64 = 1e-3;
+
+/// The sampler, or `None` after printing why the test is skipped.
+fn sampler(max_batch: usize, max_top_n: usize) -> Option<GpuSampler> {
+    match GpuSampler::new(GpuConfig {
+        device_ordinal: 0,
+        max_batch,
+        max_top_n,
+    }) {
+        Ok(s) => Some(s),
+        Err(SampleError::NoDevice(why)) => {
+            println!("SKIP: no GPU ({why})");
+            None
+        }
+        Err(e) => panic!("a GPU is present but the sampler failed to start: {e}"),
+    }
+}
+
+fn parity_of<T: Logit + cudarc::driver::DeviceRepr>(
+    gpu: &mut GpuSampler,
+    logits: &[T],
+    vocab: usize,
+    params: &[SamplingParams],
+    opts: &SampleOptions,
+) -> ParityReport {
+    let out = gpu
+        .sample_host(logits, vocab, params, opts)
+        .expect("gpu sample");
+    check_parity(logits, vocab, params, opts, &out, 2e-3)
+}
+
+#[test]
+fn gpu_matches_the_reference_on_mixed_batches_of_every_dtype_and_size() {
+    let Some(mut gpu) = sampler(512, 8) else {
+        return;
+    };
+    let mut total = ParityReport::default();
+    let mut g = rng(0x5eed_0001);
+    for &vocab in &[1usize, 2, 33, 1000, 4097, 32000, 128256, 151936] {
+        let batch = match vocab {
+            v if v <= 4097 => 512,
+            32000 => 256,
+            _ => 64,
+        };
+        for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+            let opts = SampleOptions {
+                method,
+                top_n: if vocab > 2 { 5 } else { 1 },
+            };
+            let (logits, params) = mixed_batch(&mut g, batch, vocab);
+            let f32_report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+            let f16_report = parity_of(&mut gpu, &to_f16(&logits), vocab, &params, &opts);
+            let bf16_report = parity_of(&mut gpu, &to_bf16(&logits), vocab, &params, &opts);
+            for (name, r) in [
+                ("f32", f32_report),
+                ("f16", f16_report),
+                ("bf16", bf16_report),
+            ] {
+                println!("vocab {vocab:>6} {method:?} {name}: {}", r.summary());
+                total.merge(r);
+            }
+        }
+    }
+    println!("PARITY TOTAL: {}", total.summary());
+    for e in total.explained.iter().take(10) {
+        println!("  explained: {e}");
+    }
+    total.assert_clean();
+}
+
+#[test]
+fn gpu_draws_fit_the_exact_distribution() {
+    // Draw d of a request uses step + d: a batch of copies of one row with consecutive steps
+    // gives that many independent draws in one launch.
+    let draws = 200_000usize;
+    let Some(mut gpu) = sampler(draws, 0) else {
+        return;
+    };
+    let mut g = rng(0x5eed_0002);
+    let vocab = 50;
+    let row = lm_like_row(&mut g, vocab);
+    let cases = [
+        SamplingParams {
+            temperature: 1.0,
+            ..Default::default()
+        },
+        SamplingParams {
+            temperature: 0.7,
+            top_k: 8,
+            ..Default::default()
+        },
+        SamplingParams {
+            temperature: 1.3,
+            top_p: 0.8,
+            ..Default::default()
+        },
+        SamplingParams {
+            temperature: 1.0,
+            min_p: 0.05,
+            ..Default::default()
+        },
+        SamplingParams {
+            temperature: 1.5,
+            top_k: 20,
+            top_p: 0.9,
+            min_p: 0.02,
+            ..Default::default()
+        },
+    ];
+    let logits: Vec<f32> = (0..draws).flat_map(|_| row.iter().copied()).collect();
+    for base in cases {
+        for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+            let params: Vec<SamplingParams> = (0..draws as u64)
+                .map(|d| SamplingParams {
+                    seed: 77,
+                    step: 1000 + d,
+                    ..base
+                })
+                .collect();
+            let opts = SampleOptions { method, top_n: 0 };
+            let out = gpu.sample_host(&logits, vocab, &params, &opts).unwrap();
+            let mut counts = vec![0u64; vocab];
+            for o in &out {
+                counts[o.token.unwrap() as usize] += 1;
+            }
+            let probs = final_distribution(&row, &base).unwrap();
+            let test = chi_square(&counts, &probs);
+            println!(
+                "{method:?} {base:?}: chi2 {:.1} df {} p {:.4}",
+                test.statistic, test.df, test.p_value
+            );
+            assert!(test.fits(ALPHA), "{method:?} {base:?}: {test:?}");
+        }
+    }
+}
+
+#[test]
+fn gpu_never_draws_a_masked_token_in_ten_million_draws() {
+    let batch = 65_536usize;
+    let launches = 153; // 65536 * 153 > 10^7
+    let Some(mut gpu) = sampler(batch, 0) else {
+        return;
+    };
+    let mut g = rng(0x5eed_0003);
+    let vocab = 256;
+    let mut row = lm_like_row(&mut g, vocab);
+    let masked = common::mask_some(&mut g, &mut row, 0.5, 1);
+    // Mask the largest logits too, so the masked tokens would otherwise be the likeliest.
+    let logits: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
+    let mut is_masked = vec![false; vocab];
+    masked.iter().for_each(|&t| is_masked[t as usize] = true);
+    let mut drawn = 0u64;
+    for launch in 0..launches as u64 {
+        let base = match launch % 3 {
+            0 => SamplingParams {
+                temperature: 5.0,
+                ..Default::default()
+            },
+            1 => SamplingParams {
+                temperature: 2.0,
+                top_k: 200,
+                top_p: 0.999,
+                ..Default::default()
+            },
+            _ => SamplingParams {
+                temperature: 1.0,
+                min_p: 0.0001,
+                ..Default::default()
+            },
+        };
+        let params: Vec<SamplingParams> = (0..batch as u64)
+            .map(|i| SamplingParams {
+                seed: launch,
+                step: i,
+                ..base
+            })
+            .collect();
+        let method = if launch % 2 == 0 {
+            DrawMethod::Gumbel
+        } else {
+            DrawMethod::InverseCdf
+        };
+        let out = gpu
+            .sample_host(&logits, vocab, &params, &SampleOptions { method, top_n: 0 })
+            .unwrap();
+        for o in &out {
+            let t = o.token.expect("row ok") as usize;
+            assert!(!is_masked[t], "masked token {t} drawn (launch {launch})");
+        }
+        drawn += out.len() as u64;
+    }
+    println!("{drawn} draws, no masked token");
+    assert!(drawn >= 10_000_000);
+}
+
+#[test]
+fn gpu_bad_rows_do_not_harm_their_batch() {
+    let Some(gpu) = sampler(16, 4) else { return };
+    let mut g = rng(0x5eed_0004);
+    let vocab = 3000;
+    let batch = 8;
+    let mut logits: Vec<f32> = (0..batch)
+        .flat_map(|_| lm_like_row(&mut g, vocab))
+        .collect();
+    logits[vocab + 17] = f32::NAN;
+    logits[2 * vocab + 5] = f32::INFINITY;
+    logits[3 * vocab..4 * vocab]
+        .iter_mut()
+        .for_each(|x| *x = f32::NEG_INFINITY);
+    let mut params: Vec<SamplingParams> = (0..batch as u64)
+        .map(|i| SamplingParams {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.9,
+            seed: i,
+            ..Default::default()
+        })
+        .collect();
+    params[4].top_p = 2.0; // invalid: the device-side check reports it
+    params[5].temperature = f32::NAN;
+    let opts = SampleOptions {
+        method: DrawMethod::Gumbel,
+        top_n: 4,
+    };
+    let stream = gpu.stream().clone();
+    let logits_dev = stream.clone_htod(&logits).unwrap();
+    let params_dev = stream.clone_htod(&params).unwrap();
+    let mut out = gpu.alloc_outputs().unwrap();
+    gpu.sample(
+        &logits_dev.as_view(),
+        vocab,
+        &params_dev.as_view(),
+        &opts,
+        &mut out,
+    )
+    .unwrap();
+    let got = gpu.download(&out, batch, 4).unwrap();
+    let expected_status = [
+        RowStatus::Ok,
+        RowStatus::NonFiniteLogit,
+        RowStatus::NonFiniteLogit,
+        RowStatus::NoFiniteLogit,
+        RowStatus::InvalidParams,
+        RowStatus::InvalidParams,
+        RowStatus::Ok,
+        RowStatus::Ok,
+    ];
+    for (r, o) in got.iter().enumerate() {
+        assert_eq!(o.status, expected_status[r], "row {r}");
+        if o.status == RowStatus::Ok {
+            let alone = sample_batch(
+                &logits[r * vocab..(r + 1) * vocab],
+                vocab,
+                &params[r..r + 1],
+                &opts,
+            )
+            .unwrap();
+            assert_eq!(o.token, alone[0].token, "row {r}");
+        } else {
+            assert_eq!(o.token, None);
+        }
+    }
+}
+
+#[test]
+fn gpu_results_are_identical_run_to_run_and_across_batch_positions() {
+    let Some(mut gpu) = sampler(256, 5) else {
+        return;
+    };
+    let mut g = rng(0x5eed_0005);
+    let vocab = 32000;
+    let (logits, params) = mixed_batch(&mut g, 200, vocab);
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        let opts = SampleOptions { method, top_n: 5 };
+        let a = gpu.sample_host(&logits, vocab, &params, &opts).unwrap();
+        let b = gpu.sample_host(&logits, vocab, &params, &opts).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.token, y.token);
+            assert_eq!(x.logprob.to_bits(), y.logprob.to_bits());
+        }
+        // Reversed batch, and a smaller batch: each row keeps its result.
+        let rows: Vec<&[f32]> = logits.chunks(vocab).collect();
+        let rev_logits: Vec<f32> = rows.iter().rev().flat_map(|r| r.iter().copied()).collect();
+        let rev_params: Vec<SamplingParams> = params.iter().rev().copied().collect();
+        let c = gpu
+            .sample_host(&rev_logits, vocab, &rev_params, &opts)
+            .unwrap();
+        for (i, x) in a.iter().enumerate() {
+            let y = &c[a.len() - 1 - i];
+            assert_eq!(x.token, y.token, "row {i} moved");
+            assert_eq!(x.logprob.to_bits(), y.logprob.to_bits(), "row {i} moved");
+        }
+        let pick = g.random_range(0..200usize);
+        let d = gpu
+            .sample_host(rows[pick], vocab, &params[pick..pick + 1], &opts)
+            .unwrap();
+        assert_eq!(d[0].token, a[pick].token);
+        assert_eq!(d[0].logprob.to_bits(), a[pick].logprob.to_bits());
+    }
+}
+
+#[test]
+fn gpu_sampling_captures_into_a_cuda_graph_and_replays() {
+    let Some(gpu) = sampler(64, 3) else { return };
+    let mut g = rng(0x5eed_0006);
+    let vocab = 4097;
+    let (logits, mut params) = mixed_batch(&mut g, 64, vocab);
+    let stream = gpu.stream().clone();
+    let logits_dev = stream.clone_htod(&to_bf16(&logits)).unwrap();
+    let mut params_dev = stream.clone_htod(&params).unwrap();
+    let mut out = gpu.alloc_outputs().unwrap();
+    let opts = SampleOptions {
+        method: DrawMethod::Gumbel,
+        top_n: 3,
+    };
+    stream.synchronize().unwrap();
+
+    stream
+        .begin_capture(
+            cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+        )
+        .unwrap();
+    gpu.sample(
+        &logits_dev.as_view(),
+        vocab,
+        &params_dev.as_view(),
+        &opts,
+        &mut out,
+    )
+    .unwrap();
+    let graph = stream
+        .end_capture(cudarc::driver::sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
+        .unwrap()
+        .expect("a graph was captured");
+
+    let bf = to_bf16(&logits);
+    for step in 0..5u64 {
+        // A serving loop advances every request's step, then replays the same graph.
+        params.iter_mut().for_each(|p| p.step += step);
+        stream.memcpy_htod(&params, &mut params_dev).unwrap();
+        graph.launch().unwrap();
+        let replayed = gpu.download(&out, 64, 3).unwrap();
+        let direct = sample_batch(&bf, vocab, &params, &opts).unwrap();
+        let report = check_parity(&bf, vocab, &params, &opts, &replayed, 2e-3);
+        println!("graph replay {step}: {}", report.summary());
+        report.assert_clean();
+        assert_eq!(replayed.len(), direct.len());
+    }
+}
+
+/// Small enough to run under compute-sanitizer (memcheck, racecheck, initcheck, synccheck):
+/// every dtype and draw method, odd sizes, failing rows, top-n, one launch each.
+#[test]
+fn gpu_sanitizer_workload() {
+    let Some(mut gpu) = sampler(24, 4) else {
+        return;
+    };
+    let mut g = rng(0x5eed_0007);
+    for &vocab in &[1usize, 33, 4097] {
+        let (logits, params) = mixed_batch(&mut g, 24, vocab);
+        for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+            let opts = SampleOptions {
+                method,
+                top_n: 4.min(vocab),
+            };
+            let mut report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+            report.merge(parity_of(&mut gpu, &to_f16(&logits), vocab, &params, &opts));
+            report.merge(parity_of(
+                &mut gpu,
+                &to_bf16(&logits),
+                vocab,
+                &params,
+                &opts,
+            ));
+            println!("vocab {vocab} {method:?}: {}", report.summary());
+            report.assert_clean();
+        }
+    }
+}
