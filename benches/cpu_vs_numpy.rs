@@ -138,7 +138,8 @@ fn bench_headline(c: &mut Criterion) {
     let logits = lm_logits(BATCH, VOCAB, 42);
     let mut g = c.benchmark_group("cpu_vs_numpy");
     g.sample_size(20)
-        .measurement_time(Duration::from_secs(5))
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Bytes((logits.len() * 4) as u64));
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
         let opts = SampleOptions { method, top_n: 0 };

@@ -12,11 +12,14 @@ struct SamplingParams {
 };
 
 static_assert(sizeof(SamplingParams) == 32, "SamplingParams must be 32 bytes (see src/params.rs)");
+// NVRTC has no offsetof; nvcc (the fatbin every build makes) and g++ (the host shim) check it.
+#if !defined(__CUDACC_RTC__)
 static_assert(__builtin_offsetof(SamplingParams, top_k) == 4, "SamplingParams.top_k offset");
 static_assert(__builtin_offsetof(SamplingParams, top_p) == 8, "SamplingParams.top_p offset");
 static_assert(__builtin_offsetof(SamplingParams, min_p) == 12, "SamplingParams.min_p offset");
 static_assert(__builtin_offsetof(SamplingParams, seed) == 16, "SamplingParams.seed offset");
 static_assert(__builtin_offsetof(SamplingParams, step) == 24, "SamplingParams.step offset");
+#endif
 
 // Row status codes: the values of Rust's `RowStatus`.
 enum RowStatusCode : unsigned int {

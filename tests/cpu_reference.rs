@@ -897,6 +897,10 @@ fn every_invalid_parameter_is_rejected_naming_its_field() {
             ..ok
         },
         SamplingParams {
+            temperature: -0.0, // equals 0: greedy
+            ..ok
+        },
+        SamplingParams {
             temperature: f32::MAX,
             ..ok
         },

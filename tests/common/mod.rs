@@ -432,8 +432,9 @@ pub const ERROR_SHIFT: f64 = 0.01;
 /// `λ = N Σ (q_i - p_i)² / p_i`. Moving `δ = 0.01` onto a token of `p = 0.05` (which has a cell of
 /// its own, `p >= MIN_CELL_MASS`) gives at least `λ = N δ²/p = 0.002 N` (the cell the mass came
 /// from adds more; we ignore it). The cells do not depend on `N` once `N >= 1000`, so
-/// `N = λ(df, ALPHA, POWER) / 0.002`. Examples: 2 cells (df 1) need λ ≈ 31.6, N ≈ 16k; 20 cells
-/// ≈ 56k... see `draw_count_examples` in tests/cpu_reference.rs for the computed table.
+/// `N = λ(df, ALPHA, POWER) / 0.002`, rounded up to a thousand. Computed values: df 1 (2 cells)
+/// λ ≈ 29.4, N = 15k; df 20 λ ≈ 58.7, N = 30k; df 100 λ ≈ 102, N ≈ 52k; df 200 λ ≈ 135, N ≈ 68k
+/// (`draw_count_examples` in tests/cpu_reference.rs pins the first two).
 pub fn draws_needed(probs: &[f64]) -> u64 {
     let df = (cells(probs, 100_000).len().max(2) - 1) as f64;
     let lambda = lambda_for_power(df, ALPHA, POWER);
