@@ -16,8 +16,8 @@ use std::path::PathBuf;
 mod fatbin;
 
 // ---- host-SIMT shim: declare its module here ---------------------------------------------------
-// #[path = "build/host_simt.rs"]
-// mod host_simt;
+#[path = "build/host_simt.rs"]
+mod host_simt;
 // -------------------------------------------------------------------------------------------------
 
 fn main() {
@@ -35,8 +35,8 @@ fn main() {
     // `kernels.translation_units` are the top-level `kernels/*.cu` files (sorted, absolute paths);
     // `kernels/host/**` is already covered by the rerun-if-changed scan above.
     //
-    // if env::var_os("CARGO_FEATURE_HOST_SIMT").is_some() {
-    //     host_simt::build(&kernels.translation_units, &out_dir);
-    // }
+    if env::var_os("CARGO_FEATURE_HOST_SIMT").is_some() {
+        host_simt::build(&kernels.translation_units, &out_dir);
+    }
     // -------------------------------------------------------------------------------------------
 }

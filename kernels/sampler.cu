@@ -359,3 +359,17 @@ extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
     sample_row<DTYPE_BF16>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
                            status, top_tokens, top_logprobs, shared);
 }
+
+#ifdef BATCHSAMPLE_HOST_SIMT
+// Host-shim launchers (kernels/host/README.md): the same kernels, run on the CPU by the tests.
+#define SAMPLER_PARAMS(LOGIT_T)                                                                    \
+    (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
+     unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
+     unsigned int* status, int* top_tokens, float* top_logprobs)
+#define SAMPLER_ARGS                                                                               \
+    (logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status, top_tokens,    \
+     top_logprobs)
+HOST_SIMT_EXPORT(sample_rows_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+#endif

@@ -37,6 +37,8 @@ pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
+#[cfg(feature = "host-simt")]
+pub mod host_simt;
 pub mod io;
 pub mod params;
 pub mod philox;

@@ -199,28 +199,14 @@ impl GpuSampler {
             (Vec::new(), Vec::new())
         };
         self.stream.synchronize()?;
-        Ok((0..batch)
-            .map(|r| {
-                let status = RowStatus::from_code(status[r]).unwrap_or(RowStatus::InvalidParams);
-                if status != RowStatus::Ok {
-                    return RowOutput::failed(status);
-                }
-                let top = (0..top_n)
-                    .map(|i| (top_tokens[r * top_n + i], top_logprobs[r * top_n + i]))
-                    .take_while(|&(t, _)| t >= 0)
-                    .map(|(t, l)| TokenLogprob {
-                        token: t as u32,
-                        logprob: l as f64,
-                    })
-                    .collect();
-                RowOutput {
-                    token: Some(tokens[r] as u32),
-                    logprob: logprobs[r] as f64,
-                    top_logprobs: top,
-                    status,
-                }
-            })
-            .collect())
+        Ok(decode_rows(
+            &tokens,
+            &logprobs,
+            &status,
+            &top_tokens,
+            &top_logprobs,
+            top_n,
+        ))
     }
 
     /// The convenience path: validates `params` on the host (typed errors naming row and field),
@@ -249,6 +235,41 @@ impl GpuSampler {
         )?;
         self.download(&out, batch, opts.top_n)
     }
+}
+
+/// Turns the kernels' raw per-row outputs (`tokens`, `logprobs`, `status` of `[batch]`, the top-n
+/// pair of `[batch, top_n]`) into [`RowOutput`]s: failed rows lose their token, -1 pads end
+/// the top-n lists.
+pub fn decode_rows(
+    tokens: &[i32],
+    logprobs: &[f32],
+    status: &[u32],
+    top_tokens: &[i32],
+    top_logprobs: &[f32],
+    top_n: usize,
+) -> Vec<RowOutput> {
+    (0..tokens.len())
+        .map(|r| {
+            let status = RowStatus::from_code(status[r]).unwrap_or(RowStatus::InvalidParams);
+            if status != RowStatus::Ok {
+                return RowOutput::failed(status);
+            }
+            let top = (0..top_n)
+                .map(|i| (top_tokens[r * top_n + i], top_logprobs[r * top_n + i]))
+                .take_while(|&(t, _)| t >= 0)
+                .map(|(t, l)| TokenLogprob {
+                    token: t as u32,
+                    logprob: l as f64,
+                })
+                .collect();
+            RowOutput {
+                token: Some(tokens[r] as u32),
+                logprob: logprobs[r] as f64,
+                top_logprobs: top,
+                status,
+            }
+        })
+        .collect()
 }
 
 // SAFETY: SamplingParams is #[repr(C)] plain data (bytemuck::Pod) with the layout the kernels

@@ -1,0 +1,713 @@
+//! Host SIMT shim, Rust side (feature `host-simt`): runs the kernels' own CUDA source on the CPU.
+//!
+//! build.rs compiles every `kernels/*.cu` (and `tests/simt/selftest.cu`) with g++ against
+//! `kernels/host/simt.h`; each kernel exported with `HOST_SIMT_EXPORT` in its `.cu` becomes an
+//! `extern "C" fn host_launch_<name>(cfg: *const HostLaunch, <kernel args>) -> c_int`. This
+//! module declares those functions and wraps them in safe functions that check the buffer sizes
+//! the kernel's contract needs. Blocks run one after another; a block's threads run as fibers,
+//! in the order that [`Schedule`] picks. See `kernels/host/README.md` for what is (not) emulated.
+//!
+//! Adding a kernel `foo(const float* x, float* y, int n)`:
+//! 1. in `kernels/foo.cu`: `HOST_SIMT_EXPORT(foo, (const float* x, float* y, int n), (x, y, n))`
+//!    inside `#ifdef BATCHSAMPLE_HOST_SIMT`;
+//! 2. here: declare `fn host_launch_foo(cfg: *const HostLaunch, x: *const f32, y: *mut f32,
+//!    n: c_int) -> c_int;` in an `extern "C"` block and wrap it like [`selftest::block_sum_smem`]:
+//!    assert the sizes, then `launch(cfg, |c| unsafe { host_launch_foo(c, ...) })`.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::fmt;
+
+/// Launch configuration as the C side reads it (`HostLaunch` in `kernels/host/simt.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostLaunch {
+    pub grid_x: u32,
+    pub grid_y: u32,
+    pub block_x: u32,
+    pub dynamic_smem: usize,
+    /// 0 forward, 1 reverse, 2 seeded random.
+    pub schedule: c_int,
+    pub schedule_seed: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<HostLaunch>() == 40);
+
+/// Order in which the fibers of a block are resumed between meeting points (and blocks run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Threads in index order, blocks in order.
+    #[default]
+    Forward,
+    /// Threads and blocks in reverse order.
+    Reverse,
+    /// A fresh seeded shuffle of the threads at every round, blocks shuffled once.
+    Random(u64),
+}
+
+impl Schedule {
+    /// Forward, reverse and one seeded random order: a kernel whose results differ between them
+    /// depends on an order that the GPU does not promise (a missing `__syncthreads`, a race).
+    pub fn all(seed: u64) -> [Schedule; 3] {
+        [Schedule::Forward, Schedule::Reverse, Schedule::Random(seed)]
+    }
+}
+
+/// Grid (x, y) of 1-D blocks of `block` threads, plus dynamic shared memory and a schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub grid: (u32, u32),
+    pub block: u32,
+    pub dynamic_smem: usize,
+    pub schedule: Schedule,
+}
+
+impl Launch {
+    pub fn new(grid: (u32, u32), block: u32) -> Self {
+        Launch {
+            grid,
+            block,
+            dynamic_smem: 0,
+            schedule: Schedule::Forward,
+        }
+    }
+    pub fn dynamic_smem(mut self, bytes: usize) -> Self {
+        self.dynamic_smem = bytes;
+        self
+    }
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+    pub fn blocks(&self) -> usize {
+        self.grid.0 as usize * self.grid.1 as usize
+    }
+    /// Total CUDA threads of the launch.
+    pub fn threads(&self) -> usize {
+        self.blocks() * self.block as usize
+    }
+    pub fn raw(&self) -> HostLaunch {
+        let (schedule, schedule_seed) = match self.schedule {
+            Schedule::Forward => (0, 0),
+            Schedule::Reverse => (1, 0),
+            Schedule::Random(seed) => (2, seed),
+        };
+        HostLaunch {
+            grid_x: self.grid.0,
+            grid_y: self.grid.1,
+            block_x: self.block,
+            dynamic_smem: self.dynamic_smem,
+            schedule,
+            schedule_seed,
+        }
+    }
+}
+
+/// Why a launch failed (the `HOST_SIMT_ERR_*` codes of simt.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A barrier or warp primitive that can never complete (it would hang on the GPU).
+    Deadlock,
+    /// `__trap()` or a failed `assert`.
+    Trap,
+    /// Invalid launch configuration.
+    InvalidLaunch,
+    /// SIGSEGV/SIGBUS in a kernel thread, fiber stack overflow included.
+    MemoryFault,
+    /// A warp primitive whose mask cannot be right (own lane missing, lanes that do not exist).
+    WarpMisuse,
+    /// A C++ exception escaped a kernel.
+    Exception,
+    Other(i32),
+}
+
+impl ErrorKind {
+    fn from_code(code: c_int) -> Self {
+        match code {
+            1 => ErrorKind::Deadlock,
+            2 => ErrorKind::Trap,
+            3 => ErrorKind::InvalidLaunch,
+            4 => ErrorKind::MemoryFault,
+            5 => ErrorKind::WarpMisuse,
+            6 => ErrorKind::Exception,
+            c => ErrorKind::Other(c),
+        }
+    }
+}
+
+/// A failed host launch: the kind and the shim's message (kernel, block, thread, source site).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSimtError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for HostSimtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host-simt {:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for HostSimtError {}
+
+extern "C" {
+    fn host_simt_last_error() -> *const c_char;
+}
+
+/// Runs one `host_launch_*` call with `cfg` and turns its status into a `Result`.
+pub fn launch(
+    cfg: &Launch,
+    call: impl FnOnce(*const HostLaunch) -> c_int,
+) -> Result<(), HostSimtError> {
+    let raw = cfg.raw();
+    let rc = call(&raw);
+    if rc == 0 {
+        return Ok(());
+    }
+    // SAFETY: the runtime returns a NUL-terminated string owned by this OS thread, valid until
+    // its next launch; it is copied at once.
+    let message = unsafe { CStr::from_ptr(host_simt_last_error()) }
+        .to_string_lossy()
+        .into_owned();
+    Err(HostSimtError {
+        kind: ErrorKind::from_code(rc),
+        message,
+    })
+}
+
+fn int(n: usize) -> c_int {
+    c_int::try_from(n).expect("size does not fit a C int")
+}
+
+/// Wrappers for the shim's own test kernels (`tests/simt/selftest.cu`).
+pub mod selftest {
+    use super::{int, launch, HostLaunch, HostSimtError, Launch};
+    use half::{bf16, f16};
+    use std::ffi::c_int;
+
+    type R = Result<(), HostSimtError>;
+
+    extern "C" {
+        fn host_launch_st_block_sum_smem(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+            n: c_int,
+        ) -> c_int;
+        fn host_launch_st_block_sum_warp(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+            n: c_int,
+        ) -> c_int;
+        fn host_launch_st_warp_allreduce_xor(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+        ) -> c_int;
+        fn host_launch_st_warp_scan(
+            cfg: *const HostLaunch,
+            input: *const i32,
+            out: *mut i32,
+        ) -> c_int;
+        fn host_launch_st_shfl_types(
+            cfg: *const HostLaunch,
+            oi: *mut i32,
+            ou: *mut u32,
+            of: *mut f32,
+            oll: *mut i64,
+            oull: *mut u64,
+            od: *mut f64,
+        ) -> c_int;
+        fn host_launch_st_shfl_width(cfg: *const HostLaunch, out: *mut i32) -> c_int;
+        fn host_launch_st_vote(cfg: *const HostLaunch, pred: *const i32, out: *mut u32) -> c_int;
+        fn host_launch_st_block_votes(
+            cfg: *const HostLaunch,
+            pred: *const i32,
+            out: *mut i32,
+        ) -> c_int;
+        fn host_launch_st_histogram(
+            cfg: *const HostLaunch,
+            data: *const u32,
+            n: c_int,
+            hist: *mut u32,
+            nbins: c_int,
+        ) -> c_int;
+        fn host_launch_st_atomics(
+            cfg: *const HostLaunch,
+            vals: *const i32,
+            n: c_int,
+            iout: *mut i32,
+            uout: *mut u32,
+            ullout: *mut u64,
+            fsum: *mut f32,
+        ) -> c_int;
+        fn host_launch_st_dynamic_smem(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+        ) -> c_int;
+        fn host_launch_st_dynamic_views(cfg: *const HostLaunch, out: *mut f32) -> c_int;
+        fn host_launch_st_poison(cfg: *const HostLaunch, out: *mut u32) -> c_int;
+        fn host_launch_st_racy(cfg: *const HostLaunch, input: *const i32, out: *mut i32) -> c_int;
+        fn host_launch_st_not_racy(
+            cfg: *const HostLaunch,
+            input: *const i32,
+            out: *mut i32,
+        ) -> c_int;
+        fn host_launch_st_grid2d(cfg: *const HostLaunch, out: *mut u32) -> c_int;
+        fn host_launch_st_convert(
+            cfg: *const HostLaunch,
+            h: *const f16,
+            b: *const bf16,
+            hf: *mut f32,
+            bf: *mut f32,
+            h2: *mut f16,
+            b2: *mut bf16,
+            n: c_int,
+        ) -> c_int;
+        fn host_launch_st_float4(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+            vec: *mut u32,
+            n4: c_int,
+        ) -> c_int;
+        fn host_launch_st_math(
+            cfg: *const HostLaunch,
+            x: *const f32,
+            of: *mut f32,
+            oi: *mut i32,
+            ou: *mut u32,
+        ) -> c_int;
+        fn host_launch_st_scale_2(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+        ) -> c_int;
+        fn host_launch_st_scale_3(
+            cfg: *const HostLaunch,
+            input: *const f32,
+            out: *mut f32,
+        ) -> c_int;
+        fn host_launch_st_spin(cfg: *const HostLaunch, out: *mut i32) -> c_int;
+        fn host_launch_st_faulty(cfg: *const HostLaunch, mode: c_int, out: *mut i32) -> c_int;
+    }
+
+    fn one_d(cfg: &Launch) -> usize {
+        assert_eq!(cfg.grid.1, 1, "this kernel uses a 1-D grid");
+        cfg.grid.0 as usize
+    }
+
+    /// Block `b` sums row `b` of `input` (`rows x n`, rows = grid.x) into `out[b]`, through a
+    /// static `__shared__` tree reduction.
+    pub fn block_sum_smem(cfg: &Launch, input: &[f32], n: usize, out: &mut [f32]) -> R {
+        let rows = one_d(cfg);
+        assert!(input.len() >= rows * n && out.len() >= rows);
+        launch(cfg, |c| unsafe {
+            host_launch_st_block_sum_smem(c, input.as_ptr(), out.as_mut_ptr(), int(n))
+        })
+    }
+
+    /// Same result as [`block_sum_smem`], through `__shfl_down_sync`/`__shfl_xor_sync`.
+    pub fn block_sum_warp(cfg: &Launch, input: &[f32], n: usize, out: &mut [f32]) -> R {
+        let rows = one_d(cfg);
+        assert!(input.len() >= rows * n && out.len() >= rows);
+        launch(cfg, |c| unsafe {
+            host_launch_st_block_sum_warp(c, input.as_ptr(), out.as_mut_ptr(), int(n))
+        })
+    }
+
+    /// `out[t]` = sum of `input` over t's warp (block size a multiple of 32).
+    pub fn warp_allreduce_xor(cfg: &Launch, input: &[f32], out: &mut [f32]) -> R {
+        assert!(input.len() >= cfg.threads() && out.len() >= cfg.threads());
+        launch(cfg, |c| unsafe {
+            host_launch_st_warp_allreduce_xor(c, input.as_ptr(), out.as_mut_ptr())
+        })
+    }
+
+    /// Inclusive prefix sum of `input` within each warp (`__shfl_up_sync`).
+    pub fn warp_scan(cfg: &Launch, input: &[i32], out: &mut [i32]) -> R {
+        assert!(input.len() >= cfg.threads() && out.len() >= cfg.threads());
+        launch(cfg, |c| unsafe {
+            host_launch_st_warp_scan(c, input.as_ptr(), out.as_mut_ptr())
+        })
+    }
+
+    /// Per-thread outputs of `st_shfl_types`, one vector per shuffled type.
+    #[derive(Debug, Default)]
+    pub struct ShflTypes {
+        pub i: Vec<i32>,
+        pub u: Vec<u32>,
+        pub f: Vec<f32>,
+        pub ll: Vec<i64>,
+        pub ull: Vec<u64>,
+        pub d: Vec<f64>,
+    }
+
+    /// Each thread gets the value of lane `(lane + 1) % 32`, in six types.
+    pub fn shfl_types(cfg: &Launch) -> Result<ShflTypes, HostSimtError> {
+        let t = cfg.threads();
+        let mut o = ShflTypes {
+            i: vec![0; t],
+            u: vec![0; t],
+            f: vec![0.0; t],
+            ll: vec![0; t],
+            ull: vec![0; t],
+            d: vec![0.0; t],
+        };
+        launch(cfg, |c| unsafe {
+            host_launch_st_shfl_types(
+                c,
+                o.i.as_mut_ptr(),
+                o.u.as_mut_ptr(),
+                o.f.as_mut_ptr(),
+                o.ll.as_mut_ptr(),
+                o.ull.as_mut_ptr(),
+                o.d.as_mut_ptr(),
+            )
+        })?;
+        Ok(o)
+    }
+
+    /// Six shuffle results per thread (segmented widths, out-of-range sources).
+    pub fn shfl_width(cfg: &Launch) -> Result<Vec<i32>, HostSimtError> {
+        let mut out = vec![0; cfg.threads() * 6];
+        launch(cfg, |c| unsafe {
+            host_launch_st_shfl_width(c, out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    /// Seven vote results per thread: ballot, any, all, popc, activemask, match_any, reduce_add.
+    pub fn vote(cfg: &Launch, pred: &[i32]) -> Result<Vec<u32>, HostSimtError> {
+        assert!(pred.len() >= cfg.threads());
+        let mut out = vec![0; cfg.threads() * 7];
+        launch(cfg, |c| unsafe {
+            host_launch_st_vote(c, pred.as_ptr(), out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    /// `__syncthreads_count`, `_and`, `_or` of `pred`, three per block.
+    pub fn block_votes(cfg: &Launch, pred: &[i32]) -> Result<Vec<i32>, HostSimtError> {
+        assert!(pred.len() >= cfg.threads());
+        let mut out = vec![0; one_d(cfg) * 3];
+        launch(cfg, |c| unsafe {
+            host_launch_st_block_votes(c, pred.as_ptr(), out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    /// Histogram of `data[i] % nbins` (nbins <= 256) through shared-memory atomics.
+    pub fn histogram(cfg: &Launch, data: &[u32], nbins: usize) -> Result<Vec<u32>, HostSimtError> {
+        assert!((1..=256).contains(&nbins));
+        one_d(cfg);
+        let mut hist = vec![0; nbins];
+        launch(cfg, |c| unsafe {
+            host_launch_st_histogram(
+                c,
+                data.as_ptr(),
+                int(data.len()),
+                hist.as_mut_ptr(),
+                int(nbins),
+            )
+        })?;
+        Ok(hist)
+    }
+
+    /// Global atomics over `vals` into the caller's initial values (see selftest.cu).
+    pub fn atomics(
+        cfg: &Launch,
+        vals: &[i32],
+        iout: &mut [i32; 4],
+        uout: &mut [u32; 5],
+        ullout: &mut [u64; 3],
+        fsum: &mut f32,
+    ) -> R {
+        one_d(cfg);
+        launch(cfg, |c| unsafe {
+            host_launch_st_atomics(
+                c,
+                vals.as_ptr(),
+                int(vals.len()),
+                iout.as_mut_ptr(),
+                uout.as_mut_ptr(),
+                ullout.as_mut_ptr(),
+                fsum,
+            )
+        })
+    }
+
+    /// Reverses each block's slice of `input` through dynamic shared memory.
+    pub fn dynamic_smem(cfg: &Launch, input: &[f32], out: &mut [f32]) -> R {
+        assert!(cfg.dynamic_smem >= cfg.block as usize * 4);
+        assert!(input.len() >= cfg.threads() && out.len() >= cfg.threads());
+        launch(cfg, |c| unsafe {
+            host_launch_st_dynamic_smem(c, input.as_ptr(), out.as_mut_ptr())
+        })
+    }
+
+    /// Eight floats: 1, 2, 3, 4 (written as a float4) and four poisoned values.
+    pub fn dynamic_views(cfg: &Launch) -> Result<[f32; 8], HostSimtError> {
+        assert!(cfg.dynamic_smem >= 32 && cfg.block >= 8);
+        let mut out = [0.0; 8];
+        launch(cfg, |c| unsafe {
+            host_launch_st_dynamic_views(c, out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    /// Five words per thread: see `st_poison`.
+    pub fn poison(cfg: &Launch) -> Result<Vec<u32>, HostSimtError> {
+        assert!(cfg.block <= 1024 && cfg.dynamic_smem >= cfg.block as usize * 4);
+        let mut out = vec![0; cfg.threads() * 5];
+        launch(cfg, |c| unsafe {
+            host_launch_st_poison(c, out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    /// `out[t] = input[(t + 1) % block]` through shared memory without the barrier it needs.
+    pub fn racy(cfg: &Launch, input: &[i32], out: &mut [i32]) -> R {
+        assert_eq!(cfg.blocks(), 1);
+        assert!(input.len() >= cfg.threads() && out.len() >= cfg.threads());
+        launch(cfg, |c| unsafe {
+            host_launch_st_racy(c, input.as_ptr(), out.as_mut_ptr())
+        })
+    }
+
+    /// [`racy`] with the barrier.
+    pub fn not_racy(cfg: &Launch, input: &[i32], out: &mut [i32]) -> R {
+        assert_eq!(cfg.blocks(), 1);
+        assert!(input.len() >= cfg.threads() && out.len() >= cfg.threads());
+        launch(cfg, |c| unsafe {
+            host_launch_st_not_racy(c, input.as_ptr(), out.as_mut_ptr())
+        })
+    }
+
+    /// Three words per thread: block index, thread index and dimensions (see `st_grid2d`).
+    pub fn grid2d(cfg: &Launch) -> Result<Vec<u32>, HostSimtError> {
+        let mut out = vec![0; cfg.threads() * 3];
+        launch(cfg, |c| unsafe {
+            host_launch_st_grid2d(c, out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+
+    /// Widens `h` and `b` to f32 and narrows 3x those values back (round to nearest even).
+    pub fn convert(
+        cfg: &Launch,
+        h: &[f16],
+        b: &[bf16],
+        hf: &mut [f32],
+        bf: &mut [f32],
+        h2: &mut [f16],
+        b2: &mut [bf16],
+    ) -> R {
+        let n = h.len();
+        assert!(b.len() == n && hf.len() >= n && bf.len() >= n && h2.len() >= n && b2.len() >= n);
+        launch(cfg, |c| unsafe {
+            host_launch_st_convert(
+                c,
+                h.as_ptr(),
+                b.as_ptr(),
+                hf.as_mut_ptr(),
+                bf.as_mut_ptr(),
+                h2.as_mut_ptr(),
+                b2.as_mut_ptr(),
+                int(n),
+            )
+        })
+    }
+
+    /// `out[i]` = component sum of the i-th float4 of `input`; `vec`: 4 checksums per i.
+    pub fn float4(cfg: &Launch, input: &[f32], out: &mut [f32], vec: &mut [u32]) -> R {
+        let n4 = input.len() / 4;
+        assert!(out.len() >= n4 && vec.len() >= n4 * 4);
+        assert_eq!(
+            input.as_ptr() as usize % 16,
+            0,
+            "float4 loads need 16-byte alignment"
+        );
+        launch(cfg, |c| unsafe {
+            host_launch_st_float4(
+                c,
+                input.as_ptr(),
+                out.as_mut_ptr(),
+                vec.as_mut_ptr(),
+                int(n4),
+            )
+        })
+    }
+
+    /// Outputs of `st_math`: 16 floats, 16 ints, 8 unsigned.
+    pub type MathOut = ([f32; 16], [i32; 16], [u32; 8]);
+
+    /// Math and bit intrinsics on fixed inputs `x` (10 floats).
+    pub fn math(x: &[f32; 10]) -> Result<MathOut, HostSimtError> {
+        let (mut of, mut oi, mut ou) = ([0.0; 16], [0; 16], [0; 8]);
+        launch(&Launch::new((1, 1), 32), |c| unsafe {
+            host_launch_st_math(
+                c,
+                x.as_ptr(),
+                of.as_mut_ptr(),
+                oi.as_mut_ptr(),
+                ou.as_mut_ptr(),
+            )
+        })?;
+        Ok((of, oi, ou))
+    }
+
+    /// `out[t] = input[t ^ 1] * SCALE` for the template kernel `st_scale<SCALE>`, SCALE in {2, 3}.
+    pub fn scale(cfg: &Launch, scale: u32, input: &[f32], out: &mut [f32]) -> R {
+        assert!(input.len() >= cfg.threads() && out.len() >= cfg.threads());
+        assert!(cfg.block % 32 == 0 && cfg.block <= 256);
+        let f = match scale {
+            2 => host_launch_st_scale_2,
+            3 => host_launch_st_scale_3,
+            _ => panic!("st_scale is exported for 2 and 3"),
+        };
+        launch(cfg, |c| unsafe { f(c, input.as_ptr(), out.as_mut_ptr()) })
+    }
+
+    /// Thread 0 spins (with `__nanosleep`) until the last thread sets a shared flag.
+    pub fn spin(cfg: &Launch) -> Result<i32, HostSimtError> {
+        let mut out = [0];
+        launch(cfg, |c| unsafe { host_launch_st_spin(c, out.as_mut_ptr()) })?;
+        Ok(out[0])
+    }
+
+    /// Runs one of the deliberately broken kernels (`mode` as documented in selftest.cu).
+    pub fn faulty(cfg: &Launch, mode: i32) -> R {
+        let mut out = vec![0; cfg.block as usize + 2];
+        launch(cfg, |c| unsafe {
+            host_launch_st_faulty(c, mode, out.as_mut_ptr())
+        })
+    }
+}
+
+/// The sampler kernels of `kernels/sampler.cu`, run on the CPU through the shim.
+pub mod sampler {
+    use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
+    use crate::cpu::{batch_size, RowOutput, SampleOptions};
+    use crate::dtype::{Dtype, Logit};
+    use crate::gpu::{decode_rows, MAX_TOP_N, SAMPLER_MAX_THREADS};
+    use crate::params::{DrawMethod, SamplingParams};
+    use std::ffi::{c_int, c_uint, c_void};
+
+    extern "C" {
+        fn host_launch_sample_rows_f32(
+            cfg: *const HostLaunch,
+            logits: *const c_void,
+            params: *const SamplingParams,
+            params_stride: c_uint,
+            vocab: c_uint,
+            method: c_uint,
+            top_n: c_uint,
+            tokens: *mut i32,
+            logprobs: *mut f32,
+            status: *mut u32,
+            top_tokens: *mut i32,
+            top_logprobs: *mut f32,
+        ) -> c_int;
+        fn host_launch_sample_rows_f16(
+            cfg: *const HostLaunch,
+            logits: *const c_void,
+            params: *const SamplingParams,
+            params_stride: c_uint,
+            vocab: c_uint,
+            method: c_uint,
+            top_n: c_uint,
+            tokens: *mut i32,
+            logprobs: *mut f32,
+            status: *mut u32,
+            top_tokens: *mut i32,
+            top_logprobs: *mut f32,
+        ) -> c_int;
+        fn host_launch_sample_rows_bf16(
+            cfg: *const HostLaunch,
+            logits: *const c_void,
+            params: *const SamplingParams,
+            params_stride: c_uint,
+            vocab: c_uint,
+            method: c_uint,
+            top_n: c_uint,
+            tokens: *mut i32,
+            logprobs: *mut f32,
+            status: *mut u32,
+            top_tokens: *mut i32,
+            top_logprobs: *mut f32,
+        ) -> c_int;
+    }
+
+    /// Runs `sample_rows_{dtype}` over a host batch with `threads` per row block (a power of two
+    /// in [64, SAMPLER_MAX_THREADS]) under `schedule`, and decodes the outputs. Outputs start
+    /// poisoned so an unwritten slot shows.
+    pub fn sample_rows<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<RowOutput>, HostSimtError> {
+        let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
+        assert!(
+            params.len() == 1 || params.len() == batch,
+            "1 or batch params"
+        );
+        assert!(opts.top_n <= MAX_TOP_N);
+        assert!(threads.is_power_of_two() && (64..=SAMPLER_MAX_THREADS).contains(&threads));
+        let mut tokens = vec![i32::MIN; batch];
+        let mut logprobs = vec![f32::NAN; batch];
+        let mut status = vec![u32::MAX; batch];
+        let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
+        let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
+        let entry = match T::DTYPE {
+            Dtype::F32 => host_launch_sample_rows_f32,
+            Dtype::F16 => host_launch_sample_rows_f16,
+            Dtype::Bf16 => host_launch_sample_rows_bf16,
+        };
+        let method = match opts.method {
+            DrawMethod::Gumbel => 0,
+            DrawMethod::InverseCdf => 1,
+        };
+        let cfg = Launch::new((batch as u32, 1), threads).schedule(schedule);
+        if batch > 0 {
+            // SAFETY: every buffer holds what the kernel indexes: logits batch * vocab, params
+            // 1 or batch, outputs batch (batch * top_n); f16/bf16 are passed as their bits.
+            launch(&cfg, |c| unsafe {
+                entry(
+                    c,
+                    logits.as_ptr().cast(),
+                    params.as_ptr(),
+                    u32::from(params.len() != 1 || batch == 1),
+                    vocab as c_uint,
+                    method,
+                    opts.top_n as c_uint,
+                    tokens.as_mut_ptr(),
+                    logprobs.as_mut_ptr(),
+                    status.as_mut_ptr(),
+                    top_tokens.as_mut_ptr(),
+                    top_logprobs.as_mut_ptr(),
+                )
+            })?;
+        }
+        let written = |ok: bool, what: &str| {
+            assert!(ok, "the kernel left {what} unwritten");
+        };
+        written(status.iter().all(|&s| s != u32::MAX), "a status");
+        written(tokens.iter().all(|&t| t != i32::MIN), "a token");
+        if opts.top_n > 0 {
+            written(top_tokens.iter().all(|&t| t != i32::MIN), "a top-n slot");
+        }
+        Ok(decode_rows(
+            &tokens,
+            &logprobs,
+            &status,
+            &top_tokens,
+            &top_logprobs,
+            opts.top_n,
+        ))
+    }
+}

@@ -1,0 +1,175 @@
+//! The kernels' own CUDA source, run on the CPU through the host SIMT shim, against the exact
+//! reference: every entry point (f32, f16, bf16), odd and real vocabulary sizes, mixed per-row
+//! parameters, ties, masks, failing rows, both draw methods, several block sizes, and three
+//! thread schedules that must agree bit for bit.
+#![cfg(feature = "host-simt")]
+
+mod common;
+mod parity;
+
+use batchsample::host_simt::sampler::sample_rows;
+use batchsample::host_simt::Schedule;
+use batchsample::{DrawMethod, Logit, RowOutput, SampleOptions, SamplingParams};
+use common::rng;
+use parity::batches::{mixed_batch, to_bf16, to_f16};
+use parity::{check_parity, ParityReport};
+
+/// Runs one launch under every schedule, checks they agree bit for bit, and diffs the result
+/// against the reference.
+fn run_and_check<T: Logit>(
+    logits: &[T],
+    vocab: usize,
+    params: &[SamplingParams],
+    opts: &SampleOptions,
+    threads: u32,
+) -> ParityReport {
+    let schedules = Schedule::all(0x5c4e_d01e ^ vocab as u64);
+    let runs: Vec<Vec<RowOutput>> = schedules
+        .iter()
+        .map(|&s| {
+            sample_rows(logits, vocab, params, opts, threads, s)
+                .unwrap_or_else(|e| panic!("shim launch failed ({s:?}, {threads} threads): {e}"))
+        })
+        .collect();
+    for (s, run) in schedules.iter().zip(&runs).skip(1) {
+        for (r, (a, b)) in runs[0].iter().zip(run).enumerate() {
+            assert_eq!(
+                a.token, b.token,
+                "row {r}: schedule {s:?} changed the token"
+            );
+            assert_eq!(
+                a.logprob.to_bits(),
+                b.logprob.to_bits(),
+                "row {r}: schedule {s:?} changed the logprob"
+            );
+            assert_eq!(
+                a.top_logprobs, b.top_logprobs,
+                "row {r}: schedule {s:?} changed top-n"
+            );
+        }
+    }
+    check_parity(logits, vocab, params, opts, &runs[0], 2e-3)
+}
+
+fn sweep(vocab: usize, batch: usize, threads: &[u32], seed: u64) -> ParityReport {
+    let mut g = rng(seed);
+    let mut total = ParityReport::default();
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        let opts = SampleOptions {
+            method,
+            top_n: 4.min(vocab),
+        };
+        let (logits, params) = mixed_batch(&mut g, batch, vocab);
+        for &t in threads {
+            let reports = [
+                ("f32", run_and_check(&logits, vocab, &params, &opts, t)),
+                (
+                    "f16",
+                    run_and_check(&to_f16(&logits), vocab, &params, &opts, t),
+                ),
+                (
+                    "bf16",
+                    run_and_check(&to_bf16(&logits), vocab, &params, &opts, t),
+                ),
+            ];
+            for (name, r) in reports {
+                println!(
+                    "vocab {vocab} {method:?} {name} {t} threads: {}",
+                    r.summary()
+                );
+                total.merge(r);
+            }
+        }
+    }
+    total.assert_clean();
+    total
+}
+
+#[test]
+fn shim_kernels_match_the_reference_at_tiny_vocabularies() {
+    for vocab in [1usize, 2, 33] {
+        sweep(vocab, 48, &[64], 0x11 + vocab as u64);
+    }
+}
+
+#[test]
+fn shim_kernels_match_the_reference_at_vocab_1000() {
+    sweep(1000, 32, &[64, 256], 0x1000);
+}
+
+#[test]
+fn shim_kernels_match_the_reference_at_vocab_4097() {
+    // Not a multiple of 4 or 8: every row after the first starts unaligned (element loads).
+    sweep(4097, 16, &[128, 512], 0x4097);
+}
+
+#[test]
+fn shim_kernels_match_the_reference_at_vocab_32000() {
+    sweep(32000, 6, &[512], 0x32000);
+}
+
+#[test]
+fn shim_kernels_report_bad_rows_and_spare_the_rest() {
+    let mut g = rng(0xbad);
+    let vocab = 300;
+    let (mut logits, mut params) = mixed_batch(&mut g, 8, vocab);
+    logits[vocab + 3] = f32::NAN;
+    logits[2 * vocab + 7] = f32::INFINITY;
+    logits[3 * vocab..4 * vocab].fill(f32::NEG_INFINITY);
+    params[4].top_p = 0.0; // rejected on the device: InvalidParams
+    params[5].min_p = 1.0;
+    params[6].temperature = -1.0;
+    let opts = SampleOptions {
+        method: DrawMethod::Gumbel,
+        top_n: 3,
+    };
+    let out = sample_rows(&logits, vocab, &params, &opts, 64, Schedule::Forward).unwrap();
+    use batchsample::RowStatus::*;
+    let want = [
+        Ok,
+        NonFiniteLogit,
+        NonFiniteLogit,
+        NoFiniteLogit,
+        InvalidParams,
+        InvalidParams,
+        InvalidParams,
+        Ok,
+    ];
+    for (r, o) in out.iter().enumerate() {
+        assert_eq!(o.status, want[r], "row {r}");
+        assert_eq!(o.token.is_some(), want[r] == Ok, "row {r}");
+    }
+    for r in [0usize, 7] {
+        let alone = sample_rows(
+            &logits[r * vocab..(r + 1) * vocab],
+            vocab,
+            &params[r..r + 1],
+            &opts,
+            64,
+            Schedule::Reverse,
+        )
+        .unwrap();
+        assert_eq!(alone[0], out[r], "row {r} alone");
+    }
+}
+
+#[test]
+fn shim_kernels_share_one_parameter_set_across_rows() {
+    let mut g = rng(0x5a5e);
+    let vocab = 777;
+    let (logits, _) = mixed_batch(&mut g, 12, vocab);
+    let shared = [SamplingParams {
+        temperature: 0.9,
+        top_k: 40,
+        top_p: 0.85,
+        min_p: 0.01,
+        seed: 3,
+        step: 11,
+    }];
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        let opts = SampleOptions { method, top_n: 2 };
+        let report = run_and_check(&logits, vocab, &shared, &opts, 128);
+        println!("shared params {method:?}: {}", report.summary());
+        report.assert_clean();
+    }
+}
