@@ -79,19 +79,26 @@ __device__ __forceinline__ void load_chunk(const typename Dtype<DT>::Raw* __rest
     }
 }
 
-// Calls f(start, x) for each of this thread's chunks, tile by tile in index order. Every thread
-// runs the same number of iterations, so f may contain block-wide barriers.
+// Calls f(start, x) for each of this thread's chunks, in index order of the sub-tiles: a
+// sub-tile is blockDim.x consecutive chunks (thread t holds the t-th), and each thread loads
+// UNROLL sub-tiles' chunks before using any, so several 16-byte loads are in flight per thread
+// (one block per row leaves little other parallelism to hide memory latency). Every thread runs
+// the same number of iterations in the same sub-tile order, so f may contain block-wide barriers
+// and ordered block scans see the row in index order.
 template <int DT, typename F>
 __device__ __forceinline__ void for_each_chunk(const typename Dtype<DT>::Raw* __restrict__ row,
                                                unsigned int vocab, bool aligned, F&& f)
 {
     constexpr int VEC = Dtype<DT>::VEC;
-    const unsigned int tile = blockDim.x * VEC;
-    for (unsigned int base = 0; base < vocab; base += tile) {
-        const unsigned int start = base + threadIdx.x * VEC;
-        float x[VEC];
-        load_chunk<DT>(row, vocab, start, aligned, x);
-        f(start, x);
+    constexpr int UNROLL = 16 / VEC;  // 16 values in registers: 4 f32 chunks, 2 f16/bf16 chunks
+    const unsigned int sub_tile = blockDim.x * VEC;
+    for (unsigned int base = 0; base < vocab; base += sub_tile * UNROLL) {
+        float x[UNROLL][VEC];
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u)
+            load_chunk<DT>(row, vocab, base + u * sub_tile + threadIdx.x * VEC, aligned, x[u]);
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) f(base + u * sub_tile + threadIdx.x * VEC, x[u]);
     }
 }
 

@@ -50,11 +50,15 @@ fn gpu_matches_the_reference_on_mixed_batches_of_every_dtype_and_size() {
     };
     let mut total = ParityReport::default();
     let mut g = rng(0x5eed_0001);
-    for &vocab in &[1usize, 2, 33, 1000, 4097, 32000, 128256, 151936] {
+    for &vocab in &[
+        1usize, 2, 33, 1000, 4097, 32000, 128256, 151936, 256000, 1_000_000,
+    ] {
         let batch = match vocab {
             v if v <= 4097 => 512,
             32000 => 256,
-            _ => 64,
+            128256 | 151936 => 64,
+            256000 => 16,
+            _ => 4,
         };
         for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
             let opts = SampleOptions {

@@ -7,11 +7,18 @@ use batchsample::bench::{
     BenchResult,
 };
 use batchsample::gpu::{GpuConfig, GpuSampler};
+use batchsample::Dtype;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let max_batch = args.batch.iter().copied().max().unwrap_or(1);
+    // The GPU gets the full sweep; the CPU reference a smaller one that finishes in about a
+    // minute on two cores (every list can be given explicitly).
+    let gpu_batches = args
+        .batch
+        .clone()
+        .unwrap_or_else(|| vec![1, 8, 64, 256, 1024]);
+    let max_batch = gpu_batches.iter().copied().max().unwrap_or(1);
     let gpu = match args.device {
         Device::Cpu => None,
         Device::Gpu => Some(
@@ -45,12 +52,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     eprintln!("batchsample: benchmarking on {device_name}");
 
+    let (batches, vocabs, dtypes) = match &gpu {
+        Some(_) => (
+            gpu_batches,
+            args.vocab
+                .clone()
+                .unwrap_or_else(|| vec![32000, 128256, 256000]),
+            args.dtype
+                .clone()
+                .unwrap_or_else(|| vec![Dtype::F32, Dtype::Bf16, Dtype::F16]),
+        ),
+        None => (
+            args.batch.clone().unwrap_or_else(|| vec![1, 8, 64]),
+            args.vocab.clone().unwrap_or_else(|| vec![32000, 128256]),
+            args.dtype.clone().unwrap_or_else(|| vec![Dtype::F32]),
+        ),
+    };
     let mut cases = Vec::new();
-    for &vocab in &args.vocab {
-        for &dtype in &args.dtype {
+    for &vocab in &vocabs {
+        for &dtype in &dtypes {
             for &mode in &args.mode {
                 for &method in &args.method {
-                    for &batch in &args.batch {
+                    for &batch in &batches {
                         cases.push(BenchCase {
                             batch,
                             vocab,

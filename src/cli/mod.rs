@@ -216,15 +216,15 @@ pub struct SampleArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Batch sizes.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,64,256")]
-    pub batch: Vec<usize>,
-    /// Vocabulary sizes.
-    #[arg(long, value_delimiter = ',', default_value = "32000,128256")]
-    pub vocab: Vec<usize>,
-    /// Logit dtypes (f32, f16, bf16).
-    #[arg(long, value_delimiter = ',', default_value = "f32,bf16")]
-    pub dtype: Vec<batchsample::Dtype>,
+    /// Batch sizes [GPU default: 1,8,64,256,1024; CPU default: 1,8,64].
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Option<Vec<usize>>,
+    /// Vocabulary sizes [GPU default: 32000,128256,256000; CPU default: 32000,128256].
+    #[arg(long, value_delimiter = ',')]
+    pub vocab: Option<Vec<usize>>,
+    /// Logit dtypes: f32, f16, bf16 [GPU default: f32,bf16,f16; CPU default: f32].
+    #[arg(long, value_delimiter = ',')]
+    pub dtype: Option<Vec<batchsample::Dtype>>,
     /// Modes: greedy, temperature, top-k (50), top-p (0.9), combined (top-k 50 + top-p 0.9 +
     /// min-p 0.05), mixed (per-row parameters).
     #[arg(

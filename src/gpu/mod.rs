@@ -136,8 +136,11 @@ impl GpuSampler {
                 opts.top_n, self.config.max_top_n
             )));
         }
+        // Tokens come back as i32, and the kernels' index arithmetic stays below 2^32.
         let vocab_u32 = u32::try_from(vocab)
-            .map_err(|_| SampleError::Capacity(format!("vocab {vocab} exceeds 2^32 - 1")))?;
+            .ok()
+            .filter(|&v| v <= i32::MAX as u32)
+            .ok_or_else(|| SampleError::Capacity(format!("vocab {vocab} exceeds 2^31 - 1")))?;
         let batch_u32 = u32::try_from(batch)
             .map_err(|_| SampleError::Capacity(format!("batch {batch} exceeds 2^32 - 1")))?;
         let params_stride = match params.len() {

@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""Ratios of the peers' medians to ours, from one run's `batchsample bench --json` and
+`peers.py --json` files: `compare.py OURS.json PEERS.json [MORE_PEERS.json]`. A ratio above 1 means we are faster."""
+import json
+import sys
+
+ours = json.load(open(sys.argv[1]))
+runs = [json.load(open(f)) for f in sys.argv[2:]]
+peers = dict(device=runs[0]["device"], flashinfer="; ".join(r["flashinfer"] for r in runs),
+             results=[x for r in runs for x in r["results"]])
+mine = {}
+for r in ours["results"]:
+    c = r["case"]
+    mine[(c["batch"], c["vocab"], c["dtype"], c["mode"])] = r["median_us"]
+print(f"device: {peers['device']}; {peers['flashinfer']}")
+print(f"{'batch':>5} {'vocab':>7} {'dtype':<5} {'mode':<12} {'ours_us':>9} {'peer':<11} {'peer_us':>9} {'peer/ours':>9}")
+for r in peers["results"]:
+    key = (r["batch"], r["vocab"], r["dtype"], r["mode"])
+    if key not in mine:
+        continue
+    print(f"{r['batch']:>5} {r['vocab']:>7} {r['dtype']:<5} {r['mode']:<12} {mine[key]:>9.1f} "
+          f"{r['peer']:<11} {r['median_us']:>9.1f} {r['median_us'] / mine[key]:>9.2f}")

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Peers of `batchsample bench`, timed the same way on the same GPU (run by scripts/gpu-check).
+
+* torch-sort: the PyTorch pipeline vLLM falls back to — temperature, sort, top-k and top-p masks
+  through a cumulative sum, min-p, softmax, and an exponential-race draw (probs / Exp(1), argmax).
+* flashinfer: `sampling_from_logits` (temperature only) and `top_k_top_p_sampling_from_logits`
+  (top-k / top-p / combined; it has no min-p, so "combined" is top-k 50 + top-p 0.9 there), on
+  logits already divided by the temperature (the division is not timed: it favours FlashInfer).
+  Only if `import flashinfer` works on this machine.
+
+Same shapes and modes as `batchsample bench` (temperature 0.8, top-k 50, top-p 0.9, min-p 0.05),
+CUDA events around each call, inputs rotated so the L2 cache does not hold the next call's logits,
+median of the iterations after warm-up. Writes JSON with one record per case.
+"""
+import argparse
+import json
+import statistics
+import sys
+
+import torch
+
+MODES = {
+    "temperature": dict(k=0, p=1.0, min_p=0.0),
+    "top-k": dict(k=50, p=1.0, min_p=0.0),
+    "top-p": dict(k=0, p=0.9, min_p=0.0),
+    "combined": dict(k=50, p=0.9, min_p=0.05),
+}
+TEMPERATURE = 0.8
+
+
+def torch_sort_sample(logits, k, p, min_p):
+    """vLLM's PyTorch fallback, with this project's semantics (the crossing token kept)."""
+    x = logits.float() / TEMPERATURE
+    sorted_x, order = x.sort(dim=-1, descending=True)
+    vocab = x.shape[-1]
+    if k:
+        ranks = torch.arange(vocab, device=x.device)
+        sorted_x = sorted_x.masked_fill(ranks >= k, float("-inf"))
+    if p < 1.0:
+        probs = sorted_x.softmax(dim=-1)
+        before = probs.cumsum(dim=-1) - probs  # mass strictly before each token
+        sorted_x = sorted_x.masked_fill(before >= p, float("-inf"))
+    if min_p > 0.0:
+        probs = sorted_x.softmax(dim=-1)
+        sorted_x = sorted_x.masked_fill(probs < min_p * probs[:, :1], float("-inf"))
+    probs = sorted_x.softmax(dim=-1)
+    q = torch.empty_like(probs).exponential_()
+    return order.gather(-1, (probs / q).argmax(dim=-1, keepdim=True)).squeeze(-1)
+
+
+def flashinfer_sampler(mode):
+    import flashinfer  # noqa: F401  (import errors are reported by the caller)
+    from flashinfer import sampling
+
+    m = MODES[mode]
+    if mode == "temperature":
+        return lambda x: sampling.sampling_from_logits(x, deterministic=True)
+    k = m["k"] or None
+    return lambda x: sampling.top_k_top_p_sampling_from_logits(
+        x, k if k else x.shape[-1], m["p"], deterministic=True
+    )
+
+
+def time_calls(fn, buffers, iterations):
+    for i in range(3):
+        fn(buffers[i % len(buffers)])
+    times = []
+    for i in range(iterations):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn(buffers[i % len(buffers)])
+        b.record()
+        times.append((a, b))
+    torch.cuda.synchronize()
+    ms = sorted(a.elapsed_time(b) for a, b in times)
+    return statistics.median(ms) * 1e3, ms[len(ms) // 10] * 1e3, ms[(len(ms) * 9) // 10] * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", default="1,64,256")
+    ap.add_argument("--vocab", default="32000,128256")
+    ap.add_argument("--dtype", default="f32,bf16")
+    ap.add_argument("--mode", default="temperature,top-k,top-p,combined")
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--peers", default="torch-sort,flashinfer")
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+    dtypes = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+    torch.manual_seed(0)
+    wanted = args.peers.split(",")
+    try:
+        if "flashinfer" not in wanted:
+            raise RuntimeError("not requested")
+        import flashinfer
+
+        flashinfer_status = f"flashinfer {getattr(flashinfer, '__version__', '?')}"
+    except Exception as e:  # report why, keep going with torch
+        flashinfer_status = f"flashinfer unavailable: {type(e).__name__}: {e}"
+    print(flashinfer_status, file=sys.stderr)
+    records = []
+    for vocab in map(int, args.vocab.split(",")):
+        for dname in args.dtype.split(","):
+            for mode in args.mode.split(","):
+                for batch in map(int, args.batch.split(",")):
+                    bytes_ = batch * vocab * torch.tensor([], dtype=dtypes[dname]).element_size()
+                    copies = max(1, min(8, -(-(128 << 20) // bytes_)))
+                    # LM-like rows: a normal bulk plus a few dozen high tokens.
+                    base = torch.randn(batch, vocab, device="cuda") * 2.0
+                    spikes = torch.randint(0, vocab, (batch, 32), device="cuda")
+                    heights = 14.0 - 2.2 * torch.log(torch.arange(1, 33, device="cuda").float())
+                    base.scatter_(1, spikes, heights.expand(batch, 32).contiguous())
+                    buffers = [base.to(dtypes[dname]).clone() for _ in range(copies)]
+                    m = MODES[mode]
+                    peers = []
+                    if "torch-sort" in wanted:
+                        peers.append(("torch-sort", lambda x, m=m: torch_sort_sample(x, m["k"], m["p"], m["min_p"]), buffers))
+                    if not flashinfer_status.startswith("flashinfer unavailable"):
+                        scaled = [(b.float() / TEMPERATURE).to(b.dtype) for b in buffers]
+                        try:
+                            peers.append(("flashinfer", flashinfer_sampler(mode), scaled))
+                        except Exception as e:
+                            print(f"flashinfer {mode}: {e}", file=sys.stderr)
+                    for name, fn, bufs in peers:
+                        try:
+                            med, p10, p90 = time_calls(fn, bufs, args.iterations)
+                        except Exception as e:
+                            print(f"{name} {batch}x{vocab} {dname} {mode}: {type(e).__name__}: {e}", file=sys.stderr)
+                            continue
+                        records.append(dict(peer=name, batch=batch, vocab=vocab, dtype=dname, mode=mode,
+                                            median_us=med, p10_us=p10, p90_us=p90))
+                        print(f"{name:<11} {batch:>5} {vocab:>7} {dname:<5} {mode:<12} {med:>10.1f} us", flush=True)
+    with open(args.json, "w") as f:
+        json.dump(dict(device=torch.cuda.get_device_name(), flashinfer=flashinfer_status, results=records), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
