@@ -16,6 +16,7 @@
 #include "block.cuh"
 #include "load.cuh"
 #include "select.cuh"
+#include "candidates.cuh"
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
@@ -84,6 +85,13 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         return;
     }
 
+    // The small-k path needs the top-digit histogram of the finite tokens; build it in pass 1.
+    const bool small_k = p.temperature > 0.0f && p.top_k > 0u && p.top_k <= CANDIDATE_CAPACITY;
+    if (small_k) {
+        for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) sh.select.hist[b] = 0ull;
+        __syncthreads();
+    }
+
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     float best = NEG_INF;
     unsigned int best_index = 0xffffffffu;
@@ -95,6 +103,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
             if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
             if (x[j] != NEG_INF && x[j] == x[j]) {
                 ++finite;
+                if (small_k) atomicAdd(&sh.select.hist[order_key(x[j]) >> 21], 1ull);
                 if (better(x[j], start + j, best, best_index)) {
                     best = x[j];
                     best_index = start + j;
@@ -127,9 +136,54 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
     auto shifted = [&](float x) { return (x - max) / temperature; };
     auto weight_of = [&](float x) { return expf(shifted(x)); };
 
-    // top-k: the first k of the rank order among the finite tokens.
+    // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
+    // candidates when they fit in shared memory, else by radix select over the row.
     Cut cut_k = whole_order();
-    if (p.top_k > 0u && (unsigned long long)p.top_k < finite) {
+    Cut cut_p = whole_order();
+    unsigned int candidates = 0u;  // > 0: the first `candidates` kept tokens are sorted in hist
+    const bool top_k_on = p.top_k > 0u && (unsigned long long)p.top_k < finite;
+    if (small_k && top_k_on) {
+        unsigned long long total, unused;
+        find_crossing(sh.select, RADIX_BINS, p.top_k, &total, 0.0f, &unused);
+        const unsigned int digit = sh.select.found_digit;
+        const unsigned long long count = sh.select.found_before + sh.select.hist[digit];
+        __syncthreads();
+        if (count <= CANDIDATE_CAPACITY) {
+            // Pass 2: collect every finite token at or above the digit, then sort them.
+            for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) sh.select.hist[b] = 0ull;
+            if (threadIdx.x == 0) sh.select.candidate_count = 0u;
+            __syncthreads();
+            for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) {
+                    const unsigned int key = order_key(x[j]);
+                    if (x[j] != NEG_INF && (key >> 21) >= digit) {
+                        const unsigned int slot = atomicAdd(&sh.select.candidate_count, 1u);
+                        sh.select.hist[slot] = pack_candidate(key, start + j);
+                    }
+                }
+            });
+            __syncthreads();
+            unsigned int width = 1u;
+            while (width < (unsigned int)count) width <<= 1;
+            bitonic_sort_descending(sh.select.hist, width);
+            const unsigned long long* ranked = sh.select.hist;
+            const unsigned long long kth = ranked[p.top_k - 1u];
+            cut_k = Cut{candidate_key(kth), candidate_index(kth)};
+            candidates = p.top_k;
+            if (p.top_p < 1.0f) {
+                auto mass = [&](unsigned int j) {
+                    return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
+                };
+                const unsigned long long target =
+                    mass_target(p.top_p, candidate_total(candidates, mass, sh.select));
+                const unsigned int m = candidate_crossing(candidates, target, mass, sh.select);
+                cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
+                candidates = m;
+            }
+        }
+    }
+    if (candidates == 0u && top_k_on) {
         auto counted = [&](unsigned int, unsigned int, float x) {
             return x != NEG_INF ? 1ull : 0ull;
         };
@@ -139,10 +193,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                            [&](unsigned int, unsigned int, float x) { return x != NEG_INF; },
                            sh.select);
     }
-
-    // top-p over the top-k survivors: the shortest prefix whose mass reaches p of their total.
-    Cut cut_p = whole_order();
-    if (p.top_p < 1.0f) {
+    if (candidates == 0u && p.top_p < 1.0f) {
         auto in_top_k = [&](unsigned int key, unsigned int index, float x) {
             return x != NEG_INF && in_cut(cut_k, key, index);
         };
@@ -153,6 +204,16 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
             radix_select<DT>(row, vocab, aligned, 0ull, p.top_p, mass, sh.select);
         cut_p = cut_at<DT>(row, vocab, aligned, r, fixed_mass(weight_of(key_to_float(r.tau))),
                            in_top_k, sh.select);
+    }
+    if (candidates > 0u && p.min_p > 0.0f) {
+        // min-p keeps a prefix of the rank order too: trim the candidates to it.
+        const float min_p = p.min_p;
+        const unsigned long long* ranked = sh.select.hist;
+        auto below = [&](unsigned int j) {
+            return weight_of(key_to_float(candidate_key(ranked[j]))) >= min_p ? 0ull : 1ull;
+        };
+        // Candidates are in rank order, so the ones below min-p form a suffix.
+        candidates -= (unsigned int)candidate_total(candidates, below, sh.select);
     }
 
     const float min_p = p.min_p;
@@ -165,7 +226,29 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
     unsigned long long kept_count = 0ull;
     int token = -1;
     float norm = 0.0f;
-    if (method == DRAW_GUMBEL) {
+    if (method == DRAW_GUMBEL && candidates > 0u) {
+        // The kept tokens are the first `candidates` in shared memory: no pass over the row.
+        const unsigned long long* ranked = sh.select.hist;
+        float best_score = NEG_INF;
+        unsigned int best_token = 0xffffffffu;
+        float mass = 0.0f;
+        for (unsigned int j = threadIdx.x; j < candidates; j += blockDim.x) {
+            const unsigned int index = candidate_index(ranked[j]);
+            const float d = shifted(key_to_float(candidate_key(ranked[j])));
+            mass += expf(d);
+            const Philox4 r = philox_block(p.seed, p.step, index >> 2, PHILOX_TOKEN_NOISE);
+            const float score = d - logf(-logf(word_to_uniform(r.v[index & 3u])));
+            if (better(score, index, best_score, best_token)) {
+                best_score = score;
+                best_token = index;
+            }
+        }
+        unsigned int winner;
+        block_argmax(best_score, best_token, &winner, sh.select.scratch);
+        norm = block_sum_f32(mass, sh.select.scratch);
+        token = (int)winner;
+        kept_count = threadIdx.x == 0 ? candidates : 0u;  // summed over the block below
+    } else if (method == DRAW_GUMBEL) {
         float best_score = NEG_INF;
         unsigned int best_token = 0xffffffffu;
         float mass = 0.0f;
@@ -271,7 +354,16 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
     // top-n: the first n kept tokens in rank order, collected and ordered in shared memory.
     unsigned int filled = 0u;
     const unsigned long long wanted = top_n < kept_count ? top_n : kept_count;
-    if (wanted > 0ull) {
+    if (wanted > 0ull && candidates > 0u) {
+        // Already in rank order.
+        filled = (unsigned int)wanted;
+        for (unsigned int i = threadIdx.x; i < filled; i += blockDim.x) {
+            const unsigned long long c = sh.select.hist[i];
+            top_tokens[(size_t)row_index * top_n + i] = (int)candidate_index(c);
+            top_logprobs[(size_t)row_index * top_n + i] =
+                shifted(key_to_float(candidate_key(c))) - log_norm;
+        }
+    } else if (wanted > 0ull) {
         auto kept_count_weight = [&](unsigned int key, unsigned int index, float x) {
             return kept(key, index, x, weight_of(x)) ? 1ull : 0ull;
         };

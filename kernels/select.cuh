@@ -15,6 +15,7 @@ struct SelectShared {
     unsigned int found_digit;
     unsigned long long found_before;
     unsigned int found_index;
+    unsigned int candidate_count;
 };
 
 // A prefix of the rank order: every key above `tau`, and the keys equal to `tau` up to
@@ -45,6 +46,52 @@ struct SelectResult {
     unsigned long long target;      // the absolute target that was reached
 };
 
+// The fixed-point mass that top-p must reach: ceil(p * total), at least 1. (p < 1 and a total of
+// at least 2^32 — the row's maximum alone weighs 2^32 — keep it at or below the total.)
+__device__ __forceinline__ unsigned long long mass_target(float p, unsigned long long total)
+{
+    const double goal = (double)p * (double)total;
+    unsigned long long t = (unsigned long long)goal;
+    if ((double)t < goal) ++t;
+    return t == 0ull ? 1ull : t;
+}
+
+// Given a histogram of `bins` digits in sh.hist, finds the digit (counted from the top) where the
+// running weight first reaches `remaining`, and stores it and the weight above it in
+// sh.found_digit / sh.found_before. When `fraction` is positive, the target is first replaced by
+// ceil(fraction * total) (the caller's running weight above is then zero) and written back to
+// *target. `*total` gets the histogram's total. Ends with a barrier.
+__device__ __forceinline__ void find_crossing(SelectShared& sh, unsigned int bins,
+                                              unsigned long long remaining,
+                                              unsigned long long* total, float fraction,
+                                              unsigned long long* target)
+{
+    // Thread t owns `per` consecutive digits counted from the top; a scan over threads gives
+    // each its weight above, and the one whose range holds the target walks its digits.
+    const unsigned int per = bins / blockDim.x;
+    const unsigned int top = bins - 1u - threadIdx.x * per;
+    unsigned long long local = 0ull;
+    for (unsigned int d = 0; d < per; ++d) local += sh.hist[top - d];
+    const unsigned long long exclusive = block_exclusive_scan_u64(local, total, sh.scratch);
+    if (fraction > 0.0f) {
+        *target = mass_target(fraction, *total);
+        remaining = *target;
+    }
+    if (exclusive < remaining && exclusive + local >= remaining) {
+        unsigned long long running = exclusive;
+        for (unsigned int d = 0; d < per; ++d) {
+            const unsigned long long h = sh.hist[top - d];
+            if (running + h >= remaining) {
+                sh.found_digit = top - d;
+                sh.found_before = running;
+                break;
+            }
+            running += h;
+        }
+    }
+    __syncthreads();
+}
+
 // Walks the rank order over the elements that `weight(key, index, x)` gives a nonzero weight and
 // finds where the running weight first reaches the target: `target` itself, or, when `fraction`
 // is positive, ceil(fraction * total weight). The caller guarantees the total reaches it.
@@ -73,34 +120,8 @@ __device__ SelectResult radix_select(const typename Dtype<DT>::Raw* __restrict__
             }
         });
         __syncthreads();
-        // Thread t owns `per` consecutive digits counted from the top; a scan over threads gives
-        // each its weight above, and the one whose range holds the target walks its digits.
-        const unsigned int per = bins / blockDim.x;
-        const unsigned int top = bins - 1u - threadIdx.x * per;
-        unsigned long long local = 0ull;
-        for (unsigned int d = 0; d < per; ++d) local += sh.hist[top - d];
         unsigned long long total;
-        const unsigned long long exclusive = block_exclusive_scan_u64(local, &total, sh.scratch);
-        if (pass == 0 && fraction > 0.0f) {
-            const double goal = (double)fraction * (double)total;
-            target = (unsigned long long)goal;
-            if ((double)target < goal) ++target;
-            if (target == 0ull) target = 1ull;
-        }
-        const unsigned long long remaining = target - before;
-        if (exclusive < remaining && exclusive + local >= remaining) {
-            unsigned long long running = exclusive;
-            for (unsigned int d = 0; d < per; ++d) {
-                const unsigned long long h = sh.hist[top - d];
-                if (running + h >= remaining) {
-                    sh.found_digit = top - d;
-                    sh.found_before = running;
-                    break;
-                }
-                running += h;
-            }
-        }
-        __syncthreads();
+        find_crossing(sh, bins, target - before, &total, pass == 0 ? fraction : 0.0f, &target);
         const unsigned int digit = sh.found_digit;
         before += sh.found_before;
         prefix |= digit << shift;
