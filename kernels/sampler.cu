@@ -101,9 +101,12 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
             if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
+            if (small_k) {
+                const bool counted = x[j] != NEG_INF && x[j] == x[j];
+                add_to_bin(sh.select.hist, order_key(x[j]) >> 21, 1ull, counted);
+            }
             if (x[j] != NEG_INF && x[j] == x[j]) {
                 ++finite;
-                if (small_k) atomicAdd(&sh.select.hist[order_key(x[j]) >> 21], 1ull);
                 if (better(x[j], start + j, best, best_index)) {
                     best = x[j];
                     best_index = start + j;
@@ -249,31 +252,40 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         token = (int)winner;
         kept_count = threadIdx.x == 0 ? candidates : 0u;  // summed over the block below
     } else if (method == DRAW_GUMBEL) {
+        // Gumbel noise is bounded: u <= 1 - 2^-24 gives g = -ln(-ln u) <= 16.64. A token whose
+        // d + 17 is below the best score any thread has already found cannot win, so it needs no
+        // Philox call and no logarithms — exactly, whatever the order threads publish in. Most of
+        // an LM's vocabulary is that far below the top.
+        if (threadIdx.x == 0) sh.select.gumbel_bound = order_key(NEG_INF);
+        __syncthreads();
         float best_score = NEG_INF;
         unsigned int best_token = 0xffffffffu;
         float mass = 0.0f;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
-            // Four tokens share one Philox call; skip it when none of the four is kept.
+            const float bound = key_to_float(atomicOr(&sh.select.gumbel_bound, 0u)) - 17.0f;
+            const float before = best_score;
 #pragma unroll
             for (int q = 0; q < VEC / 4; ++q) {
-                bool keep[4];
+                bool noisy[4];
                 bool any = false;
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
-                    const float w = weight_of(xj);
-                    keep[j] = kept(order_key(xj), start + 4 * q + j, xj, w);
-                    if (keep[j]) {
+                    const float d = shifted(xj);
+                    const float w = expf(d);
+                    const bool keep = kept(order_key(xj), start + 4 * q + j, xj, w);
+                    if (keep) {
                         mass += w;
                         ++kept_count;
                     }
-                    any |= keep[j];
+                    noisy[j] = keep && d >= bound;
+                    any |= noisy[j];
                 }
                 if (!any) continue;
                 const Philox4 r = philox_block(p.seed, p.step, (start >> 2) + q, PHILOX_TOKEN_NOISE);
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    if (!keep[j]) continue;
+                    if (!noisy[j]) continue;
                     const float u = word_to_uniform(r.v[j]);
                     const float score = shifted(x[4 * q + j]) - logf(-logf(u));
                     if (better(score, start + 4 * q + j, best_score, best_token)) {
@@ -282,6 +294,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                     }
                 }
             }
+            if (best_score > before) atomicMax(&sh.select.gumbel_bound, order_key(best_score));
         });
         unsigned int winner;
         block_argmax(best_score, best_token, &winner, sh.select.scratch);

@@ -3,10 +3,12 @@
 
 mod cpu;
 mod gpu;
+mod plot;
 mod workload;
 
 pub use cpu::{bench_cpu, measure_host_bandwidth};
 pub use gpu::{bench_gpu, measure_device_bandwidth};
+pub use plot::write_svg;
 pub use workload::{mode_params, synthetic_logits, BenchMode};
 
 use crate::dtype::Dtype;

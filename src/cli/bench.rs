@@ -124,6 +124,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("--json {}", path.display()))?;
     }
+    if let Some(path) = &args.svg {
+        batchsample::bench::write_svg(path, &results, &device_name, bandwidth)
+            .with_context(|| format!("--svg {}", path.display()))?;
+    }
     if let Some(path) = &args.csv {
         let mut s = String::from("device,batch,vocab,dtype,mode,method,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
         for r in &results {

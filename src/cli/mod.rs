@@ -248,6 +248,9 @@ pub struct BenchArgs {
     /// Write every result as CSV.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Plot latency against batch (a panel per vocab, dtype and method; the floor dashed).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 fn parse_logit(s: &str) -> std::result::Result<f32, String> {

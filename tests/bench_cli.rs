@@ -1,0 +1,95 @@
+//! `batchsample bench` plumbing on the CPU path: the table, the JSON, CSV and SVG records, and
+//! the fallback message. (GPU numbers come from scripts/gpu-check; see BENCHMARKS.md.)
+
+use std::process::Command;
+
+#[test]
+fn bench_on_the_cpu_writes_table_json_csv_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, csv, svg) = (
+        dir.path().join("b.json"),
+        dir.path().join("b.csv"),
+        dir.path().join("b.svg"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
+        .args([
+            "bench", "--device", "auto", "--batch", "1,3", "--vocab", "100,257", "--dtype",
+            "f32,bf16",
+        ])
+        .args([
+            "--mode",
+            "greedy,top-k,combined",
+            "--method",
+            "gumbel,inverse-cdf",
+            "--iterations",
+            "2",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    if !batchsample::gpu::gpu_available() {
+        assert!(
+            stderr.contains("benchmarking the CPU reference instead"),
+            "{stderr}"
+        );
+    }
+    // 2 batches x 2 vocabs x 2 dtypes x 3 modes x 2 methods = 48 rows in every record.
+    let rows = stdout
+        .lines()
+        .filter(|l| l.starts_with("cpu ") || l.starts_with("gpu "))
+        .count();
+    assert_eq!(rows, 48, "{stdout}");
+    assert!(stdout.contains("measured bandwidth"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 48);
+    for r in results {
+        let (median, floor, ratio) = (
+            r["median_us"].as_f64().unwrap(),
+            r["floor_us"].as_f64().unwrap(),
+            r["ratio_to_floor"].as_f64().unwrap(),
+        );
+        assert!(median > 0.0 && floor > 0.0 && (ratio - median / floor).abs() < 1e-9 * ratio);
+        assert!(r["p10_us"].as_f64().unwrap() <= median && median <= r["p90_us"].as_f64().unwrap());
+    }
+    assert!(doc["bandwidth_gbps"].as_f64().unwrap() > 0.0);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 49);
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg"));
+    for text in [
+        "median sampling latency",
+        "vocab 100, bf16, InverseCdf",
+        "combined",
+        "floor (one read)",
+    ] {
+        assert!(plot.contains(text), "svg lacks {text}");
+    }
+}
+
+#[test]
+fn bench_rejects_bad_lists_with_one_line() {
+    for args in [
+        vec!["bench", "--mode", "nucleus"],
+        vec!["bench", "--dtype", "f64"],
+        vec!["bench", "--batch", "x"],
+        vec!["bench", "--iterations", "0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
