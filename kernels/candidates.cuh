@@ -1,7 +1,7 @@
-// The small-k path: when top-k is on with k <= CANDIDATE_CAPACITY, one radix histogram (built
-// during the row's first pass) says which top digit holds the k-th token; one more pass collects
-// every token at or above that digit into shared memory (if they fit), where they are sorted in
-// rank order. top-k, top-p, min-p, the Gumbel draw and top-n then need no further pass over the
+// The small-k path: when top-k is on with k at most the block's thread count, the k-th largest
+// of the threads' maxima (from the row's first pass) bounds the k-th largest logit from below; one
+// more pass collects every token at or above it into shared memory (if they fit), where they are
+// sorted in rank order. top-k, top-p, min-p, the Gumbel draw and top-n then need no further pass over the
 // row. The decisions are the radix path's exactly: same rank order, same fixed-point masses,
 // same target, same crossing rule.
 #pragma once

@@ -85,13 +85,6 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         return;
     }
 
-    // The small-k path needs the top-digit histogram of the finite tokens; build it in pass 1.
-    const bool small_k = p.temperature > 0.0f && p.top_k > 0u && p.top_k <= CANDIDATE_CAPACITY;
-    if (small_k) {
-        for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) sh.select.hist[b] = 0ull;
-        __syncthreads();
-    }
-
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     float best = NEG_INF;
     unsigned int best_index = 0xffffffffu;
@@ -101,10 +94,6 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
             if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
-            if (small_k) {
-                const bool counted = x[j] != NEG_INF && x[j] == x[j];
-                add_to_bin(sh.select.hist, order_key(x[j]) >> 21, 1ull, counted);
-            }
             if (x[j] != NEG_INF && x[j] == x[j]) {
                 ++finite;
                 if (better(x[j], start + j, best, best_index)) {
@@ -145,32 +134,39 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
     Cut cut_p = whole_order();
     unsigned int candidates = 0u;  // > 0: the first `candidates` kept tokens are sorted in hist
     const bool top_k_on = p.top_k > 0u && (unsigned long long)p.top_k < finite;
-    if (small_k && top_k_on) {
-        unsigned long long total, unused;
-        find_crossing(sh.select, RADIX_BINS, p.top_k, &total, 0.0f, &unused);
-        const unsigned int digit = sh.select.found_digit;
-        const unsigned long long count = sh.select.found_before + sh.select.hist[digit];
+    // The small-k path. Each thread's maximum is one of the row's tokens, so the k-th largest of
+    // the block's thread maxima is at most the row's k-th largest logit: every top-k token is at
+    // or above it, and for k much smaller than the row few others are.
+    if (top_k_on && p.top_k <= blockDim.x) {
+        unsigned long long* ranked = sh.select.hist;
+        for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
+        __syncthreads();
+        ranked[threadIdx.x] = pack_candidate(order_key(best), best_index);
+        __syncthreads();
+        bitonic_sort_descending(ranked, blockDim.x);
+        const unsigned int floor_key = candidate_key(ranked[p.top_k - 1u]);
+        __syncthreads();
+        // Pass 2: collect every finite token at or above that floor (if they fit), then sort.
+        for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
+        if (threadIdx.x == 0) sh.select.candidate_count = 0u;
+        __syncthreads();
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const unsigned int key = order_key(x[j]);
+                if (x[j] != NEG_INF && key >= floor_key) {
+                    const unsigned int slot = atomicAdd(&sh.select.candidate_count, 1u);
+                    if (slot < CANDIDATE_CAPACITY) ranked[slot] = pack_candidate(key, start + j);
+                }
+            }
+        });
+        __syncthreads();
+        const unsigned int count = sh.select.candidate_count;
         __syncthreads();
         if (count <= CANDIDATE_CAPACITY) {
-            // Pass 2: collect every finite token at or above the digit, then sort them.
-            for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) sh.select.hist[b] = 0ull;
-            if (threadIdx.x == 0) sh.select.candidate_count = 0u;
-            __syncthreads();
-            for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) {
-                    const unsigned int key = order_key(x[j]);
-                    if (x[j] != NEG_INF && (key >> 21) >= digit) {
-                        const unsigned int slot = atomicAdd(&sh.select.candidate_count, 1u);
-                        sh.select.hist[slot] = pack_candidate(key, start + j);
-                    }
-                }
-            });
-            __syncthreads();
             unsigned int width = 1u;
-            while (width < (unsigned int)count) width <<= 1;
-            bitonic_sort_descending(sh.select.hist, width);
-            const unsigned long long* ranked = sh.select.hist;
+            while (width < count) width <<= 1;
+            bitonic_sort_descending(ranked, width);
             const unsigned long long kth = ranked[p.top_k - 1u];
             cut_k = Cut{candidate_key(kth), candidate_index(kth)};
             candidates = p.top_k;
@@ -253,17 +249,20 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         kept_count = threadIdx.x == 0 ? candidates : 0u;  // summed over the block below
     } else if (method == DRAW_GUMBEL) {
         // Gumbel noise is bounded: u <= 1 - 2^-24 gives g = -ln(-ln u) <= 16.64. A token whose
-        // d + 17 is below the best score any thread has already found cannot win, so it needs no
-        // Philox call and no logarithms — exactly, whatever the order threads publish in. Most of
-        // an LM's vocabulary is that far below the top.
-        if (threadIdx.x == 0) sh.select.gumbel_bound = order_key(NEG_INF);
-        __syncthreads();
+        // d + 17 is below a score the block has already found cannot win, so it needs no Philox
+        // call and no logarithms — exactly. Most of an LM's vocabulary is that far below the top.
         float best_score = NEG_INF;
         unsigned int best_token = 0xffffffffu;
         float mass = 0.0f;
+        float bound = NEG_INF;  // the block's best score at the last refresh, minus 17
+        unsigned int sub_tiles = 0u;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
-            const float bound = key_to_float(atomicOr(&sh.select.gumbel_bound, 0u)) - 17.0f;
-            const float before = best_score;
+            // Every 8 sub-tiles the block agrees on its best score so far (uniform: every
+            // thread counts the same sub-tiles), at the cost of one block reduction.
+            if ((++sub_tiles & 7u) == 0u) {
+                unsigned int unused;
+                bound = block_argmax(best_score, best_token, &unused, sh.select.scratch) - 17.0f;
+            }
 #pragma unroll
             for (int q = 0; q < VEC / 4; ++q) {
                 bool noisy[4];
@@ -294,7 +293,6 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                     }
                 }
             }
-            if (best_score > before) atomicMax(&sh.select.gumbel_bound, order_key(best_score));
         });
         unsigned int winner;
         block_argmax(best_score, best_token, &winner, sh.select.scratch);

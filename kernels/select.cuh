@@ -16,7 +16,6 @@ struct SelectShared {
     unsigned long long found_before;
     unsigned int found_index;
     unsigned int candidate_count;
-    unsigned int gumbel_bound;  // order key of the best Gumbel score published so far
 };
 
 // A prefix of the rank order: every key above `tau`, and the keys equal to `tau` up to
@@ -55,25 +54,6 @@ __device__ __forceinline__ unsigned long long mass_target(float p, unsigned long
     unsigned long long t = (unsigned long long)goal;
     if ((double)t < goal) ++t;
     return t == 0ull ? 1ull : t;
-}
-
-// Adds `weight` to hist[bin] for every lane with `valid`, one atomic per distinct bin of the warp:
-// logits crowd into a few top digits, and 32 lanes (16 warps) hitting the same shared-memory
-// counter serialise. Lanes with the same bin are found with __match_any_sync and their weights
-// summed with __reduce_add_sync (32-bit, so the up-to-33-bit weight goes in three pieces whose
-// sums over 32 lanes cannot overflow). All 32 lanes of the warp must call this together.
-__device__ __forceinline__ void add_to_bin(unsigned long long* hist, unsigned int bin,
-                                           unsigned long long weight, bool valid)
-{
-    if (!__any_sync(FULL_MASK, valid)) return;
-    const unsigned int id = valid ? bin : 0xffffffffu;
-    const unsigned int peers = __match_any_sync(FULL_MASK, id);
-    const unsigned int low = __reduce_add_sync(peers, (unsigned int)(weight & 0xffffu));
-    const unsigned int middle = __reduce_add_sync(peers, (unsigned int)((weight >> 16) & 0xffffu));
-    const unsigned int high = __reduce_add_sync(peers, (unsigned int)(weight >> 32));
-    if (valid && lane_id() == (unsigned int)(__ffs(peers) - 1))
-        atomicAdd(&hist[bin], (unsigned long long)low + ((unsigned long long)middle << 16) +
-                                  ((unsigned long long)high << 32));
 }
 
 // Given a histogram of `bins` digits in sh.hist, finds the digit (counted from the top) where the
@@ -134,9 +114,9 @@ __device__ SelectResult radix_select(const typename Dtype<DT>::Raw* __restrict__
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
                 const unsigned int key = order_key(x[j]);
-                const unsigned long long w =
-                    (key & prefix_mask) == prefix ? weight(key, start + j, x[j]) : 0ull;
-                add_to_bin(sh.hist, (key >> shift) & (bins - 1u), w, w != 0ull);
+                if ((key & prefix_mask) != prefix) continue;
+                const unsigned long long w = weight(key, start + j, x[j]);
+                if (w != 0ull) atomicAdd(&sh.hist[(key >> shift) & (bins - 1u)], w);
             }
         });
         __syncthreads();
