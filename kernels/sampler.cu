@@ -123,9 +123,16 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         return;
     }
 
-    const float temperature = p.temperature;
-    // Scaled, max-shifted logit and its weight exp(d) in (0, 1]: never overflows.
-    auto shifted = [&](float x) { return (x - max) / temperature; };
+    // Scaled, max-shifted logit and its weight exp(d) in (0, 1]: never overflows. A multiply by
+    // the reciprocal instead of a division per token: the f64 reference divides, and the two
+    // differ by rounding only (the parity tests bound it).
+    // A subnormal temperature has no finite reciprocal (0 * inf would be NaN at the maximum):
+    // such rows divide.
+    const float inv_temperature = 1.0f / p.temperature;
+    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
+    auto shifted = [&](float x) {
+        return reciprocal_ok ? (x - max) * inv_temperature : (x - max) / p.temperature;
+    };
     auto weight_of = [&](float x) { return expf(shifted(x)); };
 
     // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
@@ -254,6 +261,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         float best_score = NEG_INF;
         unsigned int best_token = 0xffffffffu;
         float mass = 0.0f;
+        const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
         float bound = NEG_INF;  // the block's best score at the last refresh, minus 17
         unsigned int sub_tiles = 0u;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
@@ -272,7 +280,8 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                     const float xj = x[4 * q + j];
                     const float d = shifted(xj);
                     const float w = expf(d);
-                    const bool keep = kept(order_key(xj), start + 4 * q + j, xj, w);
+                    const bool keep = unfiltered ? xj != NEG_INF
+                                                 : kept(order_key(xj), start + 4 * q + j, xj, w);
                     if (keep) {
                         mass += w;
                         ++kept_count;

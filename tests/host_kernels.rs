@@ -235,3 +235,31 @@ fn shim_gumbel_noise_skipping_never_drops_the_winner() {
     println!("flat rows: {}", report.summary());
     report.assert_clean();
 }
+
+#[test]
+fn shim_subnormal_temperatures_sample_among_the_tied_maximum() {
+    // 1/T overflows for a subnormal T: the kernel must not turn the maximum's weight into NaN.
+    let vocab = 40;
+    let mut row: Vec<f32> = (0..vocab).map(|i| (i % 5) as f32).collect();
+    row[7] = 4.0 + 1e-6;
+    row[13] = 4.0 + 1e-6;
+    let logits: Vec<f32> = (0..16).flat_map(|_| row.iter().copied()).collect();
+    let params: Vec<SamplingParams> = (0..16u64)
+        .map(|i| SamplingParams {
+            temperature: 1e-40,
+            seed: i,
+            step: i,
+            ..Default::default()
+        })
+        .collect();
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        let opts = SampleOptions { method, top_n: 2 };
+        let report = run_and_check(&logits, vocab, &params, &opts, 64);
+        report.assert_clean();
+        let out = sample_rows(&logits, vocab, &params, &opts, 64, Schedule::Forward).unwrap();
+        assert!(
+            out.iter().all(|o| matches!(o.token, Some(7) | Some(13))),
+            "{out:?}"
+        );
+    }
+}
