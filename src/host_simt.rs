@@ -595,50 +595,32 @@ pub mod sampler {
     use crate::params::{DrawMethod, SamplingParams};
     use std::ffi::{c_int, c_uint, c_void};
 
-    extern "C" {
-        fn host_launch_sample_rows_f32(
-            cfg: *const HostLaunch,
-            logits: *const c_void,
-            params: *const SamplingParams,
-            params_stride: c_uint,
-            vocab: c_uint,
-            method: c_uint,
-            top_n: c_uint,
-            tokens: *mut i32,
-            logprobs: *mut f32,
-            status: *mut u32,
-            top_tokens: *mut i32,
-            top_logprobs: *mut f32,
-        ) -> c_int;
-        fn host_launch_sample_rows_f16(
-            cfg: *const HostLaunch,
-            logits: *const c_void,
-            params: *const SamplingParams,
-            params_stride: c_uint,
-            vocab: c_uint,
-            method: c_uint,
-            top_n: c_uint,
-            tokens: *mut i32,
-            logprobs: *mut f32,
-            status: *mut u32,
-            top_tokens: *mut i32,
-            top_logprobs: *mut f32,
-        ) -> c_int;
-        fn host_launch_sample_rows_bf16(
-            cfg: *const HostLaunch,
-            logits: *const c_void,
-            params: *const SamplingParams,
-            params_stride: c_uint,
-            vocab: c_uint,
-            method: c_uint,
-            top_n: c_uint,
-            tokens: *mut i32,
-            logprobs: *mut f32,
-            status: *mut u32,
-            top_tokens: *mut i32,
-            top_logprobs: *mut f32,
-        ) -> c_int;
+    /// The three launchers share one C signature (kernels/sampler.cu, `SAMPLER_PARAMS`).
+    macro_rules! declare_launchers {
+        ($($name:ident),*) => {
+            extern "C" {
+                $(fn $name(
+                    cfg: *const HostLaunch,
+                    logits: *const c_void,       // [batch, vocab] f32, or f16/bf16 bits
+                    params: *const SamplingParams, // [batch] or [1]
+                    params_stride: c_uint,
+                    vocab: c_uint,
+                    method: c_uint,
+                    top_n: c_uint,
+                    tokens: *mut i32,            // [batch]
+                    logprobs: *mut f32,          // [batch]
+                    status: *mut u32,            // [batch]
+                    top_tokens: *mut i32,        // [batch, top_n]
+                    top_logprobs: *mut f32,      // [batch, top_n]
+                ) -> c_int;)*
+            }
+        };
     }
+    declare_launchers!(
+        host_launch_sample_rows_f32,
+        host_launch_sample_rows_f16,
+        host_launch_sample_rows_bf16
+    );
 
     /// Runs `sample_rows_{dtype}` over a host batch with `threads` per row block (a power of two
     /// in [64, SAMPLER_MAX_THREADS]) under `schedule`, and decodes the outputs. Outputs start
