@@ -178,10 +178,14 @@ fn draw_all(
     draws: u64,
 ) -> Result<Vec<Vec<RowOutput>>> {
     let (batch, vocab) = (logits.batch, logits.vocab);
-    let chunk_rows = match backend {
-        Backend::Cpu => (CPU_CHUNK_LOGITS / vocab).clamp(1, batch),
-        Backend::Gpu(_) => batch,
-    };
+    if let Backend::Gpu(gpu) = backend {
+        // The logits go to the device once; each draw moves only parameters and results.
+        let progress = progress_bar(draws);
+        let all = with_logits!(&logits.data, v => gpu.sample_host_steps(v, vocab, params, opts, draws, |_| progress.inc(1)))?;
+        progress.finish_and_clear();
+        return Ok(all);
+    }
+    let chunk_rows = (CPU_CHUNK_LOGITS / vocab).clamp(1, batch);
     let chunks = batch.div_ceil(chunk_rows) as u64;
     let progress = progress_bar(draws * chunks);
     let mut all = Vec::with_capacity(draws as usize);
@@ -191,22 +195,7 @@ fn draw_all(
         for (c, chunk) in at_step.chunks(chunk_rows).enumerate() {
             let first = c * chunk_rows;
             let range = first * vocab..(first + chunk.len()) * vocab;
-            let out = match backend {
-                Backend::Cpu => {
-                    with_logits!(&logits.data, v => sample_batch(&v[range], vocab, chunk, opts))?
-                }
-                Backend::Gpu(gpu) => {
-                    with_logits!(&logits.data, v => gpu.sample_host(&v[range], vocab, chunk, opts))?
-                }
-            };
-            if out.len() != chunk.len() {
-                bail!(
-                    "the {} sampler returned {} rows for {}",
-                    backend.name(),
-                    out.len(),
-                    chunk.len()
-                );
-            }
+            let out = with_logits!(&logits.data, v => sample_batch(&v[range], vocab, chunk, opts))?;
             outputs.extend(out);
             progress.inc(1);
         }

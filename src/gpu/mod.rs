@@ -221,22 +221,49 @@ impl GpuSampler {
         params: &[SamplingParams],
         opts: &SampleOptions,
     ) -> Result<Vec<RowOutput>> {
+        let mut draws = self.sample_host_steps(logits, vocab, params, opts, 1, |_| {})?;
+        Ok(draws.pop().unwrap_or_default())
+    }
+
+    /// `draws` consecutive decode steps of the same batch from host slices: draw `d` uses every
+    /// row's `step + d`. The logits are copied to the device once, the outputs allocated once;
+    /// each draw copies only the parameters in and the results out. `on_draw(d)` is called after
+    /// each draw (for progress bars).
+    pub fn sample_host_steps<T: Logit + DeviceRepr>(
+        &mut self,
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        draws: u64,
+        mut on_draw: impl FnMut(u64),
+    ) -> Result<Vec<Vec<RowOutput>>> {
         let batch = batch_size(logits.len(), vocab)?;
         validate_batch(params, batch)?;
         if batch == 0 {
-            return Ok(Vec::new());
+            return Ok(vec![Vec::new(); draws as usize]);
         }
         let logits_dev = self.stream.clone_htod(logits)?;
-        let params_dev = self.stream.clone_htod(params)?;
+        let mut params_dev = self.stream.clone_htod(params)?;
         let mut out = self.alloc_outputs()?;
-        self.sample(
-            &logits_dev.as_view(),
-            vocab,
-            &params_dev.as_view(),
-            opts,
-            &mut out,
-        )?;
-        self.download(&out, batch, opts.top_n)
+        let mut all = Vec::with_capacity(draws as usize);
+        for d in 0..draws {
+            let stepped: Vec<SamplingParams> = params
+                .iter()
+                .map(|p| p.at_step(p.step.wrapping_add(d)))
+                .collect();
+            self.stream.memcpy_htod(&stepped, &mut params_dev)?;
+            self.sample(
+                &logits_dev.as_view(),
+                vocab,
+                &params_dev.as_view(),
+                opts,
+                &mut out,
+            )?;
+            all.push(self.download(&out, batch, opts.top_n)?);
+            on_draw(d);
+        }
+        Ok(all)
     }
 }
 
