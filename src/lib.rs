@@ -34,6 +34,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod drift;
 pub mod dtype;
 pub mod error;
 pub mod gpu;

@@ -3,6 +3,7 @@
 mod bars;
 mod bench;
 mod demo;
+mod drift;
 mod sample;
 
 use anyhow::{anyhow, Result};
@@ -29,6 +30,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Time the sampler over a sweep of batch, vocab, dtype and mode against the memory floor.
     Bench(BenchArgs),
+    /// Determinism-drift experiments: CPU emulations of GPU reduction orders (no GPU used).
+    Drift(drift::DriftArgs),
 }
 
 /// How a token is drawn from the final distribution.
@@ -311,6 +314,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Drift(args) => drift::run(&args),
     }
 }
 
