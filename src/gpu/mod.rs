@@ -2,7 +2,9 @@
 //!
 //! [`GpuSampler::sample`] works on device buffers, is stream-ordered, allocates nothing and never
 //! waits for the host, so a serving loop can call it every step or capture it in a CUDA graph;
-//! [`GpuSampler::sample_host`] is the convenience path from and to host slices.
+//! [`GpuSampler::sample_host`] is the convenience path from and to host slices. The kernels keep
+//! every per-row intermediate in shared memory, so there is no device workspace to size: the
+//! only preallocation is the outputs ([`GpuSampler::alloc_outputs`]).
 
 mod device;
 pub mod kernels_image;
@@ -157,6 +159,17 @@ impl GpuSampler {
             DrawMethod::InverseCdf => 1,
         };
         let top_len = (batch * opts.top_n).max(1);
+        if out.tokens.len() < batch
+            || out.logprobs.len() < batch
+            || out.status.len() < batch
+            || out.top_tokens.len() < top_len
+            || out.top_logprobs.len() < top_len
+        {
+            return Err(SampleError::Capacity(format!(
+                "the output buffers hold fewer than {batch} rows of top-{} results",
+                opts.top_n
+            )));
+        }
         let mut views = SampleOutputsMut {
             tokens: out.tokens.slice_mut(..batch.max(1)),
             logprobs: out.logprobs.slice_mut(..batch.max(1)),
