@@ -110,10 +110,20 @@ pub fn kept_set<T: Logit>(row: &[T], scan: &RowScan, p: &SamplingParams) -> Kept
     let top_p_on = p.top_p < 1.0;
     let min_p_on = p.min_p > 0.0;
     let weight = |x: f32| shifted(x, scan.max, p.temperature).exp();
+    // top-p's target is p times the mass of the top-k survivors: their own sum when top-k is
+    // on, else the whole row's.
+    let mut row_mass = None;
     let mut candidates = if top_k_on {
         top_sorted(row, p.top_k as usize)
     } else if top_p_on {
-        top_sorted(row, scan.finite)
+        let total: f64 = row
+            .iter()
+            .map(|x| x.to_f32())
+            .filter(|&x| x != f32::NEG_INFINITY)
+            .map(weight)
+            .sum();
+        row_mass = Some(total);
+        prefix_reaching(row, scan.finite, p.top_p as f64 * total, weight)
     } else if min_p_on {
         // min-p alone: its survivors are exactly the tokens at or above the threshold.
         let mut c: Vec<Candidate> = row
@@ -133,7 +143,7 @@ pub fn kept_set<T: Logit>(row: &[T], scan: &RowScan, p: &SamplingParams) -> Kept
     let mut weights: Vec<f64> = candidates.iter().map(|c| weight(c.logit)).collect();
     let mut keep = candidates.len();
     if top_p_on {
-        let target = p.top_p as f64 * weights.iter().sum::<f64>();
+        let target = p.top_p as f64 * row_mass.unwrap_or_else(|| weights.iter().sum::<f64>());
         let mut mass = 0.0;
         // The token whose mass reaches p is kept; if rounding keeps the sum just under the
         // target, every top-k survivor is kept.
@@ -153,6 +163,31 @@ pub fn kept_set<T: Logit>(row: &[T], scan: &RowScan, p: &SamplingParams) -> Kept
     KeptSet::Ranked {
         candidates,
         weights,
+    }
+}
+
+/// The shortest rank-order prefix whose weight reaches `target` (all finite tokens if rounding
+/// never gets there), without sorting the whole row: the prefix is selected at growing lengths
+/// until it reaches the target — top-p sets of LM rows are usually far shorter than the row.
+fn prefix_reaching<T: Logit>(
+    row: &[T],
+    finite: usize,
+    target: f64,
+    weight: impl Fn(f32) -> f64,
+) -> Vec<Candidate> {
+    let mut len = 256usize;
+    loop {
+        let prefix = top_sorted(row, len.min(finite));
+        let mut mass = 0.0;
+        if len >= finite
+            || prefix.iter().any(|c| {
+                mass += weight(c.logit);
+                mass >= target
+            })
+        {
+            return prefix;
+        }
+        len = len.saturating_mul(8);
     }
 }
 
