@@ -43,6 +43,7 @@ pub mod host_simt;
 pub mod io;
 pub mod params;
 pub mod philox;
+mod svg;
 
 pub use cpu::{RowOutput, SampleOptions, TokenLogprob};
 pub use dtype::{Dtype, Logit, LogitsBuf};

@@ -40,21 +40,13 @@ pub fn write_svg(
     let cols = panels.len().min(3);
     let rows = panels.len().div_ceil(cols);
     let (w, h) = ((560 * cols as u32).max(760), 400 * rows as u32 + 70);
-    let root = SVGBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (top, body) = root.split_vertically(70);
-    top.draw(&Text::new(
+    let body = crate::svg::titled_page(
+        path,
+        (w, h),
         "batchsample: median sampling latency vs batch size",
-        (14, 10),
-        ("sans-serif", 20).into_font(),
-    ))
-    .map_err(|e| err(&e))?;
-    top.draw(&Text::new(
-        format!("{device}; dashed: one-read floor = logit bytes / {bandwidth_gbps:.0} GB/s"),
-        (14, 40),
-        ("sans-serif", 14).into_font(),
-    ))
-    .map_err(|e| err(&e))?;
+        20,
+        &format!("{device}; dashed: one-read floor = logit bytes / {bandwidth_gbps:.0} GB/s"),
+    )?;
     let areas = body.split_evenly((rows, cols));
     for (area, &(vocab, dtype, method)) in areas.iter().zip(&panels) {
         let mine: Vec<&BenchResult> = results
@@ -136,6 +128,6 @@ pub fn write_svg(
             .draw()
             .map_err(|e| err(&e))?;
     }
-    root.present().map_err(|e| err(&e))?;
+    body.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -31,24 +31,11 @@ pub const RUN_TO_RUN_TITLE: &str =
 /// against the order's error there (a flip below the diagonal would be unexplained).
 pub fn write_reduction_order_svg(path: &Path, rep: &reduction_order::Report) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| SampleError::file(path, e);
-    let root = SVGBackend::new(path, (1400, 620)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (top, body) = root.split_vertically(70);
-    top.draw(&Text::new(
-        REDUCTION_ORDER_TITLE,
-        (14, 10),
-        ("sans-serif", 20).into_font(),
-    ))
-    .map_err(|e| err(&e))?;
-    top.draw(&Text::new(
-        format!(
-            "{} rows x {} vocab, T = {}, {} draws/row; {}",
-            rep.rows, rep.vocab, rep.setup.temperature, rep.setup.draws, rep.source
-        ),
-        (14, 40),
-        ("sans-serif", 14).into_font(),
-    ))
-    .map_err(|e| err(&e))?;
+    let subtitle = format!(
+        "{} rows x {} vocab, T = {}, {} draws/row; {}",
+        rep.rows, rep.vocab, rep.setup.temperature, rep.setup.draws, rep.source
+    );
+    let body = crate::svg::titled_page(path, (1400, 620), REDUCTION_ORDER_TITLE, 20, &subtitle)?;
     let (left, right) = body.split_horizontally(760);
 
     // Left: fraction of probabilities per ULP bin, one line per order.
@@ -172,7 +159,7 @@ pub fn write_reduction_order_svg(path: &Path, rep: &reduction_order::Report) -> 
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
+    body.present().map_err(|e| err(&e))?;
     Ok(())
 }
 
@@ -180,24 +167,11 @@ pub fn write_reduction_order_svg(path: &Path, rep: &reduction_order::Report) -> 
 /// probability bit, any inverse-CDF token and any Gumbel token.
 pub fn write_run_to_run_svg(path: &Path, rep: &run_to_run::Report) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| SampleError::file(path, e);
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (top, body) = root.split_vertically(70);
-    top.draw(&Text::new(
-        RUN_TO_RUN_TITLE,
-        (14, 10),
-        ("sans-serif", 18).into_font(),
-    ))
-    .map_err(|e| err(&e))?;
-    top.draw(&Text::new(
-        format!(
-            "{} runs of {} rows x {} vocab, T = {}, {} draws/row; {}",
-            rep.runs, rep.rows, rep.vocab, rep.setup.temperature, rep.setup.draws, rep.source
-        ),
-        (14, 40),
-        ("sans-serif", 14).into_font(),
-    ))
-    .map_err(|e| err(&e))?;
+    let subtitle = format!(
+        "{} runs of {} rows x {} vocab, T = {}, {} draws/row; {}",
+        rep.runs, rep.rows, rep.vocab, rep.setup.temperature, rep.setup.draws, rep.source
+    );
+    let body = crate::svg::titled_page(path, (900, 560), RUN_TO_RUN_TITLE, 18, &subtitle)?;
     let others = rep.runs.saturating_sub(1).max(1) as f64;
     let n = rep.orders.len();
     let names: Vec<String> = rep.orders.iter().map(|o| o.name.clone()).collect();
@@ -269,6 +243,6 @@ pub fn write_run_to_run_svg(path: &Path, rep: &run_to_run::Report) -> Result<()>
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
+    body.present().map_err(|e| err(&e))?;
     Ok(())
 }
