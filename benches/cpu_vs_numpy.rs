@@ -119,7 +119,11 @@ fn side_by_side(dir: &str) {
         .build()
         .expect("a one-thread pool");
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
-        let opts = SampleOptions { method, top_n: 0 };
+        let opts = SampleOptions {
+            method,
+            top_n: 0,
+            ..Default::default()
+        };
         let mut step = 0;
         let mut run = || {
             step += 1;
@@ -142,7 +146,11 @@ fn bench_headline(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Bytes((logits.len() * 4) as u64));
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
-        let opts = SampleOptions { method, top_n: 0 };
+        let opts = SampleOptions {
+            method,
+            top_n: 0,
+            ..Default::default()
+        };
         let mut step = 0;
         g.bench_function(
             BenchmarkId::new(
@@ -224,6 +232,7 @@ fn bench_paths(c: &mut Criterion) {
             let opts = SampleOptions {
                 method: *method,
                 top_n: 0,
+                ..Default::default()
             };
             let mut step = 0;
             g.throughput(Throughput::Bytes((logits.len() * 4) as u64));

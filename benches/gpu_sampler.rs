@@ -36,6 +36,7 @@ fn gpu_sampler(c: &mut Criterion) {
             let opts = SampleOptions {
                 method: DrawMethod::Gumbel,
                 top_n: 0,
+                ..Default::default()
             };
             group.throughput(Throughput::Bytes((batch * vocab * 4) as u64));
             group.bench_function(BenchmarkId::new(mode.name(), batch), |b| {

@@ -160,3 +160,20 @@ __device__ __forceinline__ float block_exclusive_scan_f32(float v, float* total,
     if (lane_id() == 0) lanes_before = 0.0f;
     return warps_before + lanes_before;
 }
+
+// Overloads by type, for code generic over the accumulator (numerics.cuh `Mass`).
+__device__ __forceinline__ float block_sum(float v, BlockScratch& s) { return block_sum_f32(v, s); }
+__device__ __forceinline__ unsigned long long block_sum(unsigned long long v, BlockScratch& s)
+{
+    return block_sum_u64(v, s);
+}
+__device__ __forceinline__ float block_exclusive_scan(float v, float* total, BlockScratch& s)
+{
+    return block_exclusive_scan_f32(v, total, s);
+}
+__device__ __forceinline__ unsigned long long block_exclusive_scan(unsigned long long v,
+                                                                   unsigned long long* total,
+                                                                   BlockScratch& s)
+{
+    return block_exclusive_scan_u64(v, total, s);
+}

@@ -17,6 +17,7 @@
 #include "load.cuh"
 #include "select.cuh"
 #include "candidates.cuh"
+#include "numerics.cuh"
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
@@ -63,7 +64,7 @@ __device__ __forceinline__ void write_row(unsigned int row, int token, float log
     }
 }
 
-template <int DT>
+template <int DT, typename N>
 __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                            const SamplingParams* __restrict__ params,
                            unsigned int params_stride, unsigned int vocab, unsigned int method,
@@ -128,12 +129,16 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
     // differ by rounding only (the parity tests bound it).
     // A subnormal temperature has no finite reciprocal (0 * inf would be NaN at the maximum):
     // such rows divide.
-    const float inv_temperature = 1.0f / p.temperature;
+    typedef typename N::Mass Mass;
+    const float inv_temperature = N::div(1.0f, p.temperature);
     const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
     auto shifted = [&](float x) {
-        return reciprocal_ok ? (x - max) * inv_temperature : (x - max) / p.temperature;
+        return reciprocal_ok ? N::mul(N::sub(x, max), inv_temperature)
+                             : N::div(N::sub(x, max), p.temperature);
     };
-    auto weight_of = [&](float x) { return expf(shifted(x)); };
+    auto weight_of = [&](float x) { return N::exp(shifted(x)); };
+    // Gumbel score: d + g, g = -ln(-ln u).
+    auto gumbel_score = [&](float d, float u) { return N::sub(d, N::log(-N::log(u))); };
 
     // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
     // candidates when they fit in shared memory, else by radix select over the row.
@@ -231,19 +236,19 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
     // The draw, summing the kept weights on the way (for the logprob).
     unsigned long long kept_count = 0ull;
     int token = -1;
-    float norm = 0.0f;
+    Mass norm = 0;
     if (method == DRAW_GUMBEL && candidates > 0u) {
         // The kept tokens are the first `candidates` in shared memory: no pass over the row.
         const unsigned long long* ranked = sh.select.hist;
         float best_score = NEG_INF;
         unsigned int best_token = 0xffffffffu;
-        float mass = 0.0f;
+        Mass mass = 0;
         for (unsigned int j = threadIdx.x; j < candidates; j += blockDim.x) {
             const unsigned int index = candidate_index(ranked[j]);
             const float d = shifted(key_to_float(candidate_key(ranked[j])));
-            mass += expf(d);
+            mass += N::mass(N::exp(d));
             const Philox4 r = philox_block(p.seed, p.step, index >> 2, PHILOX_TOKEN_NOISE);
-            const float score = d - logf(-logf(word_to_uniform(r.v[index & 3u])));
+            const float score = gumbel_score(d, word_to_uniform(r.v[index & 3u]));
             if (better(score, index, best_score, best_token)) {
                 best_score = score;
                 best_token = index;
@@ -251,7 +256,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         }
         unsigned int winner;
         block_argmax(best_score, best_token, &winner, sh.select.scratch);
-        norm = block_sum_f32(mass, sh.select.scratch);
+        norm = block_sum(mass, sh.select.scratch);
         token = (int)winner;
         kept_count = threadIdx.x == 0 ? candidates : 0u;  // summed over the block below
     } else if (method == DRAW_GUMBEL) {
@@ -260,7 +265,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         // call and no logarithms — exactly. Most of an LM's vocabulary is that far below the top.
         float best_score = NEG_INF;
         unsigned int best_token = 0xffffffffu;
-        float mass = 0.0f;
+        Mass mass = 0;
         const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
         float bound = NEG_INF;  // the block's best score at the last refresh, minus 17
         unsigned int sub_tiles = 0u;
@@ -279,11 +284,11 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
                     const float d = shifted(xj);
-                    const float w = expf(d);
+                    const float w = N::exp(d);
                     const bool keep = unfiltered ? xj != NEG_INF
                                                  : kept(order_key(xj), start + 4 * q + j, xj, w);
                     if (keep) {
-                        mass += w;
+                        mass += N::mass(w);
                         ++kept_count;
                     }
                     noisy[j] = keep && d >= bound;
@@ -295,7 +300,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                 for (int j = 0; j < 4; ++j) {
                     if (!noisy[j]) continue;
                     const float u = word_to_uniform(r.v[j]);
-                    const float score = shifted(x[4 * q + j]) - logf(-logf(u));
+                    const float score = gumbel_score(shifted(x[4 * q + j]), u);
                     if (better(score, start + 4 * q + j, best_score, best_token)) {
                         best_score = score;
                         best_token = start + 4 * q + j;
@@ -305,51 +310,51 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         });
         unsigned int winner;
         block_argmax(best_score, best_token, &winner, sh.select.scratch);
-        norm = block_sum_f32(mass, sh.select.scratch);
+        norm = block_sum(mass, sh.select.scratch);
         token = (int)winner;
     } else {
         // Inverse CDF in index order. The total is summed with the same tile-by-tile scan as the
         // walk, so the walk's running sum ends exactly at the total.
-        float running = 0.0f;
+        Mass running = 0;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
-            float local = 0.0f;
+            Mass local = 0;
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
                 const float w = weight_of(x[j]);
                 if (kept(order_key(x[j]), start + j, x[j], w)) {
-                    local += w;
+                    local += N::mass(w);
                     ++kept_count;
                 }
             }
-            float tile_total;
-            block_exclusive_scan_f32(local, &tile_total, sh.select.scratch);
+            Mass tile_total;
+            block_exclusive_scan(local, &tile_total, sh.select.scratch);
             running += tile_total;
         });
         norm = running;
         const float u =
             word_to_uniform(philox_block(p.seed, p.step, 0u, PHILOX_ROW_UNIFORM).v[0]);
-        const float target = u * norm;
+        const Mass target = N::cdf_target(u, norm);
         // The first kept token whose running sum exceeds the target; failing that (rounding),
         // the last kept token with weight.
         unsigned int first = 0xffffffffu;
         unsigned int last = 0u;
         bool have_last = false;
-        running = 0.0f;
+        running = 0;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
-            float w[VEC];
-            float local = 0.0f;
+            Mass w[VEC];
+            Mass local = 0;
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                w[j] = weight_of(x[j]);
-                if (!kept(order_key(x[j]), start + j, x[j], w[j])) w[j] = 0.0f;
+                const float weight = weight_of(x[j]);
+                w[j] = kept(order_key(x[j]), start + j, x[j], weight) ? N::mass(weight) : Mass(0);
                 local += w[j];
             }
-            float tile_total;
-            const float before = block_exclusive_scan_f32(local, &tile_total, sh.select.scratch);
-            float partial = 0.0f;
+            Mass tile_total;
+            const Mass before = block_exclusive_scan(local, &tile_total, sh.select.scratch);
+            Mass partial = 0;
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                if (w[j] <= 0.0f) continue;
+                if (w[j] == Mass(0)) continue;
                 partial += w[j];
                 if (first == 0xffffffffu && running + (before + partial) > target) first = start + j;
                 last = start + j;
@@ -367,9 +372,9 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
         token = chosen_first != 0xffffffffu ? (int)chosen_first : (int)last_value;
     }
     kept_count = block_sum_u64(kept_count, sh.select.scratch);
-    const float log_norm = logf(norm);
+    const float log_norm = N::log_of_mass(norm);
     const float chosen_logit = Dtype<DT>::widen(row[token]);
-    const float logprob = shifted(chosen_logit) - log_norm;
+    const float logprob = N::sub(shifted(chosen_logit), log_norm);
 
     // top-n: the first n kept tokens in rank order, collected and ordered in shared memory.
     unsigned int filled = 0u;
@@ -381,7 +386,7 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
             const unsigned long long c = sh.select.hist[i];
             top_tokens[(size_t)row_index * top_n + i] = (int)candidate_index(c);
             top_logprobs[(size_t)row_index * top_n + i] =
-                shifted(key_to_float(candidate_key(c))) - log_norm;
+                N::sub(shifted(key_to_float(candidate_key(c))), log_norm);
         }
     } else if (wanted > 0ull) {
         auto kept_count_weight = [&](unsigned int key, unsigned int index, float x) {
@@ -420,57 +425,55 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                 rank += (ok > key || (ok == key && oi < index)) ? 1u : 0u;
             }
             top_tokens[(size_t)row_index * top_n + rank] = (int)index;
-            top_logprobs[(size_t)row_index * top_n + rank] = shifted(key_to_float(key)) - log_norm;
+            top_logprobs[(size_t)row_index * top_n + rank] =
+                N::sub(shifted(key_to_float(key)), log_norm);
         }
     }
     write_row(row_index, token, logprob, STATUS_OK, top_n, filled, tokens, logprobs, status,
               top_tokens, top_logprobs);
 }
 
-// Entry points, one per dtype. Launch: grid.x = batch, block.x a power of two in [64, SAMPLER_MAX_THREADS].
-// f16 and bf16 logits are passed as their raw 16-bit patterns.
-
-extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
-    sample_rows_f32(const float* __restrict__ logits,               // [batch, vocab]
-                    const SamplingParams* __restrict__ params,      // [batch] or [1]
-                    unsigned int params_stride,                     // 1, or 0 to share params[0]
-                    unsigned int vocab, unsigned int method, unsigned int top_n,
-                    int* __restrict__ tokens,                       // [batch]
-                    float* __restrict__ logprobs,                   // [batch]
-                    unsigned int* __restrict__ status,              // [batch]
-                    int* __restrict__ top_tokens,                   // [batch, top_n]
-                    float* __restrict__ top_logprobs)               // [batch, top_n]
+// Entry points, one per dtype and numerics policy. Launch: grid.x = batch, block.x a power of two
+// in [64, SAMPLER_MAX_THREADS]. f16 and bf16 logits are passed as their raw 16-bit patterns.
+// The row's shared memory is declared in this template (one instance per entry point), not in
+// the macro: the host shim's rewriter must see every __shared__ declaration.
+template <int DT, typename N>
+__device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __restrict__ logits,
+                                            const SamplingParams* __restrict__ params,
+                                            unsigned int params_stride, unsigned int vocab,
+                                            unsigned int method, unsigned int top_n,
+                                            int* __restrict__ tokens, float* __restrict__ logprobs,
+                                            unsigned int* __restrict__ status,
+                                            int* __restrict__ top_tokens,
+                                            float* __restrict__ top_logprobs)
 {
     __shared__ RowShared shared;
-    sample_row<DTYPE_F32>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                          status, top_tokens, top_logprobs, shared);
+    sample_row<DT, N>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                      status, top_tokens, top_logprobs, shared);
 }
 
-extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
-    sample_rows_f16(const unsigned short* __restrict__ logits,      // [batch, vocab] IEEE half
-                    const SamplingParams* __restrict__ params, unsigned int params_stride,
-                    unsigned int vocab, unsigned int method, unsigned int top_n,
-                    int* __restrict__ tokens, float* __restrict__ logprobs,
-                    unsigned int* __restrict__ status, int* __restrict__ top_tokens,
-                    float* __restrict__ top_logprobs)
-{
-    __shared__ RowShared shared;
-    sample_row<DTYPE_F16>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                          status, top_tokens, top_logprobs, shared);
-}
+#define SAMPLER_ENTRY(NAME, DT, RAW, NUMERICS)                                                     \
+    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1) NAME(                     \
+        const RAW* __restrict__ logits,              /* [batch, vocab] */                          \
+        const SamplingParams* __restrict__ params,   /* [batch] or [1] */                          \
+        unsigned int params_stride,                  /* 1, or 0 to share params[0] */              \
+        unsigned int vocab, unsigned int method, unsigned int top_n,                               \
+        int* __restrict__ tokens,                    /* [batch] */                                 \
+        float* __restrict__ logprobs,                /* [batch] */                                 \
+        unsigned int* __restrict__ status,           /* [batch] */                                 \
+        int* __restrict__ top_tokens,                /* [batch, top_n] */                          \
+        float* __restrict__ top_logprobs)            /* [batch, top_n] */                          \
+    {                                                                                              \
+        sample_rows<DT, NUMERICS>(logits, params, params_stride, vocab, method, top_n, tokens,     \
+                                  logprobs, status, top_tokens, top_logprobs);                     \
+    }
 
-extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
-    sample_rows_bf16(const unsigned short* __restrict__ logits,     // [batch, vocab] bfloat16
-                     const SamplingParams* __restrict__ params, unsigned int params_stride,
-                     unsigned int vocab, unsigned int method, unsigned int top_n,
-                     int* __restrict__ tokens, float* __restrict__ logprobs,
-                     unsigned int* __restrict__ status, int* __restrict__ top_tokens,
-                     float* __restrict__ top_logprobs)
-{
-    __shared__ RowShared shared;
-    sample_row<DTYPE_BF16>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                           status, top_tokens, top_logprobs, shared);
-}
+SAMPLER_ENTRY(sample_rows_f32, DTYPE_F32, float, FastNumerics)
+SAMPLER_ENTRY(sample_rows_f16, DTYPE_F16, unsigned short, FastNumerics)
+SAMPLER_ENTRY(sample_rows_bf16, DTYPE_BF16, unsigned short, FastNumerics)
+SAMPLER_ENTRY(sample_rows_invariant_f32, DTYPE_F32, float, InvariantNumerics)
+SAMPLER_ENTRY(sample_rows_invariant_f16, DTYPE_F16, unsigned short, InvariantNumerics)
+SAMPLER_ENTRY(sample_rows_invariant_bf16, DTYPE_BF16, unsigned short, InvariantNumerics)
 
 #ifdef BATCHSAMPLE_HOST_SIMT
 // Host-shim launchers (kernels/host/README.md): the same kernels, run on the CPU by the tests.
@@ -484,4 +487,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1)
 HOST_SIMT_EXPORT(sample_rows_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_invariant_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_invariant_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 #endif

@@ -592,7 +592,7 @@ pub mod sampler {
     use crate::cpu::{batch_size, RowOutput, SampleOptions};
     use crate::dtype::{Dtype, Logit};
     use crate::gpu::{decode_rows, MAX_TOP_N, SAMPLER_MAX_THREADS};
-    use crate::params::{DrawMethod, SamplingParams};
+    use crate::params::{DrawMethod, Numerics, SamplingParams};
     use std::ffi::{c_int, c_uint, c_void};
 
     /// The three launchers share one C signature (kernels/sampler.cu, `SAMPLER_PARAMS`).
@@ -619,7 +619,10 @@ pub mod sampler {
     declare_launchers!(
         host_launch_sample_rows_f32,
         host_launch_sample_rows_f16,
-        host_launch_sample_rows_bf16
+        host_launch_sample_rows_bf16,
+        host_launch_sample_rows_invariant_f32,
+        host_launch_sample_rows_invariant_f16,
+        host_launch_sample_rows_invariant_bf16
     );
 
     /// Runs `sample_rows_{dtype}` over a host batch with `threads` per row block (a power of two
@@ -645,10 +648,13 @@ pub mod sampler {
         let mut status = vec![u32::MAX; batch];
         let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
         let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
-        let entry = match T::DTYPE {
-            Dtype::F32 => host_launch_sample_rows_f32,
-            Dtype::F16 => host_launch_sample_rows_f16,
-            Dtype::Bf16 => host_launch_sample_rows_bf16,
+        let entry = match (opts.numerics, T::DTYPE) {
+            (Numerics::Fast, Dtype::F32) => host_launch_sample_rows_f32,
+            (Numerics::Fast, Dtype::F16) => host_launch_sample_rows_f16,
+            (Numerics::Fast, Dtype::Bf16) => host_launch_sample_rows_bf16,
+            (Numerics::Invariant, Dtype::F32) => host_launch_sample_rows_invariant_f32,
+            (Numerics::Invariant, Dtype::F16) => host_launch_sample_rows_invariant_f16,
+            (Numerics::Invariant, Dtype::Bf16) => host_launch_sample_rows_invariant_bf16,
         };
         let method = match opts.method {
             DrawMethod::Gumbel => 0,
@@ -691,5 +697,36 @@ pub mod sampler {
             &top_logprobs,
             opts.top_n,
         ))
+    }
+}
+
+/// `exact_math_probe` of `kernels/exact_math_probe.cu`: the kernels' exp and log, run on the CPU.
+pub mod exact_math {
+    use super::{launch, HostLaunch, HostSimtError, Launch};
+    use std::ffi::{c_int, c_uint};
+
+    extern "C" {
+        fn host_launch_exact_math_probe(
+            cfg: *const HostLaunch,
+            x: *const f32,
+            exp_out: *mut f32,
+            log_out: *mut f32,
+            n: c_uint,
+        ) -> c_int;
+    }
+
+    /// `(exact_exp(x), exact_log(x))` for every `x`, as the kernel source computes them.
+    pub fn probe(x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), HostSimtError> {
+        let n = u32::try_from(x.len()).expect("at most u32::MAX inputs");
+        let mut exp = vec![f32::NAN; x.len()];
+        let mut log = vec![f32::NAN; x.len()];
+        // One block of 32 threads striding over the array: fibers switch only at barriers, so
+        // each runs its whole share at once.
+        let cfg = Launch::new((1, 1), 32);
+        // SAFETY: x, exp and log each hold n floats, which is all the kernel touches.
+        launch(&cfg, |c| unsafe {
+            host_launch_exact_math_probe(c, x.as_ptr(), exp.as_mut_ptr(), log.as_mut_ptr(), n)
+        })?;
+        Ok((exp, log))
     }
 }

@@ -114,6 +114,23 @@ pub enum DrawMethod {
     InverseCdf,
 }
 
+/// How the kernels (and the CPU path) do their arithmetic. Both implement the same semantics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Numerics {
+    /// CUDA's `expf`/`logf` and f32 sums in the block's fixed order on the GPU; exact f64 on the
+    /// CPU. Deterministic run to run and across batch positions for a given vocabulary, and
+    /// within float rounding of the f64 reference.
+    #[default]
+    Fast,
+    /// Batch-invariant and bit-exact: every per-token value from IEEE operations in a fixed
+    /// sequence (exp and log included), every sum an integer in fixed point. A row's token,
+    /// logprob and top-n bits depend only on its logits and parameters — not on the batch size,
+    /// the row's position, the block size or the run — and the CPU path
+    /// ([`crate::cpu::invariant`]) returns the same bits as the GPU.
+    Invariant,
+}
+
 /// Per-row outcome. A failed row has no token; the other rows of its batch are unaffected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u32)]

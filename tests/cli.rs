@@ -206,6 +206,7 @@ fn demo_takes_every_parameter_as_a_flag() {
     let opts = SampleOptions {
         method: DrawMethod::InverseCdf,
         top_n: 0,
+        ..Default::default()
     };
     let want = sample_row(&[-1.0f32, 2.0, f32::NEG_INFINITY, 3.0][..], &p, &opts);
     assert!(
@@ -383,6 +384,7 @@ fn sample_npy_f16_one_row() {
     let opts = SampleOptions {
         method: DrawMethod::InverseCdf,
         top_n: 0,
+        ..Default::default()
     };
     let want = expected(&LogitsBuf::F16(xs), vocab, &params, 5, &opts);
     let (shape, tokens) = read_tokens(&out);
@@ -504,6 +506,7 @@ fn json_output_has_tokens_logprobs_and_status() {
     let opts = SampleOptions {
         method: DrawMethod::Gumbel,
         top_n: 3,
+        ..Default::default()
     };
     let want = expected(&LogitsBuf::F32(xs), vocab, &params, 2, &opts);
     assert_eq!(json["batch"], 3);

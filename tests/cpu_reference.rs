@@ -19,7 +19,11 @@ use rand::Rng;
 const METHODS: [DrawMethod; 2] = [DrawMethod::Gumbel, DrawMethod::InverseCdf];
 
 fn opts(method: DrawMethod, top_n: usize) -> SampleOptions {
-    SampleOptions { method, top_n }
+    SampleOptions {
+        method,
+        top_n,
+        ..Default::default()
+    }
 }
 
 fn dense(row: &[f32], p: &SamplingParams) -> Vec<f64> {

@@ -64,6 +64,7 @@ fn gpu_matches_the_reference_on_mixed_batches_of_every_dtype_and_size() {
             let opts = SampleOptions {
                 method,
                 top_n: if vocab > 2 { 5 } else { 1 },
+                ..Default::default()
             };
             let (logits, params) = mixed_batch(&mut g, batch, vocab);
             let f32_report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
@@ -135,7 +136,11 @@ fn gpu_draws_fit_the_exact_distribution() {
                     ..base
                 })
                 .collect();
-            let opts = SampleOptions { method, top_n: 0 };
+            let opts = SampleOptions {
+                method,
+                top_n: 0,
+                ..Default::default()
+            };
             let out = gpu.sample_host(&logits, vocab, &params, &opts).unwrap();
             let mut counts = vec![0u64; vocab];
             for o in &out {
@@ -199,7 +204,16 @@ fn gpu_never_draws_a_masked_token_in_ten_million_draws() {
             DrawMethod::InverseCdf
         };
         let out = gpu
-            .sample_host(&logits, vocab, &params, &SampleOptions { method, top_n: 0 })
+            .sample_host(
+                &logits,
+                vocab,
+                &params,
+                &SampleOptions {
+                    method,
+                    top_n: 0,
+                    ..Default::default()
+                },
+            )
             .unwrap();
         for o in &out {
             let t = o.token.expect("row ok") as usize;
@@ -239,6 +253,7 @@ fn gpu_bad_rows_do_not_harm_their_batch() {
     let opts = SampleOptions {
         method: DrawMethod::Gumbel,
         top_n: 4,
+        ..Default::default()
     };
     let stream = gpu.stream().clone();
     let logits_dev = stream.clone_htod(&logits).unwrap();
@@ -289,7 +304,11 @@ fn gpu_results_are_identical_run_to_run_and_across_batch_positions() {
     let vocab = 32000;
     let (logits, params) = mixed_batch(&mut g, 200, vocab);
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
-        let opts = SampleOptions { method, top_n: 5 };
+        let opts = SampleOptions {
+            method,
+            top_n: 5,
+            ..Default::default()
+        };
         let a = gpu.sample_host(&logits, vocab, &params, &opts).unwrap();
         let b = gpu.sample_host(&logits, vocab, &params, &opts).unwrap();
         for (x, y) in a.iter().zip(&b) {
@@ -330,6 +349,7 @@ fn gpu_sampling_captures_into_a_cuda_graph_and_replays() {
     let opts = SampleOptions {
         method: DrawMethod::Gumbel,
         top_n: 3,
+        ..Default::default()
     };
     stream.synchronize().unwrap();
 
@@ -380,6 +400,7 @@ fn gpu_sanitizer_workload() {
             let opts = SampleOptions {
                 method,
                 top_n: 4.min(vocab),
+                ..Default::default()
             };
             let mut report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
             report.merge(parity_of(&mut gpu, &to_f16(&logits), vocab, &params, &opts));

@@ -58,6 +58,7 @@ fn sweep(vocab: usize, batch: usize, threads: &[u32], seed: u64) -> ParityReport
         let opts = SampleOptions {
             method,
             top_n: 4.min(vocab),
+            ..Default::default()
         };
         let (logits, params) = mixed_batch(&mut g, batch, vocab);
         for &t in threads {
@@ -122,6 +123,7 @@ fn shim_kernels_report_bad_rows_and_spare_the_rest() {
     let opts = SampleOptions {
         method: DrawMethod::Gumbel,
         top_n: 3,
+        ..Default::default()
     };
     let out = sample_rows(&logits, vocab, &params, &opts, 64, Schedule::Forward).unwrap();
     use batchsample::RowStatus::*;
@@ -167,7 +169,11 @@ fn shim_kernels_share_one_parameter_set_across_rows() {
         step: 11,
     }];
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
-        let opts = SampleOptions { method, top_n: 2 };
+        let opts = SampleOptions {
+            method,
+            top_n: 2,
+            ..Default::default()
+        };
         let report = run_and_check(&logits, vocab, &shared, &opts, 128);
         println!("shared params {method:?}: {}", report.summary());
         report.assert_clean();
@@ -191,7 +197,11 @@ fn shim_kernels_small_k_path_and_its_fallback_match_the_reference() {
             p.min_p = if i % 3 == 0 { 0.02 } else { 0.0 };
         }
         for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
-            let opts = SampleOptions { method, top_n: 20 };
+            let opts = SampleOptions {
+                method,
+                top_n: 20,
+                ..Default::default()
+            };
             let r = run_and_check(&logits, vocab, &params, &opts, 256);
             println!("k {k} {method:?}: {}", r.summary());
             total.merge(r);
@@ -230,6 +240,7 @@ fn shim_gumbel_noise_skipping_never_drops_the_winner() {
     let opts = SampleOptions {
         method: DrawMethod::Gumbel,
         top_n: 0,
+        ..Default::default()
     };
     let report = run_and_check(&logits, vocab, &params, &opts, 512);
     println!("flat rows: {}", report.summary());
@@ -253,7 +264,11 @@ fn shim_subnormal_temperatures_sample_among_the_tied_maximum() {
         })
         .collect();
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
-        let opts = SampleOptions { method, top_n: 2 };
+        let opts = SampleOptions {
+            method,
+            top_n: 2,
+            ..Default::default()
+        };
         let report = run_and_check(&logits, vocab, &params, &opts, 64);
         report.assert_clean();
         let out = sample_rows(&logits, vocab, &params, &opts, 64, Schedule::Forward).unwrap();

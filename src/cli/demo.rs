@@ -40,6 +40,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let opts = SampleOptions {
         method: args.method.into(),
         top_n: 0,
+        ..Default::default()
     };
     let drawn = sample_row(logits.as_slice(), &p, &opts);
     let token = drawn

@@ -51,7 +51,11 @@ pub fn compare_token<T: Logit>(
     token: u32,
     tol: &Tolerances,
 ) -> Agreement {
-    let opts = SampleOptions { method, top_n: 0 };
+    let opts = SampleOptions {
+        method,
+        top_n: 0,
+        ..Default::default()
+    };
     let reference = sample_row(row, p, &opts);
     if reference.token == Some(token) {
         return Agreement::Same;

@@ -1,6 +1,7 @@
 //! The CPU side: the exact f64 reference sampler and the per-stage distributions it explains.
 
 pub mod diff;
+pub mod invariant;
 pub mod reference;
 pub mod select;
 pub mod stages;

@@ -4,7 +4,7 @@
 use super::select::{top_sorted, Candidate};
 use crate::dtype::Logit;
 use crate::error::Result;
-use crate::params::{row_params, validate_batch, DrawMethod, RowStatus, SamplingParams};
+use crate::params::{row_params, validate_batch, DrawMethod, Numerics, RowStatus, SamplingParams};
 use crate::philox;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,9 @@ impl RowOutput {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SampleOptions {
     pub method: DrawMethod,
+    /// [`Numerics::Fast`]: exact f64 here; [`Numerics::Invariant`]: the kernels' bit-exact twin
+    /// ([`crate::cpu::invariant`]).
+    pub numerics: Numerics,
     /// How many `(token, logprob)` pairs of the final distribution to report per row.
     pub top_n: usize,
 }
@@ -319,7 +322,10 @@ pub fn sample_batch<T: Logit>(
     Ok(logits
         .par_chunks(vocab)
         .enumerate()
-        .map(|(r, row)| sample_row(row, row_params(params, r), opts))
+        .map(|(r, row)| match opts.numerics {
+            Numerics::Fast => sample_row(row, row_params(params, r), opts),
+            Numerics::Invariant => super::invariant::sample_row(row, row_params(params, r), opts),
+        })
         .collect())
 }
 

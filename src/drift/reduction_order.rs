@@ -139,6 +139,7 @@ fn one_row(batch: &Batch, r: usize, setup: &Setup, orders: &[Order]) -> RowResul
     let opts = SampleOptions {
         method: DrawMethod::Gumbel,
         top_n: 0,
+        ..Default::default()
     };
     let mut gumbel_reference_mismatches = 0;
     let exact_gumbel: Vec<usize> = steps

@@ -3,7 +3,7 @@
 
 use crate::dtype::Dtype;
 use crate::error::Result;
-use crate::params::SamplingParams;
+use crate::params::{Numerics, SamplingParams};
 use cudarc::driver::{
     CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
@@ -14,27 +14,46 @@ pub const SAMPLER_MAX_THREADS: u32 = 512;
 /// `BATCHSAMPLE_MAX_TOP_N` in `kernels/params.cuh`.
 pub const MAX_TOP_N: usize = 128;
 
-/// The sampler's entry points, one per logit dtype.
-pub(crate) struct SamplerKernels {
+/// The sampler's entry points of one numerics policy, one per logit dtype.
+struct DtypeKernels {
     f32: CudaFunction,
     f16: CudaFunction,
     bf16: CudaFunction,
 }
 
+impl DtypeKernels {
+    fn load(module: &Arc<CudaModule>, prefix: &str) -> Result<Self> {
+        Ok(DtypeKernels {
+            f32: module.load_function(&format!("{prefix}_f32"))?,
+            f16: module.load_function(&format!("{prefix}_f16"))?,
+            bf16: module.load_function(&format!("{prefix}_bf16"))?,
+        })
+    }
+}
+
+/// Every sampler entry point: `sample_rows_{dtype}` and `sample_rows_invariant_{dtype}`.
+pub(crate) struct SamplerKernels {
+    fast: DtypeKernels,
+    invariant: DtypeKernels,
+}
+
 impl SamplerKernels {
     pub(crate) fn load(module: &Arc<CudaModule>) -> Result<Self> {
         Ok(SamplerKernels {
-            f32: module.load_function("sample_rows_f32")?,
-            f16: module.load_function("sample_rows_f16")?,
-            bf16: module.load_function("sample_rows_bf16")?,
+            fast: DtypeKernels::load(module, "sample_rows")?,
+            invariant: DtypeKernels::load(module, "sample_rows_invariant")?,
         })
     }
 
-    fn for_dtype(&self, dtype: Dtype) -> &CudaFunction {
+    fn get(&self, numerics: Numerics, dtype: Dtype) -> &CudaFunction {
+        let set = match numerics {
+            Numerics::Fast => &self.fast,
+            Numerics::Invariant => &self.invariant,
+        };
         match dtype {
-            Dtype::F32 => &self.f32,
-            Dtype::F16 => &self.f16,
-            Dtype::Bf16 => &self.bf16,
+            Dtype::F32 => &set.f32,
+            Dtype::F16 => &set.f16,
+            Dtype::Bf16 => &set.bf16,
         }
     }
 }
@@ -55,7 +74,8 @@ pub(crate) struct SampleOutputsMut<'a> {
     pub top_logprobs: CudaViewMut<'a, f32>, // [batch, top_n]
 }
 
-/// `sample_rows_{f32,f16,bf16}`: one block per row.
+/// `sample_rows_{f32,f16,bf16}` or, for [`Numerics::Invariant`], `sample_rows_invariant_*`: one
+/// block per row.
 ///
 /// # Safety
 /// The caller guarantees: `logits` holds `batch * vocab` elements of `dtype` (f16/bf16 as their
@@ -67,6 +87,7 @@ pub(crate) struct SampleOutputsMut<'a> {
 pub(crate) unsafe fn sample_rows<T>(
     stream: &CudaStream,
     kernels: &SamplerKernels,
+    numerics: Numerics,
     dtype: Dtype,
     batch: u32,
     logits: &CudaView<'_, T>,              // [batch, vocab]
@@ -85,7 +106,7 @@ pub(crate) unsafe fn sample_rows<T>(
         block_dim: (threads_for(vocab as usize, dtype), 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = stream.launch_builder(kernels.for_dtype(dtype));
+    let mut b = stream.launch_builder(kernels.get(numerics, dtype));
     b.arg(logits);
     b.arg(params);
     b.arg(&params_stride);

@@ -183,6 +183,7 @@ impl GpuSampler {
             launch::sample_rows(
                 &self.stream,
                 &self.kernels,
+                opts.numerics,
                 T::DTYPE,
                 batch_u32,
                 logits,

@@ -142,7 +142,11 @@ pub fn draw_counts<T: Logit>(
     method: DrawMethod,
     draws: u64,
 ) -> Vec<u64> {
-    let opts = SampleOptions { method, top_n: 0 };
+    let opts = SampleOptions {
+        method,
+        top_n: 0,
+        ..Default::default()
+    };
     (0..draws)
         .into_par_iter()
         .fold(

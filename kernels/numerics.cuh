@@ -1,0 +1,53 @@
+// The two arithmetic policies of the sampler (`Numerics` in src/params.rs). The kernel's control
+// flow is the same for both; these decide how a weight, a Gumbel score and the normaliser are
+// computed.
+//
+// * FastNumerics: CUDA's expf/logf, float sums in the block's fixed order. Deterministic for a
+//   given block size, and within rounding of the f64 reference.
+// * InvariantNumerics: every per-token value from IEEE operations only (exact_math.cuh), and every
+//   sum an integer (weights in 2^-40 fixed point), so no result depends on any summation order:
+//   not the block size, not the batch, not the row's position. src/cpu/invariant/ replays it bit
+//   for bit on the CPU.
+#pragma once
+
+#include "exact_math.cuh"
+
+struct FastNumerics {
+    typedef float Mass;  // the normaliser and the inverse-CDF running sums
+    __device__ static __forceinline__ float exp(float d) { return expf(d); }
+    __device__ static __forceinline__ float log(float x) { return logf(x); }
+    __device__ static __forceinline__ float sub(float a, float b) { return a - b; }
+    __device__ static __forceinline__ float mul(float a, float b) { return a * b; }
+    __device__ static __forceinline__ float div(float a, float b) { return a / b; }
+    __device__ static __forceinline__ Mass mass(float w) { return w; }
+    __device__ static __forceinline__ float log_of_mass(Mass m) { return logf(m); }
+    // The inverse-CDF target for uniform u: the walk picks the first token whose running sum
+    // exceeds it.
+    __device__ static __forceinline__ Mass cdf_target(float u, Mass total) { return u * total; }
+};
+
+struct InvariantNumerics {
+    typedef unsigned long long Mass;  // 2^-40 fixed point: up to 2^20 tokens of weight <= 1 fit
+    __device__ static __forceinline__ float exp(float d) { return exact_exp(d); }
+    __device__ static __forceinline__ float log(float x) { return exact_log(x); }
+    __device__ static __forceinline__ float sub(float a, float b) { return __fsub_rn(a, b); }
+    __device__ static __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+    __device__ static __forceinline__ float div(float a, float b) { return __fdiv_rn(a, b); }
+    // Truncated: w * 2^40 is exact, the conversion drops below 2^-40 (a token that light adds at
+    // most 2^-40 to a total of at least 1).
+    __device__ static __forceinline__ Mass mass(float w)
+    {
+        return (unsigned long long)__fmul_rn(w, 1099511627776.0f);
+    }
+    // The total rounded once to f32, scaled back exactly.
+    __device__ static __forceinline__ float log_of_mass(Mass m)
+    {
+        return exact_log(__fmul_rn(__ull2float_rn(m), 9.094947017729282379150390625e-13f));
+    }
+    // floor(u * total) in f64, one rounding of each conversion and of the product: below the
+    // total, since u <= 1 - 2^-24 and the total is at least 2^40.
+    __device__ static __forceinline__ Mass cdf_target(float u, Mass total)
+    {
+        return (unsigned long long)__dmul_rn((double)u, __ull2double_rn(total));
+    }
+};
