@@ -75,6 +75,49 @@ fn bench_on_the_cpu_writes_table_json_csv_and_svg() {
     }
 }
 
+/// Both numerics in one sweep: twice the rows, and the invariant mode's cost as a ratio per case.
+#[test]
+fn bench_measures_the_invariant_numerics_against_the_fast_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("b.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
+        .args(["bench", "--device", "cpu", "--batch", "2", "--vocab", "300"])
+        .args([
+            "--mode",
+            "temperature,combined",
+            "--numerics",
+            "fast,invariant",
+        ])
+        .args(["--iterations", "2", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("bit-exact twin"), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cpu ")).collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    assert_eq!(rows.iter().filter(|l| l.contains(" invariant ")).count(), 2);
+    assert!(stdout.contains("invariant numerics cost"), "{stdout}");
+    assert!(
+        stdout.contains("range") && stdout.contains("over 2 cases"),
+        "{stdout}"
+    );
+    let records = std::fs::read_to_string(&csv).unwrap();
+    assert!(records.lines().next().unwrap().contains(",numerics,"));
+    assert_eq!(
+        records
+            .lines()
+            .filter(|l| l.contains(",invariant,"))
+            .count(),
+        2
+    );
+}
+
 #[test]
 fn bench_rejects_bad_lists_with_one_line() {
     for args in [
@@ -82,6 +125,7 @@ fn bench_rejects_bad_lists_with_one_line() {
         vec!["bench", "--dtype", "f64"],
         vec!["bench", "--batch", "x"],
         vec!["bench", "--iterations", "0"],
+        vec!["bench", "--numerics", "exact"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
             .args(&args)

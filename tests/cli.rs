@@ -870,3 +870,72 @@ fn devices_gpu_is_an_error_without_one_and_auto_falls_back() {
         assert!(stderr(&auto).contains("on gpu"), "{}", stderr(&auto));
     }
 }
+
+/// `--numerics invariant` on the CPU returns the kernels' bits: the twin's tokens and the exact
+/// f32 logprobs, through the JSON output.
+#[test]
+fn sample_with_invariant_numerics_returns_the_twins_bits() {
+    let dir = Dir::new();
+    let (batch, vocab) = (4, 300);
+    let xs = logits(batch, vocab, 11);
+    let input = dir.path("l.npy");
+    npy::write(&input, &[batch, vocab], &xs).unwrap();
+    let out = dir.path("out.json");
+    let o = run(&[
+        "sample",
+        "--logits",
+        s(&input),
+        "--out",
+        s(&out),
+        "--seed",
+        "21",
+        "--draws",
+        "3",
+        "--top-n",
+        "2",
+        "--top-p",
+        "0.8",
+        "--temperature",
+        "0.7",
+        "--numerics",
+        "invariant",
+        "--method",
+        "inverse-cdf",
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let flags = SamplingParams {
+        temperature: 0.7,
+        top_p: 0.8,
+        seed: 21,
+        ..Default::default()
+    };
+    let params = io::uniform_row_params(&flags, batch);
+    let opts = SampleOptions {
+        method: DrawMethod::InverseCdf,
+        top_n: 2,
+        numerics: batchsample::Numerics::Invariant,
+    };
+    let want = expected(&LogitsBuf::F32(xs), vocab, &params, 3, &opts);
+    for (d, rows) in json["draws"].as_array().unwrap().iter().enumerate() {
+        for (r, row) in rows.as_array().unwrap().iter().enumerate() {
+            let w = &want[d][r];
+            assert_eq!(row["token"], w.token.unwrap());
+            // The logprobs are f32 values; serde_json's float parsing may be 1 f64 ulp off.
+            let f32_bits = |v: &serde_json::Value| (v.as_f64().unwrap() as f32).to_bits();
+            assert_eq!(f32_bits(&row["logprob"]), (w.logprob as f32).to_bits());
+            for (t, wt) in row["top_logprobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(&w.top_logprobs)
+            {
+                assert_eq!(t["token"], wt.token);
+                assert_eq!(f32_bits(&t["logprob"]), (wt.logprob as f32).to_bits());
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ fn time_cpu<T: Logit>(
     let opts = SampleOptions {
         method: case.method,
         top_n: 0,
-        ..Default::default()
+        numerics: case.numerics,
     };
     let mut times = Vec::with_capacity(iterations);
     for it in 0..iterations + 1 {

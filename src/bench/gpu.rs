@@ -52,7 +52,7 @@ fn time_gpu<T: Logit + DeviceRepr>(
     let opts = SampleOptions {
         method: case.method,
         top_n: 0,
-        ..Default::default()
+        numerics: case.numerics,
     };
     let ctx = gpu.context();
     let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);

@@ -12,7 +12,7 @@ pub use plot::write_svg;
 pub use workload::{mode_params, synthetic_logits, BenchMode};
 
 use crate::dtype::Dtype;
-use crate::params::DrawMethod;
+use crate::params::{DrawMethod, Numerics};
 use serde::Serialize;
 
 /// One point of the sweep.
@@ -23,6 +23,7 @@ pub struct BenchCase {
     pub dtype: Dtype,
     pub mode: BenchMode,
     pub method: DrawMethod,
+    pub numerics: Numerics,
 }
 
 impl BenchCase {
@@ -76,13 +77,13 @@ pub fn summarise(
 /// The results as an aligned text table.
 pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
     let mut s = format!(
-        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
-        "device", "batch", "vocab", "dtype", "mode", "method", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
+        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
+        "device", "batch", "vocab", "dtype", "mode", "method", "numerics", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
     );
     for r in results {
         let c = &r.case;
         s += &format!(
-            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
+            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
             r.device,
             c.batch,
             c.vocab,
@@ -92,6 +93,7 @@ pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
                 DrawMethod::Gumbel => "gumbel",
                 DrawMethod::InverseCdf => "inverse-cdf",
             },
+            numerics_name(c.numerics),
             r.median_us,
             r.p10_us,
             r.p90_us,
@@ -99,5 +101,59 @@ pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
             r.ratio_to_floor
         );
     }
+    s
+}
+
+pub fn numerics_name(n: Numerics) -> &'static str {
+    match n {
+        Numerics::Fast => "fast",
+        Numerics::Invariant => "invariant",
+    }
+}
+
+/// The cost of the batch-invariant numerics: for every case measured both ways, the invariant
+/// median over the fast one (same batch, vocab, dtype, mode and method, same run).
+pub fn invariant_cost(results: &[BenchResult]) -> Vec<(BenchCase, f64)> {
+    results
+        .iter()
+        .filter(|r| r.case.numerics == Numerics::Invariant)
+        .filter_map(|inv| {
+            let fast_case = BenchCase {
+                numerics: Numerics::Fast,
+                ..inv.case
+            };
+            results
+                .iter()
+                .find(|r| r.case == fast_case)
+                .map(|fast| (inv.case, inv.median_us / fast.median_us))
+        })
+        .collect()
+}
+
+/// [`invariant_cost`] as text: a line per case and the range; empty when nothing was measured
+/// both ways.
+pub fn invariant_cost_table(results: &[BenchResult]) -> String {
+    let cost = invariant_cost(results);
+    if cost.is_empty() {
+        return String::new();
+    }
+    let mut s =
+        String::from("invariant numerics cost (invariant median / fast median, same run):\n");
+    for (c, ratio) in &cost {
+        s += &format!(
+            "  batch {:>5} vocab {:>7} {:<5} {:<12} {:<11} {ratio:.3}x\n",
+            c.batch,
+            c.vocab,
+            c.dtype.name(),
+            c.mode.name(),
+            match c.method {
+                DrawMethod::Gumbel => "gumbel",
+                DrawMethod::InverseCdf => "inverse-cdf",
+            }
+        );
+    }
+    let lo = cost.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    let hi = cost.iter().map(|c| c.1).fold(0.0, f64::max);
+    s += &format!("  range {lo:.3}x .. {hi:.3}x over {} cases\n", cost.len());
     s
 }

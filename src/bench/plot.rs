@@ -1,4 +1,4 @@
-//! `--svg`: latency against batch size, one panel per (vocab, dtype, method), one line per mode,
+//! `--svg`: latency against batch size, one panel per (vocab, dtype, method, numerics), one line per mode,
 //! and the one-read floor drawn as a dashed line in each panel — readable without the table.
 
 use super::{BenchMode, BenchResult};
@@ -27,9 +27,14 @@ pub fn write_svg(
     bandwidth_gbps: f64,
 ) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| SampleError::file(path, e);
-    let mut panels: Vec<(usize, &'static str, crate::DrawMethod)> = Vec::new();
+    let mut panels: Vec<(usize, &'static str, crate::DrawMethod, crate::Numerics)> = Vec::new();
     for r in results {
-        let key = (r.case.vocab, r.case.dtype.name(), r.case.method);
+        let key = (
+            r.case.vocab,
+            r.case.dtype.name(),
+            r.case.method,
+            r.case.numerics,
+        );
         if !panels.contains(&key) {
             panels.push(key);
         }
@@ -48,11 +53,14 @@ pub fn write_svg(
         &format!("{device}; dashed: one-read floor = logit bytes / {bandwidth_gbps:.0} GB/s"),
     )?;
     let areas = body.split_evenly((rows, cols));
-    for (area, &(vocab, dtype, method)) in areas.iter().zip(&panels) {
+    for (area, &(vocab, dtype, method, numerics)) in areas.iter().zip(&panels) {
         let mine: Vec<&BenchResult> = results
             .iter()
             .filter(|r| {
-                r.case.vocab == vocab && r.case.dtype.name() == dtype && r.case.method == method
+                r.case.vocab == vocab
+                    && r.case.dtype.name() == dtype
+                    && r.case.method == method
+                    && r.case.numerics == numerics
             })
             .collect();
         let max_batch = mine.iter().map(|r| r.case.batch).max().unwrap_or(1).max(2) as f64;
@@ -70,7 +78,10 @@ pub fn write_svg(
             * 1.5;
         let mut chart = ChartBuilder::on(area)
             .caption(
-                format!("vocab {vocab}, {dtype}, {method:?}"),
+                format!(
+                    "vocab {vocab}, {dtype}, {method:?}, {} numerics",
+                    super::numerics_name(numerics)
+                ),
                 ("sans-serif", 16),
             )
             .margin(12)

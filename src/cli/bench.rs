@@ -1,10 +1,10 @@
 //! `batchsample bench`: the sweep, its table, and the JSON/CSV records.
 
-use super::{BenchArgs, Device, Method};
+use super::{BenchArgs, Device, Method, NumericsArg};
 use anyhow::{Context, Result};
 use batchsample::bench::{
-    bench_cpu, bench_gpu, measure_device_bandwidth, measure_host_bandwidth, table, BenchCase,
-    BenchResult,
+    bench_cpu, bench_gpu, invariant_cost_table, measure_device_bandwidth, measure_host_bandwidth,
+    numerics_name, table, BenchCase, BenchResult,
 };
 use batchsample::gpu::{GpuConfig, GpuSampler};
 use batchsample::Dtype;
@@ -48,6 +48,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let device_name = match &gpu {
         Some(g) => format!("{} ({})", g.info().name, g.info().kernel_image),
+        None if args.numerics.contains(&NumericsArg::Invariant) => {
+            "CPU (fast: exact f64 reference; invariant: the kernels' bit-exact twin)".to_string()
+        }
         None => "CPU (exact f64 reference)".to_string(),
     };
     eprintln!("batchsample: benchmarking on {device_name}");
@@ -73,14 +76,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         for &dtype in &dtypes {
             for &mode in &args.mode {
                 for &method in &args.method {
-                    for &batch in &batches {
-                        cases.push(BenchCase {
-                            batch,
-                            vocab,
-                            dtype,
-                            mode,
-                            method: method.into(),
-                        });
+                    for &numerics in &args.numerics {
+                        for &batch in &batches {
+                            cases.push(BenchCase {
+                                batch,
+                                vocab,
+                                dtype,
+                                mode,
+                                method: method.into(),
+                                numerics: numerics.into(),
+                            });
+                        }
                     }
                 }
             }
@@ -115,6 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     println!("{device_name}");
     print!("{}", table(&results, bandwidth));
+    print!("{}", invariant_cost_table(&results));
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "device": device_name,
@@ -129,17 +136,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .with_context(|| format!("--svg {}", path.display()))?;
     }
     if let Some(path) = &args.csv {
-        let mut s = String::from("device,batch,vocab,dtype,mode,method,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
+        let mut s = String::from("device,batch,vocab,dtype,mode,method,numerics,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
         for r in &results {
             let c = &r.case;
             s += &format!(
-                "{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
+                "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
                 r.device,
                 c.batch,
                 c.vocab,
                 c.dtype.name(),
                 c.mode.name(),
                 Method::from(c.method).name(),
+                numerics_name(c.numerics),
                 r.median_us,
                 r.p10_us,
                 r.p90_us,

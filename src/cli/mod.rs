@@ -7,7 +7,7 @@ mod drift;
 mod sample;
 
 use anyhow::{anyhow, Result};
-use batchsample::{DrawMethod, SampleError, SamplingParams};
+use batchsample::{DrawMethod, Numerics, SampleError, SamplingParams};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -30,7 +30,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Time the sampler over a sweep of batch, vocab, dtype and mode against the memory floor.
     Bench(BenchArgs),
-    /// Determinism-drift experiments: CPU emulations of GPU reduction orders (no GPU used).
+    /// Determinism-drift experiments: CPU emulations of GPU reduction orders, and the
+    /// batch-size experiment (GPU).
     Drift(drift::DriftArgs),
 }
 
@@ -66,6 +67,25 @@ impl Method {
         match self {
             Method::Gumbel => "gumbel",
             Method::InverseCdf => "inverse-cdf",
+        }
+    }
+}
+
+/// How the sampler does its arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NumericsArg {
+    /// GPU: CUDA expf/logf and f32 sums in a fixed block order; CPU: exact f64.
+    Fast,
+    /// Batch-invariant and bit-exact: the same bits on the GPU (any batch, position or run) and
+    /// on the CPU.
+    Invariant,
+}
+
+impl From<NumericsArg> for Numerics {
+    fn from(n: NumericsArg) -> Numerics {
+        match n {
+            NumericsArg::Fast => Numerics::Fast,
+            NumericsArg::Invariant => Numerics::Invariant,
         }
     }
 }
@@ -208,6 +228,9 @@ pub struct SampleArgs {
     /// How tokens are drawn.
     #[arg(long, value_enum, default_value_t = Method::Gumbel)]
     pub method: Method,
+    /// Arithmetic: fast, or invariant (batch-invariant; the CPU returns the GPU's bits).
+    #[arg(long, value_enum, default_value_t = NumericsArg::Fast)]
+    pub numerics: NumericsArg,
     /// Per-row parameters: a JSON list of objects with fields temperature, top_k, top_p, min_p,
     /// seed, step (missing fields take the flags' values), one object per logit row.
     #[arg(long, value_name = "ROWS.json")]
@@ -239,6 +262,10 @@ pub struct BenchArgs {
     /// Draw methods.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "gumbel")]
     pub method: Vec<Method>,
+    /// Numerics: fast, invariant (batch-invariant, bit-exact with the CPU twin). Both: the
+    /// invariant mode's cost is printed as a ratio to the fast one.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fast")]
+    pub numerics: Vec<NumericsArg>,
     /// Timed iterations per case on the GPU (the CPU takes at most 5).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub iterations: u32,

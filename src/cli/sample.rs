@@ -72,7 +72,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let opts = SampleOptions {
         method: args.method.into(),
         top_n: args.top_n,
-        ..Default::default()
+        numerics: args.numerics.into(),
     };
 
     let mut backend = open_backend(args.device, &logits, args.top_n)?;

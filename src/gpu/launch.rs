@@ -31,10 +31,12 @@ impl DtypeKernels {
     }
 }
 
-/// Every sampler entry point: `sample_rows_{dtype}` and `sample_rows_invariant_{dtype}`.
+/// Every sampler entry point: `sample_rows_{dtype}` and `sample_rows_invariant_{dtype}`, and
+/// `exact_math_probe` (the invariant numerics' exp and log over an array).
 pub(crate) struct SamplerKernels {
     fast: DtypeKernels,
     invariant: DtypeKernels,
+    exact_math_probe: CudaFunction,
 }
 
 impl SamplerKernels {
@@ -42,6 +44,7 @@ impl SamplerKernels {
         Ok(SamplerKernels {
             fast: DtypeKernels::load(module, "sample_rows")?,
             invariant: DtypeKernels::load(module, "sample_rows_invariant")?,
+            exact_math_probe: module.load_function("exact_math_probe")?,
         })
     }
 
@@ -118,6 +121,35 @@ pub(crate) unsafe fn sample_rows<T>(
     b.arg(&mut out.status);
     b.arg(&mut out.top_tokens);
     b.arg(&mut out.top_logprobs);
+    b.launch(cfg)?;
+    Ok(())
+}
+
+/// `exact_math_probe`: `exp_out[i] = exact_exp(x[i])`, `log_out[i] = exact_log(x[i])`.
+///
+/// # Safety
+/// `x`, `exp_out` and `log_out` each hold at least `n` elements.
+pub(crate) unsafe fn exact_math_probe(
+    stream: &CudaStream,
+    kernels: &SamplerKernels,
+    x: &CudaView<'_, f32>,              // [n]
+    exp_out: &mut CudaViewMut<'_, f32>, // [n]
+    log_out: &mut CudaViewMut<'_, f32>, // [n]
+    n: u32,
+) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(256).min(4096), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = stream.launch_builder(&kernels.exact_math_probe);
+    b.arg(x);
+    b.arg(exp_out);
+    b.arg(log_out);
+    b.arg(&n);
     b.launch(cfg)?;
     Ok(())
 }

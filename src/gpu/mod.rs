@@ -197,6 +197,31 @@ impl GpuSampler {
         }
     }
 
+    /// `(exp, log)` of every `x` as the batch-invariant kernels compute them
+    /// (`kernels/exact_math.cuh`); the tests diff it against the CPU twin. Waits for the stream.
+    pub fn exact_math_probe(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = u32::try_from(x.len())
+            .map_err(|_| SampleError::Capacity(format!("{} probe inputs", x.len())))?;
+        let x_dev = self.stream.clone_htod(x)?;
+        let mut exp = self.stream.alloc_zeros::<f32>(x.len().max(1))?;
+        let mut log = self.stream.alloc_zeros::<f32>(x.len().max(1))?;
+        // SAFETY: the three buffers hold at least n floats.
+        unsafe {
+            launch::exact_math_probe(
+                &self.stream,
+                &self.kernels,
+                &x_dev.as_view(),
+                &mut exp.as_view_mut(),
+                &mut log.as_view_mut(),
+                n,
+            )?;
+        }
+        let exp = self.stream.clone_dtoh(&exp.slice(..x.len()))?;
+        let log = self.stream.clone_dtoh(&log.slice(..x.len()))?;
+        self.stream.synchronize()?;
+        Ok((exp, log))
+    }
+
     /// Copies the first `batch` rows of results to the host (waits for the stream).
     pub fn download(&self, out: &GpuOutputs, batch: usize, top_n: usize) -> Result<Vec<RowOutput>> {
         if batch == 0 {

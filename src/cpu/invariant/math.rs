@@ -69,8 +69,8 @@ pub fn exact_log(x: f32) -> f32 {
     let z = s * s;
     let mut r = 2.222_222_2e-1_f32;
     r = r.mul_add(z, 2.857_143e-1);
-    r = r.mul_add(z, 4.000_000_06e-1);
-    r = r.mul_add(z, 6.666_666_87e-1);
+    r = r.mul_add(z, 0.4);
+    r = r.mul_add(z, 0.666_666_7);
     r *= z;
     let hfsq = 0.5 * f * f;
     let dk = e as f32;
@@ -82,5 +82,5 @@ pub fn exact_log(x: f32) -> f32 {
 }
 
 /// ln 2 split so that `k * LN2_HI` is exact for every `|k| <= 151`.
-const LN2_HI: f32 = 0.693_145_751_953_125;
-const LN2_LO: f32 = 1.428_606_765_330_187e-6;
+const LN2_HI: f32 = 0.693_145_75; // 0.693145751953125 exactly
+const LN2_LO: f32 = 1.428_606_8e-6;
