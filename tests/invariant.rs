@@ -132,6 +132,33 @@ fn shim_kernel_equals_cpu_twin_bit_for_bit() {
     eprintln!("{rows} rows: shim and twin identical");
 }
 
+/// Many small random batches: random sizes, vocabularies, draw methods, dtypes and top-n, every
+/// row against the twin.
+#[test]
+fn random_batch_compositions_match_the_twin() {
+    let mut g = rng(0xc0ff_ee42);
+    let mut rows = 0;
+    for round in 0..160u64 {
+        let vocab = g.random_range(2..700usize);
+        let batch = g.random_range(1..48usize);
+        let method = if g.random_bool(0.5) {
+            DrawMethod::Gumbel
+        } else {
+            DrawMethod::InverseCdf
+        };
+        let opts = invariant_opts(method, g.random_range(0..6usize).min(vocab));
+        let (logits, params) = invariant_batch(&mut g, batch, vocab);
+        let threads = [64u32, 128, 256, 512][g.random_range(0..4)];
+        let schedule = Schedule::Random(round);
+        rows += match round % 3 {
+            0 => shim_matches_twin(&logits, vocab, &params, &opts, threads, schedule),
+            1 => shim_matches_twin(&to_f16(&logits), vocab, &params, &opts, threads, schedule),
+            _ => shim_matches_twin(&to_bf16(&logits), vocab, &params, &opts, threads, schedule),
+        };
+    }
+    eprintln!("{rows} rows in 160 random batches: shim and twin identical");
+}
+
 /// One request's row, sampled inside batches of different sizes at different positions, with
 /// different block sizes and schedules, and at several steps: every result has the same bits as
 /// the row sampled alone.

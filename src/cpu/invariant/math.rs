@@ -3,7 +3,7 @@
 //! [`f32::mul_add`] (correctly rounded, like `__fmaf_rn`).
 
 /// `exact_exp` of `kernels/exact_math.cuh`.
-#[inline]
+#[inline(always)]
 pub fn exact_exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;
@@ -39,7 +39,7 @@ pub fn exact_exp(x: f32) -> f32 {
 }
 
 /// `exact_log` of `kernels/exact_math.cuh`.
-#[inline]
+#[inline(always)]
 pub fn exact_log(x: f32) -> f32 {
     if x.is_nan() || x < 0.0 {
         return f32::from_bits(0x7fff_ffff); // the kernel's NaN

@@ -56,7 +56,7 @@ impl Shift {
             inv_temperature: 1.0 / temperature,
         }
     }
-    #[inline]
+    #[inline(always)]
     fn d(&self, x: f32) -> f32 {
         if self.inv_temperature <= f32::MAX {
             (x - self.max) * self.inv_temperature
@@ -64,14 +64,38 @@ impl Shift {
             (x - self.max) / self.temperature
         }
     }
-    #[inline]
+    #[inline(always)]
     fn weight(&self, x: f32) -> f32 {
         exact_exp(self.d(x))
     }
 }
 
+/// The sum of `fixed(weight)` over the row's finite tokens, in one streaming pass (a plain loop:
+/// compiled inside [`sample_row_fma`] with the FMA instruction).
+#[inline(always)]
+fn row_total<T: Logit>(row: &[T], shift: &Shift, fixed: fn(f32) -> u64) -> u64 {
+    let mut total = 0u64;
+    for x in row {
+        let x = x.to_f32();
+        if x != f32::NEG_INFINITY {
+            total += fixed(shift.weight(x));
+        }
+    }
+    total
+}
+
+/// The row's finite tokens as `(token, logit)` in index order.
+#[inline(always)]
+fn finite_tokens<T: Logit>(row: &[T]) -> impl Iterator<Item = (u32, f32)> + '_ {
+    row.iter()
+        .enumerate()
+        .map(|(i, x)| (i as u32, x.to_f32()))
+        .filter(|&(_, x)| x != f32::NEG_INFINITY)
+}
+
 /// The survivors of top-k, top-p and min-p in rank order, or `None` when no filter is active
 /// (every finite token survives).
+#[inline(always)]
 fn kept_ranked<T: Logit>(
     row: &[T],
     scan: &RowScan,
@@ -81,28 +105,21 @@ fn kept_ranked<T: Logit>(
     let top_k_on = p.top_k > 0 && (p.top_k as usize) < scan.finite;
     let top_p_on = p.top_p < 1.0;
     let min_p_on = p.min_p > 0.0;
-    let finite = || {
-        row.iter()
-            .map(|x| x.to_f32())
-            .filter(|&x| x != f32::NEG_INFINITY)
-    };
+    let weight = |c: &Candidate| shift.weight(c.logit);
     // top-p's target: p times the mass of the top-k survivors (the whole row without top-k).
     let mut target = None;
     let mut ranked = if top_k_on {
         top_sorted(row, p.top_k as usize)
     } else if top_p_on {
         // The top-p prefix of the whole row: select growing prefixes until one reaches the target.
-        let target = *target.insert(mass_target(
-            p.top_p,
-            finite().map(|x| mass32(shift.weight(x))).sum(),
-        ));
+        let target = *target.insert(mass_target(p.top_p, row_total(row, shift, mass32)));
         let mut len = 256usize;
         loop {
             let prefix = top_sorted(row, len.min(scan.finite));
             let mut running = 0u64;
             if len >= scan.finite
                 || prefix.iter().any(|c| {
-                    running += mass32(shift.weight(c.logit));
+                    running += mass32(weight(c));
                     running >= target
                 })
             {
@@ -116,10 +133,7 @@ fn kept_ranked<T: Logit>(
         return None;
     };
     if top_p_on {
-        let masses: Vec<u64> = ranked
-            .iter()
-            .map(|c| mass32(shift.weight(c.logit)))
-            .collect();
+        let masses: Vec<u64> = ranked.iter().map(|c| mass32(weight(c))).collect();
         let target = target.unwrap_or_else(|| mass_target(p.top_p, masses.iter().sum()));
         let mut running = 0u64;
         if let Some(j) = masses.iter().position(|&m| {
@@ -131,10 +145,7 @@ fn kept_ranked<T: Logit>(
     }
     // exact_exp is monotone (tests/invariant_math.rs checks every float <= 0), so the tokens at or
     // above min-p are a prefix of the rank order.
-    let keep = ranked
-        .iter()
-        .take_while(|c| shift.weight(c.logit) >= p.min_p)
-        .count();
+    let keep = ranked.iter().take_while(|c| weight(c) >= p.min_p).count();
     ranked.truncate(keep);
     Some(ranked)
 }
@@ -142,6 +153,28 @@ fn kept_ranked<T: Logit>(
 /// Samples one row exactly as `sample_rows_invariant_*` does: the same token, and the same bits of
 /// every logprob. Never panics; bad rows come back with the kernel's status.
 pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has FMA. The results are the same bits either way (`mul_add` is
+        // correctly rounded with or without the instruction); without it, it is a libm call.
+        return unsafe { sample_row_fma(row, p, opts) };
+    }
+    sample_row_portable(row, p, opts)
+}
+
+/// [`sample_row_portable`] compiled with the FMA instruction available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn sample_row_fma<T: Logit>(
+    row: &[T],
+    p: &SamplingParams,
+    opts: &SampleOptions,
+) -> RowOutput {
+    sample_row_portable(row, p, opts)
+}
+
+#[inline(always)]
+fn sample_row_portable<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {
     if !params_valid(p) {
         return RowOutput::failed(RowStatus::InvalidParams);
     }
@@ -163,24 +196,31 @@ pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions)
     }
     let shift = Shift::new(&scan, p.temperature);
     let kept = kept_ranked(row, &scan, p, &shift);
-    // The survivors as (token, logit) in index order.
-    let by_index: Vec<(u32, f32)> = match &kept {
-        None => row
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (i as u32, x.to_f32()))
-            .filter(|&(_, x)| x != f32::NEG_INFINITY)
-            .collect(),
-        Some(ranked) => {
-            let mut v: Vec<(u32, f32)> = ranked.iter().map(|c| (c.token, c.logit)).collect();
-            v.sort_unstable_by_key(|&(t, _)| t);
-            v
+    let (norm, token) = match &kept {
+        // No filter: stream over the row (no per-token buffer for a long row).
+        None => {
+            let norm = row_total(row, &shift, mass40);
+            let token = match opts.method {
+                DrawMethod::Gumbel => gumbel_argmax(finite_tokens(row), &shift, p),
+                DrawMethod::InverseCdf => inverse_cdf(finite_tokens(row), norm, &shift, p),
+            };
+            (norm, token)
         }
-    };
-    let norm: u64 = by_index.iter().map(|&(_, x)| mass40(shift.weight(x))).sum();
-    let token = match opts.method {
-        DrawMethod::Gumbel => gumbel_argmax(&by_index, &shift, p),
-        DrawMethod::InverseCdf => inverse_cdf(&by_index, norm, &shift, p),
+        Some(ranked) => {
+            // The survivors in index order.
+            let mut by_index: Vec<(u32, f32)> = ranked.iter().map(|c| (c.token, c.logit)).collect();
+            by_index.sort_unstable_by_key(|&(t, _)| t);
+            let mut norm = 0u64;
+            for &(_, x) in &by_index {
+                norm += mass40(shift.weight(x));
+            }
+            let survivors = by_index.iter().copied();
+            let token = match opts.method {
+                DrawMethod::Gumbel => gumbel_argmax(survivors, &shift, p),
+                DrawMethod::InverseCdf => inverse_cdf(survivors, norm, &shift, p),
+            };
+            (norm, token)
+        }
     };
     // `InvariantNumerics::log_of_mass`: the total rounded once to f32, scaled by 2^-40 (exact).
     let log_norm = exact_log(norm as f32 * 9.094_947e-13);
@@ -204,11 +244,29 @@ pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions)
 }
 
 /// Gumbel-max: the largest `d - ln(-ln u)` in f32 with [`exact_log`], ties to the lower index.
-fn gumbel_argmax(by_index: &[(u32, f32)], shift: &Shift, p: &SamplingParams) -> u32 {
+///
+/// Tokens with `d < -20` are skipped, exactly: the row's maximum (`d = 0`) always survives and
+/// scores at least `-ln(16.64) > -2.82`, while Gumbel noise is at most 16.64, so such a token
+/// scores below -3.3 (f32 rounding at these magnitudes is far smaller) and cannot win.
+#[inline(always)]
+fn gumbel_argmax(
+    by_index: impl Iterator<Item = (u32, f32)>,
+    shift: &Shift,
+    p: &SamplingParams,
+) -> u32 {
     let mut best = (f32::NEG_INFINITY, u32::MAX);
-    for &(token, x) in by_index {
-        let u = philox::token_uniform(p.seed, p.step, token);
-        let score = shift.d(x) - exact_log(-exact_log(u));
+    // One Philox call serves four consecutive tokens.
+    let mut cached: (u32, [f32; 4]) = (u32::MAX, [0.0; 4]);
+    for (token, x) in by_index {
+        let d = shift.d(x);
+        if d < -20.0 {
+            continue;
+        }
+        if cached.0 != token / 4 {
+            cached = (token / 4, philox::token_uniforms(p.seed, p.step, token / 4));
+        }
+        let u = cached.1[(token % 4) as usize];
+        let score = d - exact_log(-exact_log(u));
         if score > best.0 || (score == best.0 && token < best.1) {
             best = (score, token);
         }
@@ -219,12 +277,18 @@ fn gumbel_argmax(by_index: &[(u32, f32)], shift: &Shift, p: &SamplingParams) -> 
 /// Inverse CDF on 2^-40 fixed-point weights in index order: the first token whose running sum
 /// exceeds `floor(u * total)` (computed in f64 as the kernel does). Integer sums always get
 /// there; the kernel's fallback (the last token with weight) is kept for parity.
-fn inverse_cdf(by_index: &[(u32, f32)], norm: u64, shift: &Shift, p: &SamplingParams) -> u32 {
+#[inline(always)]
+fn inverse_cdf(
+    by_index: impl Iterator<Item = (u32, f32)>,
+    norm: u64,
+    shift: &Shift,
+    p: &SamplingParams,
+) -> u32 {
     let u = philox::row_uniform(p.seed, p.step);
     let target = (u as f64 * norm as f64) as u64;
     let mut running = 0u64;
     let mut last = u32::MAX;
-    for &(token, x) in by_index {
+    for (token, x) in by_index {
         let m = mass40(shift.weight(x));
         if m == 0 {
             continue;
