@@ -48,6 +48,10 @@ pub enum SampleError {
         dtype: String,
         expected: &'static str,
     },
+
+    /// cuBLAS cannot be used: its library was not found, or one of its calls failed.
+    #[error("cuBLAS: {0}")]
+    Cublas(String),
 }
 
 impl SampleError {
@@ -60,3 +64,9 @@ impl SampleError {
 }
 
 pub type Result<T, E = SampleError> = std::result::Result<T, E>;
+
+impl From<cudarc::cublas::result::CublasError> for SampleError {
+    fn from(e: cudarc::cublas::result::CublasError) -> Self {
+        SampleError::Cublas(format!("call failed with {e}"))
+    }
+}

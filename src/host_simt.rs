@@ -730,3 +730,73 @@ pub mod exact_math {
         Ok((exp, log))
     }
 }
+
+/// The batch-invariant projection of `kernels/projection.cu`, run on the CPU through the shim.
+pub mod projection {
+    use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
+    use crate::drift::projection::{projection_grid, PROJECTION_THREADS};
+    use crate::dtype::{Dtype, Logit};
+    use std::ffi::{c_int, c_uint, c_void};
+
+    /// The three launchers share one C signature (`PROJECTION_PARAMS`).
+    macro_rules! declare_launchers {
+        ($($name:ident),*) => {
+            extern "C" {
+                $(fn $name(
+                    cfg: *const HostLaunch,
+                    hidden: *const c_void,  // [batch, d] f32, or f16/bf16 bits
+                    weights: *const c_void, // [vocab, d], same type
+                    batch: c_uint,
+                    vocab: c_uint,
+                    d: c_uint,
+                    logits: *mut f32,       // [batch, vocab]
+                ) -> c_int;)*
+            }
+        };
+    }
+    declare_launchers!(
+        host_launch_project_invariant_f32,
+        host_launch_project_invariant_f16,
+        host_launch_project_invariant_bf16
+    );
+
+    /// `[batch, vocab]` logits of `project_invariant_{dtype}` over `hidden` (`[batch, d]`) and
+    /// `weights` (`[vocab, d]`) under `schedule`. The outputs start as NaN, so an unwritten one
+    /// shows. Slices that are not 16-byte aligned take the kernel's element-load path.
+    pub fn project<T: Logit>(
+        hidden: &[T],
+        weights: &[T],
+        batch: usize,
+        vocab: usize,
+        d: usize,
+        schedule: Schedule,
+    ) -> Result<Vec<f32>, HostSimtError> {
+        assert!(hidden.len() == batch * d && weights.len() == vocab * d);
+        let size = |n: usize| c_uint::try_from(n).expect("size fits 32 bits");
+        let grid = projection_grid(batch, vocab).expect("vocab fits the grid");
+        let mut logits = vec![f32::NAN; batch * vocab];
+        if batch == 0 || vocab == 0 {
+            return Ok(logits);
+        }
+        let entry = match T::DTYPE {
+            Dtype::F32 => host_launch_project_invariant_f32,
+            Dtype::F16 => host_launch_project_invariant_f16,
+            Dtype::Bf16 => host_launch_project_invariant_bf16,
+        };
+        let cfg = Launch::new(grid, PROJECTION_THREADS).schedule(schedule);
+        // SAFETY: hidden holds batch * d, weights vocab * d elements (f16/bf16 passed as bits),
+        // logits batch * vocab.
+        launch(&cfg, |c| unsafe {
+            entry(
+                c,
+                hidden.as_ptr().cast(),
+                weights.as_ptr().cast(),
+                size(batch),
+                size(vocab),
+                size(d),
+                logits.as_mut_ptr(),
+            )
+        })?;
+        Ok(logits)
+    }
+}

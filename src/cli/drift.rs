@@ -1,4 +1,8 @@
-//! `batchsample drift`: the determinism-drift experiments, CPU emulations of GPU reduction orders.
+//! `batchsample drift`: the determinism-drift experiments — CPU emulations of GPU reduction
+//! orders (experiments 1 and 3), and the batch-size experiment on a GPU (experiment 2,
+//! `batch_size.rs`).
+
+mod batch_size;
 
 use anyhow::{anyhow, Context, Result};
 use batchsample::drift::{self, plot, reduction_order, run_to_run, Batch, Setup};
@@ -17,6 +21,9 @@ pub enum Experiment {
     /// Experiment 1: probabilities and drawn tokens under each summation order vs exact
     /// arithmetic.
     ReductionOrder(ReductionOrderArgs),
+    /// Experiment 2 (needs a GPU): how the batch size moves projection logits (cuBLAS, and a
+    /// batch-invariant kernel) and greedy tokens at temperature 0.
+    BatchSize(batch_size::BatchSizeArgs),
     /// Experiment 3: the same batch run many times with float atomics vs fixed orders.
     RunToRun(RunToRunArgs),
 }
@@ -137,6 +144,7 @@ pub fn run(args: &DriftArgs) -> Result<()> {
                     .with_context(|| format!("--svg {}", path.display()))?;
             }
         }
+        Experiment::BatchSize(a) => batch_size::run(a)?,
         Experiment::RunToRun(a) => {
             let (batch, setup) = prepare(&a.common, 64, 4)?;
             let rep = run_to_run::run(

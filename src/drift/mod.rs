@@ -1,23 +1,27 @@
-//! Determinism-drift experiments (issue 5), the CPU half: **CPU emulations** of the reduction
-//! orders a GPU uses, measuring how they move sampling results. No GPU is used anywhere here.
+//! Determinism-drift experiments (issue 5). Experiments 1 and 3 are **CPU emulations** of the
+//! reduction orders a GPU uses, measuring how they move sampling results (no GPU used);
+//! experiment 2 measures real GPU logits and needs a GPU.
 //!
 //! - [`orders`]: the summation orders (sequential, thread block, split row, split-K merge, float
 //!   atomics), each with a sum, a prefix sum and an argmax.
 //! - [`reduction_order`]: experiment 1, how each order moves probabilities and drawn tokens away
 //!   from exact arithmetic.
+//! - [`batch_size`]: experiment 2, how the batch size moves projection logits (cuBLAS, and the
+//!   batch-invariant kernel of `kernels/projection.cu`) and greedy tokens at temperature 0.
+//! - [`projection`]: that kernel's CPU twin (bit for bit) and the f64 dot product.
 //! - [`run_to_run`]: experiment 3, the same batch run many times with float atomics against fixed
 //!   orders.
-//! - [`plot`]: the SVG figures.
+//! - [`plot`]: the SVG figures of experiments 1 and 3.
 //!
-//! Experiment 2 (batch-size drift of cuBLAS logits at temperature 0) needs a GPU and is not here.
-//!
-//! Shared conventions: weights `w = exp((x - max) / T)` in f32 (`-inf` logits weigh 0); the
+//! Shared conventions (experiments 1 and 3): weights `w = exp((x - max) / T)` in f32 (`-inf` logits weigh 0); the
 //! "exact" sums are compensated f64 sums of those same f32 weights, so every difference is the
 //! reduction order's; uniforms come from [`crate::philox`] keyed by each row's seed
 //! ([`crate::io::row_seed`]) and the step, exactly as the sampler draws them.
 
+pub mod batch_size;
 pub mod orders;
 pub mod plot;
+pub mod projection;
 pub mod reduction_order;
 pub mod run_to_run;
 
@@ -32,7 +36,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
-/// The first line of every report.
+/// The first line of every report of experiments 1 and 3.
 pub const BANNER: &str = "CPU emulation of GPU reduction orders (no GPU used)";
 
 /// `[rows, vocab]` f32 logits and where they came from.
@@ -84,7 +88,7 @@ impl Setup {
 }
 
 /// A standard normal variate (Box-Muller).
-fn normal(rng: &mut StdRng) -> f64 {
+pub(crate) fn normal(rng: &mut StdRng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
