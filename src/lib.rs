@@ -31,6 +31,13 @@
 //!
 //! The f64 reference ([`cpu::sample_row`]) implements this literally; the GPU agrees with it
 //! except where f32 sums put a top-p / min-p boundary, or a Gumbel near-tie, differently.
+//!
+//! ## Numerics
+//! [`Numerics::Fast`] (default) is the above with CUDA's `expf`/`logf` and f32 sums on the GPU
+//! and exact f64 on the CPU. [`Numerics::Invariant`] computes every per-token value with one
+//! fixed sequence of IEEE operations (`kernels/exact_math.cuh`, twinned in
+//! [`cpu::invariant::math`]) and every sum as a fixed-point integer, so a row's results are the
+//! same bits at any batch size, position, block size and run, on the GPU and on the CPU.
 
 pub mod bench;
 pub mod cpu;
