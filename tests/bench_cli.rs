@@ -108,13 +108,40 @@ fn bench_measures_the_invariant_numerics_against_the_fast_ones() {
         "{stdout}"
     );
     let records = std::fs::read_to_string(&csv).unwrap();
-    assert!(records.lines().next().unwrap().contains(",numerics,"));
+    assert!(records
+        .lines()
+        .next()
+        .unwrap()
+        .contains(",numerics,timing,"));
+    assert_eq!(records.lines().filter(|l| l.contains(",wall,")).count(), 4);
     assert_eq!(
         records
             .lines()
             .filter(|l| l.contains(",invariant,"))
             .count(),
         2
+    );
+}
+
+/// `--graph` is a GPU timing mode; on the CPU path it is said to not apply, and the run goes on.
+#[test]
+fn bench_graph_flag_is_explained_on_the_cpu() {
+    if batchsample::gpu::gpu_available() {
+        println!("SKIP: a GPU is present (scripts/gpu-check times --graph there)");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
+        .args([
+            "bench", "--graph", "--batch", "1", "--vocab", "64", "--mode", "greedy",
+        ])
+        .args(["--iterations", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--graph applies to the GPU only"),
+        "{stderr}"
     );
 }
 

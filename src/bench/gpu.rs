@@ -33,12 +33,25 @@ pub fn measure_device_bandwidth(gpu: &GpuSampler) -> Result<f64> {
     Ok(2.0 * (n * 4) as f64 / (times[times.len() / 2] * 1e-3) / 1e9)
 }
 
+/// How GPU times are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuTiming {
+    /// CUDA events around each launch: the latency of one sampling call, launch included.
+    #[default]
+    Events,
+    /// A CUDA graph holding one launch per rotated input buffer, replayed; each sample is the
+    /// replay's time over its launches. What a serving loop that captures its decode step sees:
+    /// no host launch overhead, back-to-back kernels.
+    Graph,
+}
+
 fn time_gpu<T: Logit + DeviceRepr>(
     gpu: &GpuSampler,
     host: &[T],
     case: BenchCase,
     iterations: usize,
     bandwidth_gbps: f64,
+    mode: GpuTiming,
 ) -> Result<BenchResult> {
     let stream = gpu.stream();
     let bytes = case.logit_bytes().max(1);
@@ -68,6 +81,31 @@ fn time_gpu<T: Logit + DeviceRepr>(
     let events: Vec<_> = (0..2 * iterations)
         .map(|_| ctx.new_event(timing))
         .collect::<std::result::Result<_, _>>()?;
+    if mode == GpuTiming::Graph {
+        stream.synchronize()?;
+        stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
+        for b in &buffers {
+            gpu.sample(&b.as_view(), case.vocab, &params.as_view(), &opts, &mut out)?;
+        }
+        let graph = stream
+            .end_capture(
+                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
+            )?
+            .ok_or_else(|| crate::SampleError::Capacity("CUDA graph capture was empty".into()))?;
+        graph.launch()?; // warm-up
+        for i in 0..iterations {
+            events[2 * i].record(stream)?;
+            graph.launch()?;
+            events[2 * i + 1].record(stream)?;
+        }
+        stream.synchronize()?;
+        let times = (0..iterations)
+            .map(|i| Ok(events[2 * i].elapsed_ms(&events[2 * i + 1])? as f64 * 1e3 / copies as f64))
+            .collect::<Result<Vec<f64>>>()?;
+        let mut result = summarise(case, "gpu", times, bandwidth_gbps);
+        result.timing = "graph";
+        return Ok(result);
+    }
     for i in 0..iterations {
         events[2 * i].record(stream)?;
         gpu.sample(
@@ -92,17 +130,18 @@ pub fn bench_gpu(
     case: BenchCase,
     iterations: usize,
     bandwidth_gbps: f64,
+    mode: GpuTiming,
 ) -> Result<BenchResult> {
     let logits = super::synthetic_logits(case.batch, case.vocab, 1);
     match case.dtype {
-        Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps),
+        Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps, mode),
         Dtype::F16 => {
             let v: Vec<f16> = logits.iter().map(|&x| f16::from_f32(x)).collect();
-            time_gpu(gpu, &v, case, iterations, bandwidth_gbps)
+            time_gpu(gpu, &v, case, iterations, bandwidth_gbps, mode)
         }
         Dtype::Bf16 => {
             let v: Vec<bf16> = logits.iter().map(|&x| bf16::from_f32(x)).collect();
-            time_gpu(gpu, &v, case, iterations, bandwidth_gbps)
+            time_gpu(gpu, &v, case, iterations, bandwidth_gbps, mode)
         }
     }
 }

@@ -7,7 +7,7 @@ mod plot;
 mod workload;
 
 pub use cpu::{bench_cpu, measure_host_bandwidth};
-pub use gpu::{bench_gpu, measure_device_bandwidth};
+pub use gpu::{bench_gpu, measure_device_bandwidth, GpuTiming};
 pub use plot::write_svg;
 pub use workload::{mode_params, synthetic_logits, BenchMode};
 
@@ -47,6 +47,9 @@ pub struct BenchResult {
     pub floor_us: f64,
     /// `median_us / floor_us`.
     pub ratio_to_floor: f64,
+    /// How the times were taken: `events` (CUDA events around each launch), `graph` (a CUDA
+    /// graph of one launch per rotated buffer, replayed; time per launch), `wall` (CPU clock).
+    pub timing: &'static str,
 }
 
 /// Summarises per-iteration times (microseconds) against a bandwidth in GB/s.
@@ -71,6 +74,7 @@ pub fn summarise(
         achieved_gbps: bytes / (median * 1e3),
         floor_us,
         ratio_to_floor: median / floor_us,
+        timing: if device == "cpu" { "wall" } else { "events" },
     }
 }
 

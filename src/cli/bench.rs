@@ -4,7 +4,7 @@ use super::{BenchArgs, Device, Method, NumericsArg};
 use anyhow::{Context, Result};
 use batchsample::bench::{
     bench_cpu, bench_gpu, invariant_cost_table, measure_device_bandwidth, measure_host_bandwidth,
-    numerics_name, table, BenchCase, BenchResult,
+    numerics_name, table, BenchCase, BenchResult, GpuTiming,
 };
 use batchsample::gpu::{GpuConfig, GpuSampler};
 use batchsample::Dtype;
@@ -101,6 +101,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
+    let timing = if args.graph {
+        GpuTiming::Graph
+    } else {
+        GpuTiming::Events
+    };
+    if args.graph && gpu.is_none() {
+        eprintln!("batchsample: --graph applies to the GPU only; the CPU is timed by the clock");
+    }
     let mut results: Vec<BenchResult> = Vec::with_capacity(cases.len());
     for case in cases {
         bar.set_message(format!(
@@ -111,7 +119,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             case.mode.name()
         ));
         let result = match &gpu {
-            Some(g) => bench_gpu(g, case, args.iterations as usize, bandwidth)?,
+            Some(g) => bench_gpu(g, case, args.iterations as usize, bandwidth, timing)?,
             None => bench_cpu(case, args.iterations.min(5) as usize, bandwidth)?,
         };
         results.push(result);
@@ -120,6 +128,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     bar.finish_and_clear();
 
     println!("{device_name}");
+    if args.graph && gpu.is_some() {
+        println!(
+            "timing: CUDA graph replay (time per launch = replay time / launches in the graph)"
+        );
+    }
     print!("{}", table(&results, bandwidth));
     print!("{}", invariant_cost_table(&results));
     if let Some(path) = &args.json {
@@ -136,11 +149,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .with_context(|| format!("--svg {}", path.display()))?;
     }
     if let Some(path) = &args.csv {
-        let mut s = String::from("device,batch,vocab,dtype,mode,method,numerics,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
+        let mut s = String::from("device,batch,vocab,dtype,mode,method,numerics,timing,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
         for r in &results {
             let c = &r.case;
             s += &format!(
-                "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
+                "{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
                 r.device,
                 c.batch,
                 c.vocab,
@@ -148,6 +161,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 c.mode.name(),
                 Method::from(c.method).name(),
                 numerics_name(c.numerics),
+                r.timing,
                 r.median_us,
                 r.p10_us,
                 r.p90_us,

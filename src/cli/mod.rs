@@ -266,6 +266,11 @@ pub struct BenchArgs {
     /// invariant mode's cost is printed as a ratio to the fast one.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fast")]
     pub numerics: Vec<NumericsArg>,
+    /// GPU timing by CUDA-graph replay (one launch per rotated input buffer, time per launch):
+    /// no host launch overhead, as in a serving loop that captures its step. Default: CUDA
+    /// events around each launch.
+    #[arg(long)]
+    pub graph: bool,
     /// Timed iterations per case on the GPU (the CPU takes at most 5).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub iterations: u32,
