@@ -65,7 +65,8 @@ __device__ __forceinline__ void write_row(unsigned int row, int token, float log
 }
 
 template <int DT, typename N>
-__device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
+__device__ void sample_row(unsigned int row_index,
+                           const typename Dtype<DT>::Raw* __restrict__ logits,
                            const SamplingParams* __restrict__ params,
                            unsigned int params_stride, unsigned int vocab, unsigned int method,
                            unsigned int top_n, int* __restrict__ tokens,
@@ -74,7 +75,6 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                            RowShared& sh)
 {
     constexpr int VEC = Dtype<DT>::VEC;
-    const unsigned int row_index = blockIdx.x;
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
     const SamplingParams p = params[(size_t)row_index * params_stride];
@@ -433,6 +433,201 @@ __device__ void sample_row(const typename Dtype<DT>::Raw* __restrict__ logits,
               top_tokens, top_logprobs);
 }
 
+// ---- Split rows: several blocks per row when the batch is too small to fill the GPU ------------
+//
+// One block per row leaves most SMs idle at small batches (batch 1 uses one SM of 132). The
+// split kernels give each row `gridDim.x` blocks. A row whose work is a maximum and a Gumbel draw
+// over every finite token — greedy, or temperature-only with the Gumbel method and no top-n —
+// is cut into contiguous slices: each block reads its slice once (its second pass hits cache),
+// writes a SplitPartial, and the row's last block to arrive (an integer ticket) combines the
+// partials in slice order, so the result does not depend on the arrival order. Every other row
+// (filters, inverse CDF, top-n, invalid parameters) is sampled whole by its first block with the
+// ordinary path, bit for bit as the one-block kernels do (same block size), and the other blocks
+// leave. Fast numerics only: the combination rescales each slice's sum and best score from its
+// own maximum to the row's, which rounds differently from one block's order.
+
+struct SplitPartial {
+    float max;                // the slice's largest finite logit (-inf if none)
+    unsigned int argmax;      // its lowest index
+    unsigned int finite;      // finite logits in the slice
+    unsigned int bad;         // the slice holds NaN or +inf
+    float best_score;         // best Gumbel score, relative to the slice's maximum
+    unsigned int best_token;  // its index (0xffffffff if none)
+    float mass;               // sum of exp((x - max) / T) over the slice
+    unsigned int pad;
+};
+
+// The rows the split path takes: everything else needs the whole row in one block.
+__device__ __forceinline__ bool split_eligible(const SamplingParams& p, unsigned int method,
+                                               unsigned int top_n)
+{
+    return params_valid(p) && top_n == 0u &&
+           (p.temperature == 0.0f ||
+            (method == DRAW_GUMBEL && p.top_k == 0u && p.top_p >= 1.0f && p.min_p <= 0.0f));
+}
+
+template <int DT>
+__device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ logits,
+                                 const SamplingParams* __restrict__ params,
+                                 unsigned int params_stride, unsigned int vocab,
+                                 unsigned int method, unsigned int top_n,
+                                 int* __restrict__ tokens, float* __restrict__ logprobs,
+                                 unsigned int* __restrict__ status, int* __restrict__ top_tokens,
+                                 float* __restrict__ top_logprobs,
+                                 SplitPartial* __restrict__ partials,
+                                 unsigned int* __restrict__ arrivals, RowShared& sh)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    const unsigned int row_index = blockIdx.y;
+    const unsigned int split = blockIdx.x, splits = gridDim.x;
+    const SamplingParams p = params[(size_t)row_index * params_stride];
+    if (!split_eligible(p, method, top_n)) {
+        if (split == 0u)
+            sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method,
+                                         top_n, tokens, logprobs, status, top_tokens,
+                                         top_logprobs, sh);
+        return;
+    }
+    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    // Slices are whole 16-byte chunks, so a slice of an aligned row is aligned.
+    const unsigned int per = (vocab + splits - 1u) / splits;
+    const unsigned int slice = (per + VEC - 1u) / VEC * VEC;
+    const unsigned int start = min(split * slice, vocab);
+    const unsigned int len = min(slice, vocab - start);
+    const typename Dtype<DT>::Raw* __restrict__ part = row + start;
+    const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
+
+    // Pass 1 over the slice: maximum (lowest index on ties), finite count, NaN / +inf.
+    float best = NEG_INF;
+    unsigned int best_index = 0xffffffffu;
+    unsigned int finite = 0u;
+    int bad = 0;
+    for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
+            if (x[j] != NEG_INF && x[j] == x[j]) {
+                ++finite;
+                if (better(x[j], start + at + j, best, best_index)) {
+                    best = x[j];
+                    best_index = start + at + j;
+                }
+            }
+        }
+    });
+    bad = __syncthreads_or(bad);
+    unsigned int argmax;
+    const float max = block_argmax(best, best_index, &argmax, sh.select.scratch);
+    const unsigned int slice_finite = (unsigned int)block_sum_u64(finite, sh.select.scratch);
+
+    // Pass 2 (from cache): Gumbel scores relative to the slice's maximum, and its mass.
+    float best_score = NEG_INF;
+    unsigned int best_token = 0xffffffffu;
+    float mass = 0.0f;
+    const float inv_temperature = 1.0f / p.temperature;
+    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
+    auto shifted = [&](float x, float m) {
+        return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
+    };
+    if (!bad && slice_finite > 0u && p.temperature > 0.0f) {
+        // A token whose d + 17 is below the thread's best score cannot win (Gumbel noise is at
+        // most 16.64): no Philox call, no logarithm — exactly.
+        for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
+#pragma unroll
+            for (int q = 0; q < VEC / 4; ++q) {
+                bool noisy[4];
+                bool any = false;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float xj = x[4 * q + j];
+                    const float d = shifted(xj, max);
+                    if (xj != NEG_INF) mass += expf(d);
+                    noisy[j] = xj != NEG_INF && d + 17.0f >= best_score;
+                    any |= noisy[j];
+                }
+                if (!any) continue;
+                const unsigned int first = start + at + 4 * q;  // a multiple of 4
+                const Philox4 r = philox_block(p.seed, p.step, first >> 2, PHILOX_TOKEN_NOISE);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    if (!noisy[j]) continue;
+                    const float u = word_to_uniform(r.v[j]);
+                    const float score = shifted(x[4 * q + j], max) - logf(-logf(u));
+                    if (better(score, first + j, best_score, best_token)) {
+                        best_score = score;
+                        best_token = first + j;
+                    }
+                }
+            }
+        });
+    }
+    unsigned int winner;
+    best_score = block_argmax(best_score, best_token, &winner, sh.select.scratch);
+    mass = block_sum_f32(mass, sh.select.scratch);
+
+    // Publish the partial; the row's last block to arrive combines them.
+    if (threadIdx.x == 0) {
+        SplitPartial& out = partials[(size_t)row_index * splits + split];
+        out.max = max;
+        out.argmax = argmax;
+        out.finite = slice_finite;
+        out.bad = (unsigned int)bad;
+        out.best_score = best_score;
+        out.best_token = winner;
+        out.mass = mass;
+        out.pad = 0u;
+        __threadfence();  // the partial is visible before the ticket is taken
+        sh.select.found_index = atomicAdd(&arrivals[row_index], 1u);
+    }
+    __syncthreads();
+    if (sh.select.found_index != splits - 1u) return;
+    if (threadIdx.x != 0) return;
+    __threadfence();
+    arrivals[row_index] = 0u;  // ready for the next launch (graph replays included)
+
+    // The combination, in slice order.
+    const volatile SplitPartial* all = partials + (size_t)row_index * splits;
+    const float nan = __int_as_float(0x7fffffff);
+    unsigned int any_bad = 0u, total_finite = 0u;
+    float row_max = NEG_INF;
+    unsigned int row_argmax = 0xffffffffu;
+    for (unsigned int s = 0; s < splits; ++s) {
+        any_bad |= all[s].bad;
+        total_finite += all[s].finite;
+        if (all[s].finite > 0u && better(all[s].max, all[s].argmax, row_max, row_argmax)) {
+            row_max = all[s].max;
+            row_argmax = all[s].argmax;
+        }
+    }
+    if (any_bad || total_finite == 0u) {
+        tokens[row_index] = -1;
+        logprobs[row_index] = nan;
+        status[row_index] = any_bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT;
+        return;
+    }
+    if (p.temperature == 0.0f) {
+        tokens[row_index] = (int)row_argmax;
+        logprobs[row_index] = 0.0f;
+        status[row_index] = STATUS_OK;
+        return;
+    }
+    float norm = 0.0f, top_score = NEG_INF;
+    unsigned int token = 0xffffffffu;
+    for (unsigned int s = 0; s < splits; ++s) {
+        if (all[s].finite == 0u) continue;
+        const float offset = shifted(all[s].max, row_max);  // <= 0: this slice's max, rescaled
+        norm += all[s].mass * expf(offset);
+        const float score = all[s].best_score + offset;
+        if (better(score, all[s].best_token, top_score, token)) {
+            top_score = score;
+            token = all[s].best_token;
+        }
+    }
+    tokens[row_index] = (int)token;
+    logprobs[row_index] = shifted(Dtype<DT>::widen(row[token]), row_max) - logf(norm);
+    status[row_index] = STATUS_OK;
+}
+
 // Entry points, one per dtype and numerics policy. Launch: grid.x = batch, block.x a power of two
 // in [64, SAMPLER_MAX_THREADS]. f16 and bf16 logits are passed as their raw 16-bit patterns.
 // The row's shared memory is declared in this template (one instance per entry point), not in
@@ -448,8 +643,8 @@ __device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __res
                                             float* __restrict__ top_logprobs)
 {
     __shared__ RowShared shared;
-    sample_row<DT, N>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                      status, top_tokens, top_logprobs, shared);
+    sample_row<DT, N>(blockIdx.x, logits, params, params_stride, vocab, method, top_n, tokens,
+                      logprobs, status, top_tokens, top_logprobs, shared);
 }
 
 #define SAMPLER_ENTRY(NAME, DT, RAW, NUMERICS)                                                     \
@@ -475,6 +670,39 @@ SAMPLER_ENTRY(sample_rows_invariant_f32, DTYPE_F32, float, InvariantNumerics)
 SAMPLER_ENTRY(sample_rows_invariant_f16, DTYPE_F16, unsigned short, InvariantNumerics)
 SAMPLER_ENTRY(sample_rows_invariant_bf16, DTYPE_BF16, unsigned short, InvariantNumerics)
 
+// Split-row entry points (fast numerics). Launch: grid = (splits, batch), block.x as above;
+// `partials` holds batch * splits SplitPartials, `arrivals` batch counters that start at 0 and
+// are left at 0.
+template <int DT>
+__device__ __forceinline__ void sample_rows_split(
+    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
+    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
+    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
+    int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
+    SplitPartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
+{
+    __shared__ RowShared shared;
+    sample_row_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                         status, top_tokens, top_logprobs, partials, arrivals, shared);
+}
+
+#define SPLIT_ENTRY(NAME, DT, RAW)                                                                 \
+    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1) NAME(                     \
+        const RAW* __restrict__ logits, const SamplingParams* __restrict__ params,                 \
+        unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,   \
+        int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status, \
+        int* __restrict__ top_tokens, float* __restrict__ top_logprobs,                            \
+        SplitPartial* __restrict__ partials, /* [batch, splits] */                                 \
+        unsigned int* __restrict__ arrivals) /* [batch] */                                         \
+    {                                                                                              \
+        sample_rows_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens,         \
+                              logprobs, status, top_tokens, top_logprobs, partials, arrivals);     \
+    }
+
+SPLIT_ENTRY(sample_rows_split_f32, DTYPE_F32, float)
+SPLIT_ENTRY(sample_rows_split_f16, DTYPE_F16, unsigned short)
+SPLIT_ENTRY(sample_rows_split_bf16, DTYPE_BF16, unsigned short)
+
 #ifdef BATCHSAMPLE_HOST_SIMT
 // Host-shim launchers (kernels/host/README.md): the same kernels, run on the CPU by the tests.
 #define SAMPLER_PARAMS(LOGIT_T)                                                                    \
@@ -490,4 +718,15 @@ HOST_SIMT_EXPORT(sample_rows_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_invariant_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_invariant_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+#define SPLIT_PARAMS(LOGIT_T)                                                                      \
+    (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
+     unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
+     unsigned int* status, int* top_tokens, float* top_logprobs, SplitPartial* partials,           \
+     unsigned int* arrivals)
+#define SPLIT_ARGS                                                                                 \
+    (logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status, top_tokens,    \
+     top_logprobs, partials, arrivals)
+HOST_SIMT_EXPORT(sample_rows_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
 #endif

@@ -700,6 +700,126 @@ pub mod sampler {
     }
 }
 
+/// The split-row kernels of `kernels/sampler.cu` (`sample_rows_split_*`), run on the CPU.
+pub mod split {
+    use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
+    use crate::cpu::{batch_size, RowOutput, SampleOptions};
+    use crate::dtype::{Dtype, Logit};
+    use crate::gpu::{
+        decode_rows, MAX_SPLITS, MAX_TOP_N, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
+    };
+    use crate::params::{DrawMethod, SamplingParams};
+    use std::ffi::{c_int, c_uint, c_void};
+
+    macro_rules! declare_split_launchers {
+        ($($name:ident),*) => {
+            extern "C" {
+                $(fn $name(
+                    cfg: *const HostLaunch,
+                    logits: *const c_void,
+                    params: *const SamplingParams,
+                    params_stride: c_uint,
+                    vocab: c_uint,
+                    method: c_uint,
+                    top_n: c_uint,
+                    tokens: *mut i32,
+                    logprobs: *mut f32,
+                    status: *mut u32,
+                    top_tokens: *mut i32,
+                    top_logprobs: *mut f32,
+                    partials: *mut c_void,       // [batch, splits] SplitPartial
+                    arrivals: *mut u32,          // [batch]
+                ) -> c_int;)*
+            }
+        };
+    }
+    declare_split_launchers!(
+        host_launch_sample_rows_split_f32,
+        host_launch_sample_rows_split_f16,
+        host_launch_sample_rows_split_bf16
+    );
+
+    /// Runs `sample_rows_split_{dtype}` on a `(splits, batch)` grid of `threads`-thread blocks
+    /// under `schedule` (which also orders the blocks, so the combining block varies). Returns the
+    /// decoded rows and the arrival counters after the launch (the kernel must leave them at 0).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_rows_split<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        splits: u32,
+        schedule: Schedule,
+    ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
+        let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
+        assert!(
+            params.len() == 1 || params.len() == batch,
+            "1 or batch params"
+        );
+        assert!(opts.top_n <= MAX_TOP_N);
+        assert!(threads.is_power_of_two() && (64..=SAMPLER_MAX_THREADS).contains(&threads));
+        assert!((1..=MAX_SPLITS as u32).contains(&splits));
+        let mut tokens = vec![i32::MIN; batch];
+        let mut logprobs = vec![f32::NAN; batch];
+        let mut status = vec![u32::MAX; batch];
+        let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
+        let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
+        // Poisoned partials: a combination that reads a slot no block wrote shows.
+        let mut partials = vec![u32::MAX; (batch * splits as usize * SPLIT_PARTIAL_WORDS).max(1)];
+        let mut arrivals = vec![0u32; batch.max(1)];
+        let entry = match T::DTYPE {
+            Dtype::F32 => host_launch_sample_rows_split_f32,
+            Dtype::F16 => host_launch_sample_rows_split_f16,
+            Dtype::Bf16 => host_launch_sample_rows_split_bf16,
+        };
+        let method = match opts.method {
+            DrawMethod::Gumbel => 0,
+            DrawMethod::InverseCdf => 1,
+        };
+        let cfg = Launch::new((splits, batch as u32), threads).schedule(schedule);
+        if batch > 0 {
+            // SAFETY: every buffer holds what the kernel indexes: logits batch * vocab, params
+            // 1 or batch, outputs batch (batch * top_n), partials batch * splits, arrivals batch.
+            launch(&cfg, |c| unsafe {
+                entry(
+                    c,
+                    logits.as_ptr().cast(),
+                    params.as_ptr(),
+                    u32::from(params.len() != 1 || batch == 1),
+                    vocab as c_uint,
+                    method,
+                    opts.top_n as c_uint,
+                    tokens.as_mut_ptr(),
+                    logprobs.as_mut_ptr(),
+                    status.as_mut_ptr(),
+                    top_tokens.as_mut_ptr(),
+                    top_logprobs.as_mut_ptr(),
+                    partials.as_mut_ptr().cast(),
+                    arrivals.as_mut_ptr(),
+                )
+            })?;
+        }
+        assert!(
+            status.iter().all(|&s| s != u32::MAX),
+            "the kernel left a status unwritten"
+        );
+        assert!(
+            tokens.iter().all(|&t| t != i32::MIN),
+            "the kernel left a token unwritten"
+        );
+        let rows = decode_rows(
+            &tokens,
+            &logprobs,
+            &status,
+            &top_tokens,
+            &top_logprobs,
+            opts.top_n,
+        );
+        Ok((rows, arrivals))
+    }
+}
+
 /// `exact_math_probe` of `kernels/exact_math_probe.cu`: the kernels' exp and log, run on the CPU.
 pub mod exact_math {
     use super::{launch, HostLaunch, HostSimtError, Launch};

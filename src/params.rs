@@ -119,8 +119,11 @@ pub enum DrawMethod {
 #[serde(rename_all = "kebab-case")]
 pub enum Numerics {
     /// CUDA's `expf`/`logf` and f32 sums in the block's fixed order on the GPU; exact f64 on the
-    /// CPU. Deterministic run to run and across batch positions for a given vocabulary, and
-    /// within float rounding of the f64 reference.
+    /// CPU. Deterministic run to run and at any position in a batch, and within float rounding of
+    /// the f64 reference. Not batch-size invariant: below about two blocks per SM, greedy and
+    /// temperature-only rows are split over several blocks (`gpu::split_count`), whose partial
+    /// sums and scores round differently — logprob bits (and a token at a float near-tie) can
+    /// differ between batch sizes.
     #[default]
     Fast,
     /// Batch-invariant and bit-exact: every per-token value from IEEE operations in a fixed

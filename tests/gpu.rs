@@ -415,4 +415,22 @@ fn gpu_sanitizer_workload() {
             report.assert_clean();
         }
     }
+    // The split-row kernels: 3 rows of 20000 get several blocks each (temperature-only and
+    // greedy rows split; the filtered row goes to the ordinary path), twice, so the second launch
+    // finds the arrival counters the first left.
+    let vocab = 20000;
+    let (logits, mut params) = mixed_batch(&mut g, 3, vocab);
+    params[0] = SamplingParams {
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        ..params[0]
+    };
+    params[1].temperature = 0.0;
+    let opts = SampleOptions::default();
+    for _ in 0..2 {
+        let report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+        println!("split rows, vocab {vocab}: {}", report.summary());
+        report.assert_clean();
+    }
 }

@@ -13,6 +13,30 @@ use std::sync::Arc;
 pub const SAMPLER_MAX_THREADS: u32 = 512;
 /// `BATCHSAMPLE_MAX_TOP_N` in `kernels/params.cuh`.
 pub const MAX_TOP_N: usize = 128;
+/// Most blocks per row of the split kernels (`sample_rows_split_*`).
+pub const MAX_SPLITS: usize = 32;
+/// Fewest logits per split-row slice: below this a block's fixed costs (its reductions, the
+/// ticket) outweigh the parallelism gained.
+pub const MIN_SPLIT_SLICE: usize = 4096;
+/// `sizeof(SplitPartial)` in `kernels/sampler.cu`, in u32 words.
+pub const SPLIT_PARTIAL_WORDS: usize = 8;
+
+/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU with `multiprocessors` SMs:
+/// enough for about two blocks per SM in all, at most [`MAX_SPLITS`], slices of at least
+/// [`MIN_SPLIT_SLICE`] logits. 1 means the one-block-per-row kernels. Only the fast numerics
+/// split (the invariant ones must not depend on the batch).
+pub fn split_count(
+    batch: usize,
+    vocab: usize,
+    multiprocessors: usize,
+    numerics: Numerics,
+) -> usize {
+    if numerics != Numerics::Fast || batch == 0 {
+        return 1;
+    }
+    let wanted = (2 * multiprocessors).div_ceil(batch);
+    wanted.min(MAX_SPLITS).min(vocab / MIN_SPLIT_SLICE).max(1)
+}
 
 /// The sampler's entry points of one numerics policy, one per logit dtype.
 struct DtypeKernels {
@@ -31,11 +55,13 @@ impl DtypeKernels {
     }
 }
 
-/// Every sampler entry point: `sample_rows_{dtype}` and `sample_rows_invariant_{dtype}`, and
-/// `exact_math_probe` (the invariant numerics' exp and log over an array).
+/// Every sampler entry point: `sample_rows_{dtype}`, `sample_rows_invariant_{dtype}`,
+/// `sample_rows_split_{dtype}`, and `exact_math_probe` (the invariant numerics' exp and log over
+/// an array).
 pub(crate) struct SamplerKernels {
     fast: DtypeKernels,
     invariant: DtypeKernels,
+    split: DtypeKernels,
     exact_math_probe: CudaFunction,
 }
 
@@ -44,14 +70,16 @@ impl SamplerKernels {
         Ok(SamplerKernels {
             fast: DtypeKernels::load(module, "sample_rows")?,
             invariant: DtypeKernels::load(module, "sample_rows_invariant")?,
+            split: DtypeKernels::load(module, "sample_rows_split")?,
             exact_math_probe: module.load_function("exact_math_probe")?,
         })
     }
 
-    fn get(&self, numerics: Numerics, dtype: Dtype) -> &CudaFunction {
-        let set = match numerics {
-            Numerics::Fast => &self.fast,
-            Numerics::Invariant => &self.invariant,
+    fn get(&self, numerics: Numerics, dtype: Dtype, split: bool) -> &CudaFunction {
+        let set = match (numerics, split) {
+            (Numerics::Fast, false) => &self.fast,
+            (Numerics::Fast, true) => &self.split,
+            (Numerics::Invariant, _) => &self.invariant,
         };
         match dtype {
             Dtype::F32 => &set.f32,
@@ -75,16 +103,23 @@ pub(crate) struct SampleOutputsMut<'a> {
     pub status: CudaViewMut<'a, u32>,       // [batch]
     pub top_tokens: CudaViewMut<'a, i32>,   // [batch, top_n]
     pub top_logprobs: CudaViewMut<'a, f32>, // [batch, top_n]
+    /// The split kernels' scratch: `[batch, splits]` partials and `[batch]` arrival counters
+    /// (0 before and after every launch).
+    pub split_partials: CudaViewMut<'a, u32>, // [batch * splits * SPLIT_PARTIAL_WORDS]
+    pub split_arrivals: CudaViewMut<'a, u32>, // [batch]
 }
 
 /// `sample_rows_{f32,f16,bf16}` or, for [`Numerics::Invariant`], `sample_rows_invariant_*`: one
-/// block per row.
+/// block per row; with `splits > 1` (fast numerics only), `sample_rows_split_*` on a
+/// `(splits, batch)` grid.
 ///
 /// # Safety
 /// The caller guarantees: `logits` holds `batch * vocab` elements of `dtype` (f16/bf16 as their
 /// 16-bit patterns); `params` holds `batch` entries (`params_stride == 1`) or at least one
 /// (`params_stride == 0`); every output view holds at least `batch` (`batch * top_n` for the
-/// top-n views) elements; `top_n <= MAX_TOP_N`; `vocab <= u32::MAX`; `batch` fits the grid.
+/// top-n views) elements; `top_n <= MAX_TOP_N`; `vocab <= u32::MAX`; `batch` fits the grid;
+/// with `splits > 1`: `splits <= MAX_SPLITS`, `split_partials` holds `batch * splits *
+/// SPLIT_PARTIAL_WORDS` and `split_arrivals` `batch` words, all arrivals 0.
 /// The kernels bound every access by these sizes.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sample_rows<T>(
@@ -99,17 +134,23 @@ pub(crate) unsafe fn sample_rows<T>(
     vocab: u32,
     method: u32, // DrawMethodCode
     top_n: u32,
+    splits: u32,
     out: &mut SampleOutputsMut<'_>,
 ) -> Result<()> {
     if batch == 0 {
         return Ok(());
     }
+    let split = splits > 1 && numerics == Numerics::Fast;
     let cfg = LaunchConfig {
-        grid_dim: (batch, 1, 1),
+        grid_dim: if split {
+            (splits, batch, 1)
+        } else {
+            (batch, 1, 1)
+        },
         block_dim: (threads_for(vocab as usize, dtype), 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = stream.launch_builder(kernels.get(numerics, dtype));
+    let mut b = stream.launch_builder(kernels.get(numerics, dtype, split));
     b.arg(logits);
     b.arg(params);
     b.arg(&params_stride);
@@ -121,6 +162,10 @@ pub(crate) unsafe fn sample_rows<T>(
     b.arg(&mut out.status);
     b.arg(&mut out.top_tokens);
     b.arg(&mut out.top_logprobs);
+    if split {
+        b.arg(&mut out.split_partials);
+        b.arg(&mut out.split_arrivals);
+    }
     b.launch(cfg)?;
     Ok(())
 }

@@ -3,15 +3,19 @@
 //! [`GpuSampler::sample`] works on device buffers, is stream-ordered, allocates nothing and never
 //! waits for the host, so a serving loop can call it every step or capture it in a CUDA graph;
 //! [`GpuSampler::sample_host`] is the convenience path from and to host slices. The kernels keep
-//! every per-row intermediate in shared memory, so there is no device workspace to size: the
-//! only preallocation is the outputs ([`GpuSampler::alloc_outputs`]).
+//! every per-row intermediate in shared memory; the only device scratch is that of the split-row
+//! kernels (small batches: several blocks per row, see `kernels/sampler.cu`), which lives with the
+//! outputs, so the only preallocation is [`GpuSampler::alloc_outputs`].
 
 mod device;
 pub mod kernels_image;
 mod launch;
 
 pub use device::{gpu_available, DeviceInfo};
-pub use launch::{threads_for, MAX_TOP_N, SAMPLER_MAX_THREADS};
+pub use launch::{
+    split_count, threads_for, MAX_SPLITS, MAX_TOP_N, MIN_SPLIT_SLICE, SAMPLER_MAX_THREADS,
+    SPLIT_PARTIAL_WORDS,
+};
 
 use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
@@ -46,6 +50,10 @@ pub struct GpuOutputs {
     pub status: CudaSlice<u32>,       // [max_batch]; RowStatus codes
     pub top_tokens: CudaSlice<i32>,   // [max_batch, top_n] of the last launch; -1 pads
     pub top_logprobs: CudaSlice<f32>, // [max_batch, top_n] of the last launch; -inf pads
+    /// Scratch of the split-row kernels (small batches): per-slice partials, and per-row arrival
+    /// counters that every launch leaves at 0.
+    split_partials: CudaSlice<u32>, // [max_batch * MAX_SPLITS * SPLIT_PARTIAL_WORDS]
+    split_arrivals: CudaSlice<u32>,   // [max_batch]
 }
 
 /// Owns a context, a stream and the loaded kernels.
@@ -111,6 +119,10 @@ impl GpuSampler {
             status: self.stream.alloc_zeros(b.max(1))?,
             top_tokens: self.stream.alloc_zeros((b * n).max(1))?,
             top_logprobs: self.stream.alloc_zeros((b * n).max(1))?,
+            split_partials: self
+                .stream
+                .alloc_zeros((b * MAX_SPLITS * SPLIT_PARTIAL_WORDS).max(1))?,
+            split_arrivals: self.stream.alloc_zeros(b.max(1))?,
         })
     }
 
@@ -159,7 +171,16 @@ impl GpuSampler {
             DrawMethod::InverseCdf => 1,
         };
         let top_len = (batch * opts.top_n).max(1);
+        let splits = split_count(
+            batch,
+            vocab,
+            self.info.multiprocessors.max(1) as usize,
+            opts.numerics,
+        );
+        let partial_len = (batch * splits * SPLIT_PARTIAL_WORDS).max(1);
         if out.tokens.len() < batch
+            || out.split_partials.len() < partial_len
+            || out.split_arrivals.len() < batch
             || out.logprobs.len() < batch
             || out.status.len() < batch
             || out.top_tokens.len() < top_len
@@ -176,9 +197,13 @@ impl GpuSampler {
             status: out.status.slice_mut(..batch.max(1)),
             top_tokens: out.top_tokens.slice_mut(..top_len),
             top_logprobs: out.top_logprobs.slice_mut(..top_len),
+            split_partials: out.split_partials.slice_mut(..partial_len),
+            split_arrivals: out.split_arrivals.slice_mut(..batch.max(1)),
         };
         // SAFETY: sizes checked above: logits hold batch * vocab elements, params 1 or batch,
-        // outputs at least batch (batch * top_n) elements, top_n <= max_top_n <= MAX_TOP_N.
+        // outputs at least batch (batch * top_n) elements, top_n <= max_top_n <= MAX_TOP_N; the
+        // split scratch batch * splits partials and batch arrival counters, which start zeroed
+        // (alloc_outputs) and every launch leaves at 0.
         unsafe {
             launch::sample_rows(
                 &self.stream,
@@ -192,6 +217,7 @@ impl GpuSampler {
                 vocab_u32,
                 method,
                 opts.top_n as u32,
+                splits as u32,
                 &mut views,
             )
         }
