@@ -149,33 +149,56 @@ __device__ void sample_row(unsigned int row_index,
     // The small-k path. Each thread's maximum is one of the row's tokens, so the k-th largest of
     // the block's thread maxima is at most the row's k-th largest logit: every top-k token is at
     // or above it, and for k much smaller than the row few others are.
-    if (top_k_on && p.top_k <= blockDim.x) {
+    // top-p without top-k takes the same path with a guessed prefix (the top quarter of the
+    // thread maxima) and sums the row's mass in the collecting pass: if the collected prefix
+    // reaches p, the cut is found there; else the radix path below runs as before. Either way
+    // the decision is the same: same rank order, same fixed-point masses, same target.
+    const bool top_p_only = !top_k_on && p.top_p < 1.0f;
+    const unsigned int guess = top_k_on ? p.top_k : blockDim.x / 4u;
+    if ((top_k_on && p.top_k <= blockDim.x) || top_p_only) {
         unsigned long long* ranked = sh.select.hist;
         for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
         __syncthreads();
         ranked[threadIdx.x] = pack_candidate(order_key(best), best_index);
         __syncthreads();
         bitonic_sort_descending(ranked, blockDim.x);
-        const unsigned int floor_key = candidate_key(ranked[p.top_k - 1u]);
+        const unsigned int floor_key = candidate_key(ranked[guess - 1u]);
         __syncthreads();
         // Pass 2: collect every finite token at or above that floor (if they fit), then sort.
         for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
         if (threadIdx.x == 0) sh.select.candidate_count = 0u;
         __syncthreads();
+        unsigned long long row_mass = 0ull;  // top-p only: the target's base
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
                 const unsigned int key = order_key(x[j]);
+                if (top_p_only && x[j] != NEG_INF) row_mass += fixed_mass(weight_of(x[j]));
                 if (x[j] != NEG_INF && key >= floor_key) {
                     const unsigned int slot = atomicAdd(&sh.select.candidate_count, 1u);
                     if (slot < CANDIDATE_CAPACITY) ranked[slot] = pack_candidate(key, start + j);
                 }
             }
         });
+        if (top_p_only) row_mass = block_sum_u64(row_mass, sh.select.scratch);
         __syncthreads();
         const unsigned int count = sh.select.candidate_count;
         __syncthreads();
-        if (count <= CANDIDATE_CAPACITY) {
+        if (count <= CANDIDATE_CAPACITY && top_p_only) {
+            // Every finite token at or above the floor: a prefix of the rank order.
+            unsigned int width = 1u;
+            while (width < count) width <<= 1;
+            bitonic_sort_descending(ranked, width);
+            auto mass = [&](unsigned int j) {
+                return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
+            };
+            const unsigned long long target = mass_target(p.top_p, row_mass);
+            if (candidate_total(count, mass, sh.select) >= target) {
+                const unsigned int m = candidate_crossing(count, target, mass, sh.select);
+                cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
+                candidates = m;
+            }
+        } else if (count <= CANDIDATE_CAPACITY) {
             unsigned int width = 1u;
             while (width < count) width <<= 1;
             bitonic_sort_descending(ranked, width);

@@ -214,6 +214,49 @@ fn shim_kernels_small_k_path_and_its_fallback_match_the_reference() {
 }
 
 #[test]
+fn shim_kernels_top_p_candidate_path_and_its_fallback_match_the_reference() {
+    // top-p without top-k first collects a prefix of the rank order in shared memory; peaked
+    // rows find their cut there, flat rows and the bench's spiky rows (a third of the mass in a
+    // 20000-token bulk) fall back to the radix passes. Both must give the reference's answer.
+    let mut g = rng(0x70b9_c0de);
+    let vocab = 20000;
+    let mut total = ParityReport::default();
+    for top_p in [0.3f32, 0.9, 0.99] {
+        let mut logits = Vec::new();
+        let mut params = Vec::new();
+        for i in 0..6 {
+            logits.extend(match i % 3 {
+                0 => common::lm_like_row(&mut g, vocab),
+                1 => common::normal_row(&mut g, vocab, 0.3),
+                _ => batchsample::bench::synthetic_logits(1, vocab, i as u64),
+            });
+            params.push(SamplingParams {
+                temperature: 0.8,
+                top_k: 0,
+                top_p,
+                min_p: if i % 2 == 0 { 0.0 } else { 0.01 },
+                seed: i as u64,
+                step: 3,
+            });
+        }
+        for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+            let opts = SampleOptions {
+                method,
+                top_n: 5,
+                ..Default::default()
+            };
+            let r = run_and_check(&logits, vocab, &params, &opts, 512);
+            println!("top-p {top_p} {method:?}: {}", r.summary());
+            total.merge(r);
+            let r = run_and_check(&to_bf16(&logits), vocab, &params, &opts, 128);
+            println!("top-p {top_p} {method:?} bf16: {}", r.summary());
+            total.merge(r);
+        }
+    }
+    total.assert_clean();
+}
+
+#[test]
 fn shim_gumbel_noise_skipping_never_drops_the_winner() {
     // Flat and nearly flat rows: every token is a contender, so any unsound skip of "hopeless"
     // tokens (those more than the noise bound below the block's best score) changes the winner.
