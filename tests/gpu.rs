@@ -5,8 +5,8 @@ mod common;
 mod parity;
 
 use batchsample::cpu::{final_distribution, sample_batch};
-use batchsample::gpu::{GpuConfig, GpuSampler};
-use batchsample::{DrawMethod, Logit, RowStatus, SampleError, SampleOptions, SamplingParams};
+use batchsample::gpu::GpuSampler;
+use batchsample::{DrawMethod, Logit, RowStatus, SampleOptions, SamplingParams};
 use common::{chi_square, lm_like_row, rng};
 use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
@@ -14,20 +14,8 @@ use rand::Rng;
 
 const ALPHA: f64 = 1e-3;
 
-/// The sampler, or `None` after printing why the test is skipped.
 fn sampler(max_batch: usize, max_top_n: usize) -> Option<GpuSampler> {
-    match GpuSampler::new(GpuConfig {
-        device_ordinal: 0,
-        max_batch,
-        max_top_n,
-    }) {
-        Ok(s) => Some(s),
-        Err(SampleError::NoDevice(why)) => {
-            println!("SKIP: no GPU ({why})");
-            None
-        }
-        Err(e) => panic!("a GPU is present but the sampler failed to start: {e}"),
-    }
+    common::gpu_sampler(max_batch, max_top_n)
 }
 
 fn parity_of<T: Logit + cudarc::driver::DeviceRepr>(

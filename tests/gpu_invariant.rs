@@ -8,8 +8,8 @@ mod parity;
 
 use batchsample::cpu::invariant;
 use batchsample::cpu::invariant::math::{exact_exp, exact_log};
-use batchsample::gpu::{GpuConfig, GpuSampler};
-use batchsample::{DrawMethod, Numerics, RowOutput, SampleError, SampleOptions, SamplingParams};
+use batchsample::gpu::GpuSampler;
+use batchsample::{DrawMethod, Numerics, RowOutput, SampleOptions, SamplingParams};
 use common::rng;
 use parity::batches::mixed_batch;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -18,18 +18,7 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 
 fn sampler(max_batch: usize, max_top_n: usize) -> Option<GpuSampler> {
-    match GpuSampler::new(GpuConfig {
-        device_ordinal: 0,
-        max_batch,
-        max_top_n,
-    }) {
-        Ok(s) => Some(s),
-        Err(SampleError::NoDevice(why)) => {
-            println!("SKIP: no GPU ({why})");
-            None
-        }
-        Err(e) => panic!("a GPU is present but the sampler failed to start: {e}"),
-    }
+    common::gpu_sampler(max_batch, max_top_n)
 }
 
 /// The bits that must match: status, token, logprob, top-n pairs.

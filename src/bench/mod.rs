@@ -93,10 +93,7 @@ pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
             c.vocab,
             c.dtype.name(),
             c.mode.name(),
-            match c.method {
-                DrawMethod::Gumbel => "gumbel",
-                DrawMethod::InverseCdf => "inverse-cdf",
-            },
+            method_name(c.method),
             numerics_name(c.numerics),
             r.median_us,
             r.p10_us,
@@ -106,6 +103,13 @@ pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
         );
     }
     s
+}
+
+pub fn method_name(m: DrawMethod) -> &'static str {
+    match m {
+        DrawMethod::Gumbel => "gumbel",
+        DrawMethod::InverseCdf => "inverse-cdf",
+    }
 }
 
 pub fn numerics_name(n: Numerics) -> &'static str {
@@ -150,10 +154,7 @@ pub fn invariant_cost_table(results: &[BenchResult]) -> String {
             c.vocab,
             c.dtype.name(),
             c.mode.name(),
-            match c.method {
-                DrawMethod::Gumbel => "gumbel",
-                DrawMethod::InverseCdf => "inverse-cdf",
-            }
+            method_name(c.method)
         );
     }
     let lo = cost.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);

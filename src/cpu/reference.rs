@@ -31,6 +31,21 @@ pub struct RowOutput {
 }
 
 impl RowOutput {
+    /// A greedy row: the argmax, logprob 0 (the distribution at temperature 0 is a point mass),
+    /// and that one token as the top-n list when `top_n > 0`.
+    pub fn greedy(scan: &RowScan, top_n: usize) -> RowOutput {
+        let top = (top_n > 0).then_some(TokenLogprob {
+            token: scan.argmax,
+            logprob: 0.0,
+        });
+        RowOutput {
+            token: Some(scan.argmax),
+            logprob: 0.0,
+            top_logprobs: top.into_iter().collect(),
+            status: RowStatus::Ok,
+        }
+    }
+
     pub fn failed(status: RowStatus) -> RowOutput {
         RowOutput {
             token: None,
@@ -201,16 +216,7 @@ pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions)
         Err(status) => return RowOutput::failed(status),
     };
     if p.is_greedy() {
-        let top = (opts.top_n > 0).then_some(TokenLogprob {
-            token: scan.argmax,
-            logprob: 0.0,
-        });
-        return RowOutput {
-            token: Some(scan.argmax),
-            logprob: 0.0,
-            top_logprobs: top.into_iter().collect(),
-            status: RowStatus::Ok,
-        };
+        return RowOutput::greedy(&scan, opts.top_n);
     }
     let d = |x: f32| shifted(x, scan.max, p.temperature);
     let kept = kept_set(row, &scan, p);

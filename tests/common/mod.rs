@@ -14,6 +14,24 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+/// The GPU sampler for a GPU test, or `None` after printing why the test is skipped (no GPU).
+/// A GPU that is present but fails to start is a test failure.
+pub fn gpu_sampler(max_batch: usize, max_top_n: usize) -> Option<batchsample::gpu::GpuSampler> {
+    use batchsample::gpu::{GpuConfig, GpuSampler};
+    match GpuSampler::new(GpuConfig {
+        device_ordinal: 0,
+        max_batch,
+        max_top_n,
+    }) {
+        Ok(s) => Some(s),
+        Err(batchsample::SampleError::NoDevice(why)) => {
+            println!("SKIP: no GPU ({why})");
+            None
+        }
+        Err(e) => panic!("a GPU is present but the sampler failed to start: {e}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Random rows and parameters
 // ---------------------------------------------------------------------------------------------

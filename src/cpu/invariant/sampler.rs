@@ -183,16 +183,7 @@ fn sample_row_portable<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOpt
         Err(status) => return RowOutput::failed(status),
     };
     if p.is_greedy() {
-        let top = (opts.top_n > 0).then_some(TokenLogprob {
-            token: scan.argmax,
-            logprob: 0.0,
-        });
-        return RowOutput {
-            token: Some(scan.argmax),
-            logprob: 0.0,
-            top_logprobs: top.into_iter().collect(),
-            status: RowStatus::Ok,
-        };
+        return RowOutput::greedy(&scan, opts.top_n);
     }
     let shift = Shift::new(&scan, p.temperature);
     let kept = kept_ranked(row, &scan, p, &shift);
