@@ -153,6 +153,7 @@ fn bench_rejects_bad_lists_with_one_line() {
         vec!["bench", "--batch", "x"],
         vec!["bench", "--iterations", "0"],
         vec!["bench", "--numerics", "exact"],
+        vec!["bench", "--shape", "round"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
             .args(&args)

@@ -51,7 +51,7 @@ fn time_cpu<T: Logit>(
 
 /// Times the exact reference on one case.
 pub fn bench_cpu(case: BenchCase, iterations: usize, bandwidth_gbps: f64) -> Result<BenchResult> {
-    let logits = super::synthetic_logits(case.batch, case.vocab, 1);
+    let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
     match case.dtype {
         Dtype::F32 => time_cpu(&logits, case, iterations, bandwidth_gbps),
         Dtype::F16 => {

@@ -132,7 +132,7 @@ pub fn bench_gpu(
     bandwidth_gbps: f64,
     mode: GpuTiming,
 ) -> Result<BenchResult> {
-    let logits = super::synthetic_logits(case.batch, case.vocab, 1);
+    let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
     match case.dtype {
         Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps, mode),
         Dtype::F16 => {

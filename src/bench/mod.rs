@@ -9,7 +9,7 @@ mod workload;
 pub use cpu::{bench_cpu, measure_host_bandwidth};
 pub use gpu::{bench_gpu, measure_device_bandwidth, GpuTiming};
 pub use plot::write_svg;
-pub use workload::{mode_params, synthetic_logits, BenchMode};
+pub use workload::{mode_params, shaped_logits, synthetic_logits, BenchMode, RowShape};
 
 use crate::dtype::Dtype;
 use crate::params::{DrawMethod, Numerics};
@@ -24,6 +24,8 @@ pub struct BenchCase {
     pub mode: BenchMode,
     pub method: DrawMethod,
     pub numerics: Numerics,
+    /// The synthetic rows' shape.
+    pub shape: RowShape,
 }
 
 impl BenchCase {

@@ -85,6 +85,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                                 mode,
                                 method: method.into(),
                                 numerics: numerics.into(),
+                                shape: args.shape,
                             });
                         }
                     }
@@ -127,7 +128,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    println!("{device_name}");
+    println!("{device_name}; synthetic rows: {}", args.shape.name());
     if args.graph && gpu.is_some() {
         println!(
             "timing: CUDA graph replay (time per launch = replay time / launches in the graph)"
@@ -139,6 +140,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let doc = serde_json::json!({
             "device": device_name,
             "bandwidth_gbps": bandwidth,
+            "row_shape": args.shape.name(),
             "results": results,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)

@@ -266,6 +266,10 @@ pub struct BenchArgs {
     /// invariant mode's cost is printed as a ratio to the fast one.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fast")]
     pub numerics: Vec<NumericsArg>,
+    /// Shape of the synthetic rows: spiky (default: a third of the mass in a normal bulk, deep
+    /// top-p sets) or peaked (closer to a trained LM: top-p 0.9 keeps a few dozen tokens).
+    #[arg(long, default_value = "spiky")]
+    pub shape: batchsample::bench::RowShape,
     /// GPU timing by CUDA-graph replay (one launch per rotated input buffer, time per launch):
     /// no host launch overhead, as in a serving loop that captures its step. Default: CUDA
     /// events around each launch.
