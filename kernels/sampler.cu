@@ -138,7 +138,7 @@ __device__ void sample_row(unsigned int row_index,
     };
     auto weight_of = [&](float x) { return N::exp(shifted(x)); };
     // Gumbel score: d + g, g = -ln(-ln u).
-    auto gumbel_score = [&](float d, float u) { return N::sub(d, N::log(-N::log(u))); };
+    auto gumbel_score = [&](float d, float u) { return N::sub(d, N::noise_log(-N::log(u))); };
 
     // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
     // candidates when they fit in shared memory, else by radix select over the row.
@@ -290,7 +290,14 @@ __device__ void sample_row(unsigned int row_index,
         unsigned int best_token = 0xffffffffu;
         Mass mass = 0;
         const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
-        float bound = NEG_INF;  // the block's best score at the last refresh, minus 17
+        // Seeded with the row maximum's own score (the maximum is always kept; its owner computes
+        // the same bits and does not displace it), so the bound skips from the first sub-tile.
+        {
+            const Philox4 r = philox_block(p.seed, p.step, argmax >> 2, PHILOX_TOKEN_NOISE);
+            best_score = gumbel_score(shifted(max), word_to_uniform(r.v[argmax & 3u]));
+            best_token = argmax;
+        }
+        float bound = best_score - 17.0f;  // the block's best score at the last refresh, minus 17
         unsigned int sub_tiles = 0u;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
             // Every 8 sub-tiles the block agrees on its best score so far (uniform: every
@@ -479,6 +486,9 @@ struct SplitPartial {
     float mass;               // sum of exp((x - max) / T) over the slice
     unsigned int pad;
 };
+// The last block stages the partials in SelectShared::hist, a word per entry.
+static_assert(sizeof(SplitPartial) == 8 * sizeof(unsigned int), "SplitPartial is 8 words");
+static_assert(32 * 8 <= RADIX_BINS, "MAX_SPLITS (src/gpu/launch.rs) partials fit in hist");
 
 // The rows the split path takes: everything else needs the whole row in one block.
 __device__ __forceinline__ bool split_eligible(const SamplingParams& p, unsigned int method,
@@ -487,6 +497,12 @@ __device__ __forceinline__ bool split_eligible(const SamplingParams& p, unsigned
     return params_valid(p) && top_n == 0u &&
            (p.temperature == 0.0f ||
             (method == DRAW_GUMBEL && p.top_k == 0u && p.top_p >= 1.0f && p.min_p <= 0.0f));
+}
+
+// g = -ln(-ln u), as FastNumerics computes it in sample_row.
+__device__ __forceinline__ float gumbel_noise(float u)
+{
+    return FastNumerics::noise_log(-FastNumerics::log(u));
 }
 
 template <int DT>
@@ -554,7 +570,16 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     };
     if (!bad && slice_finite > 0u && p.temperature > 0.0f) {
         // A token whose d + 17 is below the thread's best score cannot win (Gumbel noise is at
-        // most 16.64): no Philox call, no logarithm — exactly.
+        // most 16.64): no Philox call, no logarithm — exactly. Every thread starts from the score
+        // of the slice's maximum (a real candidate: its owner computes the same bits and does not
+        // displace it), so the bound holds from the first token on, not only after a thread has
+        // met its own best: on rows whose bulk lies 17 or more below the top, nearly all the
+        // noise is skipped.
+        {
+            const Philox4 r = philox_block(p.seed, p.step, argmax >> 2, PHILOX_TOKEN_NOISE);
+            best_score = shifted(max, max) - gumbel_noise(word_to_uniform(r.v[argmax & 3u]));
+            best_token = argmax;
+        }
         for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
 #pragma unroll
             for (int q = 0; q < VEC / 4; ++q) {
@@ -564,7 +589,9 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
                     const float d = shifted(xj, max);
-                    if (xj != NEG_INF) mass += expf(d);
+                    // The slice's mass only feeds the logprob: the hardware exp (relative
+                    // error ~2^-21 here) is enough.
+                    if (xj != NEG_INF) mass += __expf(d);
                     noisy[j] = xj != NEG_INF && d + 17.0f >= best_score;
                     any |= noisy[j];
                 }
@@ -575,7 +602,7 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
                 for (int j = 0; j < 4; ++j) {
                     if (!noisy[j]) continue;
                     const float u = word_to_uniform(r.v[j]);
-                    const float score = shifted(x[4 * q + j], max) - logf(-logf(u));
+                    const float score = shifted(x[4 * q + j], max) - gumbel_noise(u);
                     if (better(score, first + j, best_score, best_token)) {
                         best_score = score;
                         best_token = first + j;
@@ -604,22 +631,44 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     }
     __syncthreads();
     if (sh.select.found_index != splits - 1u) return;
-    if (threadIdx.x != 0) return;
     __threadfence();
+    // The last block fetches every partial at once, a word a thread (volatile: from L2, where the
+    // other blocks' writes are), into shared memory; thread 0 then combines them in slice order.
+    // Read one by one from L2 instead, the partials cost a round trip each: about 15 us at 31
+    // slices on an H200 (measured at batch 1, vocab 128256).
+    constexpr unsigned int WORDS = sizeof(SplitPartial) / sizeof(unsigned int);
+    const volatile unsigned int* words =
+        reinterpret_cast<const volatile unsigned int*>(partials + (size_t)row_index * splits);
+    unsigned long long* staged = sh.select.hist;  // splits * WORDS <= 256 of RADIX_BINS
+    for (unsigned int w = threadIdx.x; w < splits * WORDS; w += blockDim.x) staged[w] = words[w];
+    __syncthreads();
+    if (threadIdx.x != 0) return;
     arrivals[row_index] = 0u;  // ready for the next launch (graph replays included)
 
     // The combination, in slice order.
-    const volatile SplitPartial* all = partials + (size_t)row_index * splits;
+    auto word = [&](unsigned int s, unsigned int field) {
+        return (unsigned int)staged[s * WORDS + field];
+    };
+    struct Slice {
+        float max, best_score, mass;
+        unsigned int argmax, finite, bad, best_token;
+    };
+    auto slice_of = [&](unsigned int s) {
+        return Slice{__uint_as_float(word(s, 0)), __uint_as_float(word(s, 4)),
+                     __uint_as_float(word(s, 6)), word(s, 1), word(s, 2), word(s, 3),
+                     word(s, 5)};
+    };
     const float nan = __int_as_float(0x7fffffff);
     unsigned int any_bad = 0u, total_finite = 0u;
     float row_max = NEG_INF;
     unsigned int row_argmax = 0xffffffffu;
     for (unsigned int s = 0; s < splits; ++s) {
-        any_bad |= all[s].bad;
-        total_finite += all[s].finite;
-        if (all[s].finite > 0u && better(all[s].max, all[s].argmax, row_max, row_argmax)) {
-            row_max = all[s].max;
-            row_argmax = all[s].argmax;
+        const Slice c = slice_of(s);
+        any_bad |= c.bad;
+        total_finite += c.finite;
+        if (c.finite > 0u && better(c.max, c.argmax, row_max, row_argmax)) {
+            row_max = c.max;
+            row_argmax = c.argmax;
         }
     }
     if (any_bad || total_finite == 0u) {
@@ -637,13 +686,14 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     float norm = 0.0f, top_score = NEG_INF;
     unsigned int token = 0xffffffffu;
     for (unsigned int s = 0; s < splits; ++s) {
-        if (all[s].finite == 0u) continue;
-        const float offset = shifted(all[s].max, row_max);  // <= 0: this slice's max, rescaled
-        norm += all[s].mass * expf(offset);
-        const float score = all[s].best_score + offset;
-        if (better(score, all[s].best_token, top_score, token)) {
+        const Slice c = slice_of(s);
+        if (c.finite == 0u) continue;
+        const float offset = shifted(c.max, row_max);  // <= 0: this slice's max, rescaled
+        norm += c.mass * expf(offset);
+        const float score = c.best_score + offset;
+        if (better(score, c.best_token, top_score, token)) {
             top_score = score;
-            token = all[s].best_token;
+            token = c.best_token;
         }
     }
     tokens[row_index] = (int)token;

@@ -21,10 +21,14 @@ pub const MIN_SPLIT_SLICE: usize = 4096;
 /// `sizeof(SplitPartial)` in `kernels/sampler.cu`, in u32 words.
 pub const SPLIT_PARTIAL_WORDS: usize = 8;
 
-/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU with `multiprocessors` SMs:
-/// enough for about two blocks per SM in all, at most [`MAX_SPLITS`], slices of at least
-/// [`MIN_SPLIT_SLICE`] logits. 1 means the one-block-per-row kernels. Only the fast numerics
-/// split (the invariant ones must not depend on the batch).
+/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU with `multiprocessors` SMs.
+/// A sampler block takes a whole SM (512 threads at 94-110 registers), so the grid runs in waves
+/// of `multiprocessors` blocks, and a launch lasts about waves x (slice length + a block's fixed
+/// cost: its reductions and ticket, taken as [`MIN_SPLIT_SLICE`] logits' worth). The count is the
+/// one that minimises that, fewest blocks on ties (at most [`MAX_SPLITS`], slices of at least
+/// [`MIN_SPLIT_SLICE`]). Batch 64 on 132 SMs: 2, one wave of 128 blocks, where 5 would run three
+/// waves. 1 means the one-block-per-row kernels. Only the fast numerics split (the invariant ones
+/// must not depend on the batch).
 pub fn split_count(
     batch: usize,
     vocab: usize,
@@ -34,8 +38,14 @@ pub fn split_count(
     if numerics != Numerics::Fast || batch == 0 {
         return 1;
     }
-    let wanted = (2 * multiprocessors).div_ceil(batch);
-    wanted.min(MAX_SPLITS).min(vocab / MIN_SPLIT_SLICE).max(1)
+    let slots = multiprocessors.max(1);
+    let most = MAX_SPLITS.min(vocab / MIN_SPLIT_SLICE).max(1);
+    let span = |splits: usize| {
+        (batch * splits).div_ceil(slots) * (vocab.div_ceil(splits) + MIN_SPLIT_SLICE)
+    };
+    (1..=most)
+        .min_by_key(|&splits| (span(splits), splits))
+        .unwrap_or(1)
 }
 
 /// The sampler's entry points of one numerics policy, one per logit dtype.
