@@ -48,3 +48,21 @@ __device__ __forceinline__ float word_to_uniform(unsigned int w)
 {
     return ((float)(w >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
+
+// 1 - word_to_uniform(w), exactly: ((2^23 - 1 - (w >> 9)) + 0.5) * 2^-23.
+__device__ __forceinline__ float word_to_complement(unsigned int w)
+{
+    return ((float)(0x7fffffu - (w >> 9)) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+// A token of weight w = exp(d) beats a best Gumbel score B only if -ln(u) < w * exp(-B); and
+// -ln(u) >= 1 - u for every u in (0, 1). So `word_to_complement(word) > w * gumbel_reach(B)`
+// proves, with one multiply, that the token cannot win: no logarithm is needed. The factor
+// 1 + 2^-12 (2.4e-4 in score units) covers the rounding of w, of this exp and of the score the
+// skipped path would have computed, so a skipped token is one whose float score would also have
+// lost. For B = -inf the reach is +inf (w * inf is inf or NaN): nothing is skipped.
+__device__ __forceinline__ float gumbel_reach(float best_score)
+{
+    return expf(-best_score) * 1.000244140625f;
+}
+

@@ -298,6 +298,7 @@ __device__ void sample_row(unsigned int row_index,
             best_token = argmax;
         }
         float bound = best_score - 17.0f;  // the block's best score at the last refresh, minus 17
+        float reach = gumbel_reach(best_score);  // this thread's best
         unsigned int sub_tiles = 0u;
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
             // Every 8 sub-tiles the block agrees on its best score so far (uniform: every
@@ -309,16 +310,18 @@ __device__ void sample_row(unsigned int row_index,
 #pragma unroll
             for (int q = 0; q < VEC / 4; ++q) {
                 bool noisy[4];
+                float w[4];
                 bool any = false;
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
                     const float d = shifted(xj);
-                    const float w = N::exp(d);
-                    const bool keep = unfiltered ? xj != NEG_INF
-                                                 : kept(order_key(xj), start + 4 * q + j, xj, w);
+                    w[j] = N::exp(d);
+                    const bool keep = unfiltered
+                                          ? xj != NEG_INF
+                                          : kept(order_key(xj), start + 4 * q + j, xj, w[j]);
                     if (keep) {
-                        mass += N::mass(w);
+                        mass += N::mass(w[j]);
                         ++kept_count;
                     }
                     noisy[j] = keep && d >= bound;
@@ -328,12 +331,14 @@ __device__ void sample_row(unsigned int row_index,
                 const Philox4 r = philox_block(p.seed, p.step, (start >> 2) + q, PHILOX_TOKEN_NOISE);
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    if (!noisy[j]) continue;
+                    // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
+                    if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
                     const float u = word_to_uniform(r.v[j]);
                     const float score = gumbel_score(shifted(x[4 * q + j]), u);
                     if (better(score, start + 4 * q + j, best_score, best_token)) {
                         best_score = score;
                         best_token = start + 4 * q + j;
+                        reach = gumbel_reach(best_score);
                     }
                 }
             }
@@ -580,18 +585,21 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
             best_score = shifted(max, max) - gumbel_noise(word_to_uniform(r.v[argmax & 3u]));
             best_token = argmax;
         }
+        float reach = gumbel_reach(best_score);
         for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
 #pragma unroll
             for (int q = 0; q < VEC / 4; ++q) {
                 bool noisy[4];
+                float w[4];
                 bool any = false;
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
                     const float d = shifted(xj, max);
                     // The slice's mass only feeds the logprob: the hardware exp (relative
-                    // error ~2^-21 here) is enough.
-                    if (xj != NEG_INF) mass += __expf(d);
+                    // error ~2^-21 here) is enough. The skip test below allows for it.
+                    w[j] = xj != NEG_INF ? __expf(d) : 0.0f;
+                    mass += w[j];
                     noisy[j] = xj != NEG_INF && d + 17.0f >= best_score;
                     any |= noisy[j];
                 }
@@ -600,12 +608,14 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
                 const Philox4 r = philox_block(p.seed, p.step, first >> 2, PHILOX_TOKEN_NOISE);
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    if (!noisy[j]) continue;
+                    // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
+                    if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
                     const float u = word_to_uniform(r.v[j]);
                     const float score = shifted(x[4 * q + j], max) - gumbel_noise(u);
                     if (better(score, first + j, best_score, best_token)) {
                         best_score = score;
                         best_token = first + j;
+                        reach = gumbel_reach(best_score);
                     }
                 }
             }

@@ -122,6 +122,62 @@ mod tests {
         }
     }
 
+    /// `word_to_complement` and `gumbel_reach` of kernels/philox.cuh, in f32 as the kernels
+    /// compute them; `w_error` is the relative error allowed for the kernel's weight
+    /// (`__expf` in the split kernels: about 2^-21).
+    fn kernel_skips(word: u32, d: f32, best: f32, w_error: f32) -> bool {
+        let complement = ((0x7f_ffff - (word >> 9)) as f32 + 0.5) * (1.0 / 8_388_608.0);
+        let reach = (-best).exp() * 1.000_244_1;
+        complement > d.exp() * (1.0 + w_error) * reach
+    }
+
+    /// The kernels' one-multiply test skips a noisy token's logarithms only when its exact score
+    /// is below the best by more than float error: checked at the boundary (the words on either
+    /// side of the exact threshold uniform) and at random, for weights off by +-2^-20.
+    #[test]
+    fn the_kernels_log_free_skip_never_drops_a_possible_winner() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 32) as u32
+        };
+        let (mut skipped, mut tested) = (0u64, 0u64);
+        for _ in 0..200_000 {
+            let best = -3.0 + 20.0 * (next() as f32 / u32::MAX as f32);
+            let d = best - 17.0 * (next() as f32 / u32::MAX as f32);
+            // The uniform at which d + g = best exactly, and the words around it.
+            let threshold = (-((d - best) as f64).exp()).exp();
+            let m = (threshold * 8_388_608.0 - 0.5).floor() as i64;
+            let mut words: Vec<u32> = (m - 3..=m + 3)
+                .filter(|m| (0..=0x7f_ffff).contains(m))
+                .map(|m| (m as u32) << 9 | (next() & 0x1ff))
+                .collect();
+            words.extend((0..4).map(|_| next()));
+            for word in words {
+                for w_error in [-1.0 / 1_048_576.0, 0.0, 1.0 / 1_048_576.0] {
+                    tested += 1;
+                    if kernel_skips(word, d, best, w_error) {
+                        skipped += 1;
+                        let score = d as f64 + gumbel(word_to_uniform(word));
+                        assert!(
+                            score < best as f64 - 1e-4,
+                            "skipped word {word:#x}: d {d} + g = {score} vs best {best}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(skipped > tested / 2, "{skipped} of {tested}");
+        // On the bench's spiky rows the bulk sits about 14 below a best near 1: the test skips
+        // nearly every bulk token's logarithms.
+        let bulk: u32 = (0..100_000u32)
+            .map(|_| kernel_skips(next(), -14.0, 1.0, 0.0) as u32)
+            .sum();
+        assert!(bulk > 99_990, "{bulk} of 100000 bulk tokens skipped");
+    }
+
     #[test]
     fn uniforms_stay_strictly_inside_the_unit_interval() {
         assert_eq!(word_to_uniform(0), 0.5 / 8_388_608.0);

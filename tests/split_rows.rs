@@ -167,7 +167,7 @@ fn split_count_fills_the_gpu_only_where_it_helps() {
     assert_eq!(split_count(1, 1_000_000, 132, Numerics::Fast), 32);
     assert_eq!(split_count(8, 128256, 132, Numerics::Fast), 16); // one wave of 128 blocks
     assert_eq!(split_count(64, 128256, 132, Numerics::Fast), 2); // not 5: three waves
-    // 100 whole rows leave 32 SMs idle; 5 slices each run 4 waves of a fifth: 10 % shorter.
+                                                                 // 100 whole rows leave 32 SMs idle; 5 slices each run 4 waves of a fifth: 10 % shorter.
     assert_eq!(split_count(100, 128256, 132, Numerics::Fast), 5);
     assert_eq!(split_count(132, 128256, 132, Numerics::Fast), 1); // one full wave
     assert_eq!(split_count(256, 128256, 132, Numerics::Fast), 1); // 2: 4 waves of half + overhead
