@@ -3,8 +3,8 @@
 // computed.
 //
 // * FastNumerics: CUDA's expf/logf (the Gumbel noise's outer log: __logf), float sums in the
-//   block's fixed order. Deterministic for a
-//   given block size, and within rounding of the f64 reference.
+//   block's fixed order. Deterministic for a given block size, and within rounding of the f64
+//   reference.
 // * InvariantNumerics: every per-token value from IEEE operations only (exact_math.cuh), and every
 //   sum an integer (weights in 2^-40 fixed point), so no result depends on any summation order:
 //   not the block size, not the batch, not the row's position. src/cpu/invariant/ replays it bit

@@ -49,6 +49,13 @@ __device__ __forceinline__ float word_to_uniform(unsigned int w)
     return ((float)(w >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
+// The uniform of one token (Gumbel draw): src/philox.rs `token_uniform`.
+__device__ __forceinline__ float token_uniform(unsigned long long seed, unsigned long long step,
+                                               unsigned int token)
+{
+    return word_to_uniform(philox_block(seed, step, token >> 2, PHILOX_TOKEN_NOISE).v[token & 3u]);
+}
+
 // 1 - word_to_uniform(w), exactly: ((2^23 - 1 - (w >> 9)) + 0.5) * 2^-23.
 __device__ __forceinline__ float word_to_complement(unsigned int w)
 {
@@ -65,4 +72,3 @@ __device__ __forceinline__ float gumbel_reach(float best_score)
 {
     return expf(-best_score) * 1.000244140625f;
 }
-

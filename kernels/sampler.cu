@@ -270,8 +270,7 @@ __device__ void sample_row(unsigned int row_index,
             const unsigned int index = candidate_index(ranked[j]);
             const float d = shifted(key_to_float(candidate_key(ranked[j])));
             mass += N::mass(N::exp(d));
-            const Philox4 r = philox_block(p.seed, p.step, index >> 2, PHILOX_TOKEN_NOISE);
-            const float score = gumbel_score(d, word_to_uniform(r.v[index & 3u]));
+            const float score = gumbel_score(d, token_uniform(p.seed, p.step, index));
             if (better(score, index, best_score, best_token)) {
                 best_score = score;
                 best_token = index;
@@ -286,17 +285,12 @@ __device__ void sample_row(unsigned int row_index,
         // Gumbel noise is bounded: u <= 1 - 2^-24 gives g = -ln(-ln u) <= 16.64. A token whose
         // d + 17 is below a score the block has already found cannot win, so it needs no Philox
         // call and no logarithms — exactly. Most of an LM's vocabulary is that far below the top.
-        float best_score = NEG_INF;
-        unsigned int best_token = 0xffffffffu;
-        Mass mass = 0;
-        const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
         // Seeded with the row maximum's own score (the maximum is always kept; its owner computes
         // the same bits and does not displace it), so the bound skips from the first sub-tile.
-        {
-            const Philox4 r = philox_block(p.seed, p.step, argmax >> 2, PHILOX_TOKEN_NOISE);
-            best_score = gumbel_score(shifted(max), word_to_uniform(r.v[argmax & 3u]));
-            best_token = argmax;
-        }
+        float best_score = gumbel_score(shifted(max), token_uniform(p.seed, p.step, argmax));
+        unsigned int best_token = argmax;
+        Mass mass = 0;
+        const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
         float bound = best_score - 17.0f;  // the block's best score at the last refresh, minus 17
         float reach = gumbel_reach(best_score);  // this thread's best
         unsigned int sub_tiles = 0u;
@@ -580,11 +574,8 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
         // displace it), so the bound holds from the first token on, not only after a thread has
         // met its own best: on rows whose bulk lies 17 or more below the top, nearly all the
         // noise is skipped.
-        {
-            const Philox4 r = philox_block(p.seed, p.step, argmax >> 2, PHILOX_TOKEN_NOISE);
-            best_score = shifted(max, max) - gumbel_noise(word_to_uniform(r.v[argmax & 3u]));
-            best_token = argmax;
-        }
+        best_score = shifted(max, max) - gumbel_noise(token_uniform(p.seed, p.step, argmax));
+        best_token = argmax;
         float reach = gumbel_reach(best_score);
         for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
 #pragma unroll
