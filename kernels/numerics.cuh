@@ -15,6 +15,9 @@
 
 struct FastNumerics {
     typedef float Mass;  // the normaliser and the inverse-CDF running sums
+    // Partial sums may be rescaled and combined (stream.cuh): the order of a row's windows and
+    // slices shows in the rounding.
+    static constexpr bool RESCALES = true;
     __device__ static __forceinline__ float exp(float d) { return expf(d); }
     __device__ static __forceinline__ float log(float x) { return logf(x); }
     // The outer logarithm of the Gumbel noise g = -ln(E), E = -ln(u) in [6e-8, 16.7]: the
@@ -34,6 +37,7 @@ struct FastNumerics {
 
 struct InvariantNumerics {
     typedef unsigned long long Mass;  // 2^-40 fixed point: up to 2^20 tokens of weight <= 1 fit
+    static constexpr bool RESCALES = false;  // one ordered pass per quantity, no rescaling
     __device__ static __forceinline__ float exp(float d) { return exact_exp(d); }
     __device__ static __forceinline__ float log(float x) { return exact_log(x); }
     __device__ static __forceinline__ float noise_log(float e) { return exact_log(e); }

@@ -53,7 +53,12 @@ __device__ __forceinline__ float word_to_uniform(unsigned int w)
 __device__ __forceinline__ float token_uniform(unsigned long long seed, unsigned long long step,
                                                unsigned int token)
 {
-    return word_to_uniform(philox_block(seed, step, token >> 2, PHILOX_TOKEN_NOISE).v[token & 3u]);
+    const Philox4 r = philox_block(seed, step, token >> 2, PHILOX_TOKEN_NOISE);
+    // Selects, not r.v[token & 3]: a dynamic index would put r in local memory.
+    const unsigned int lane = token & 3u;
+    const unsigned int word =
+        lane == 0u ? r.v[0] : lane == 1u ? r.v[1] : lane == 2u ? r.v[2] : r.v[3];
+    return word_to_uniform(word);
 }
 
 // 1 - word_to_uniform(w), exactly: ((2^23 - 1 - (w >> 9)) + 0.5) * 2^-23.

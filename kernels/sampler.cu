@@ -8,6 +8,8 @@
 //   3 top-p: radix select on fixed-point mass over the top-k survivors (ditto);
 //   1 (Gumbel) or 2 (inverse CDF) draw passes, which also sum the kept mass for the logprob;
 //   3 top-n: radix select on counts over the kept set, plus one collecting pass.
+// Temperature-only rows with the fast numerics and no top-n skip all that: one read of the row,
+// in L1-sized windows each drawn right after its maximum is known (kernels/stream.cuh).
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
 // are integer, float sums are fixed-order block reductions.
 
@@ -18,6 +20,7 @@
 #include "select.cuh"
 #include "candidates.cuh"
 #include "numerics.cuh"
+#include "stream.cuh"
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
@@ -84,6 +87,18 @@ __device__ void sample_row(unsigned int row_index,
         write_row(row_index, -1, nan, STATUS_INVALID_PARAMS, top_n, 0, tokens, logprobs, status,
                   top_tokens, top_logprobs);
         return;
+    }
+    if constexpr (N::RESCALES) {
+        if (p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
+            // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
+            // for the maximum and another for the draw.
+            const RangeSummary s =
+                stream_range<DT>(row, vocab, 0u, aligned, p, sh.select.scratch);
+            if (threadIdx.x == 0)
+                write_combined<DT>(row_index, p, row, [&](unsigned int) { return s; }, 1u,
+                                   tokens, logprobs, status);
+            return;
+        }
     }
 
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
@@ -466,43 +481,18 @@ __device__ void sample_row(unsigned int row_index,
 //
 // One block per row leaves most SMs idle at small batches (batch 1 uses one SM of 132). The
 // split kernels give each row `gridDim.x` blocks. A row whose work is a maximum and a Gumbel draw
-// over every finite token — greedy, or temperature-only with the Gumbel method and no top-n —
-// is cut into contiguous slices: each block reads its slice once (its second pass hits cache),
-// writes a SplitPartial, and the row's last block to arrive (an integer ticket) combines the
-// partials in slice order, so the result does not depend on the arrival order. Every other row
-// (filters, inverse CDF, top-n, invalid parameters) is sampled whole by its first block with the
-// ordinary path, bit for bit as the one-block kernels do (same block size), and the other blocks
-// leave. Fast numerics only: the combination rescales each slice's sum and best score from its
-// own maximum to the row's, which rounds differently from one block's order.
+// over every finite token — greedy, or temperature-only with the Gumbel method and no top-n
+// (streamable) — is cut into contiguous slices: each block summarises its slice with
+// stream_range (kernels/stream.cuh), and the row's last block to arrive (an integer ticket)
+// combines the summaries in slice order, so the result does not depend on the arrival order.
+// Every other row (filters, inverse CDF, top-n, invalid parameters) is sampled whole by its first
+// block with the ordinary path, bit for bit as the one-block kernels do (same block size), and
+// the other blocks leave. Fast numerics only: the combination rescales each slice's sum and best
+// score from its own maximum to the row's, which rounds differently from one block's order.
 
-struct SplitPartial {
-    float max;                // the slice's largest finite logit (-inf if none)
-    unsigned int argmax;      // its lowest index
-    unsigned int finite;      // finite logits in the slice
-    unsigned int bad;         // the slice holds NaN or +inf
-    float best_score;         // best Gumbel score, relative to the slice's maximum
-    unsigned int best_token;  // its index (0xffffffff if none)
-    float mass;               // sum of exp((x - max) / T) over the slice
-    unsigned int pad;
-};
-// The last block stages the partials in SelectShared::hist, a word per entry.
-static_assert(sizeof(SplitPartial) == 8 * sizeof(unsigned int), "SplitPartial is 8 words");
-static_assert(32 * 8 <= RADIX_BINS, "MAX_SPLITS (src/gpu/launch.rs) partials fit in hist");
-
-// The rows the split path takes: everything else needs the whole row in one block.
-__device__ __forceinline__ bool split_eligible(const SamplingParams& p, unsigned int method,
-                                               unsigned int top_n)
-{
-    return params_valid(p) && top_n == 0u &&
-           (p.temperature == 0.0f ||
-            (method == DRAW_GUMBEL && p.top_k == 0u && p.top_p >= 1.0f && p.min_p <= 0.0f));
-}
-
-// g = -ln(-ln u), as FastNumerics computes it in sample_row.
-__device__ __forceinline__ float gumbel_noise(float u)
-{
-    return FastNumerics::noise_log(-FastNumerics::log(u));
-}
+// The last block stages the partials in SelectShared::hist.
+static_assert(32 * sizeof(RangeSummary) / sizeof(unsigned int) <= RADIX_BINS,
+              "MAX_SPLITS (src/gpu/launch.rs) partials fit in hist");
 
 template <int DT>
 __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ logits,
@@ -512,14 +502,14 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
                                  int* __restrict__ tokens, float* __restrict__ logprobs,
                                  unsigned int* __restrict__ status, int* __restrict__ top_tokens,
                                  float* __restrict__ top_logprobs,
-                                 SplitPartial* __restrict__ partials,
+                                 RangeSummary* __restrict__ partials,
                                  unsigned int* __restrict__ arrivals, RowShared& sh)
 {
     constexpr int VEC = Dtype<DT>::VEC;
     const unsigned int row_index = blockIdx.y;
     const unsigned int split = blockIdx.x, splits = gridDim.x;
     const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!split_eligible(p, method, top_n)) {
+    if (!params_valid(p) || !streamable(p, vocab, method, top_n)) {
         if (split == 0u)
             sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method,
                                          top_n, tokens, logprobs, status, top_tokens,
@@ -534,99 +524,11 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     const unsigned int len = min(slice, vocab - start);
     const typename Dtype<DT>::Raw* __restrict__ part = row + start;
     const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
-
-    // Pass 1 over the slice: maximum (lowest index on ties), finite count, NaN / +inf.
-    float best = NEG_INF;
-    unsigned int best_index = 0xffffffffu;
-    unsigned int finite = 0u;
-    int bad = 0;
-    for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-            if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
-            if (x[j] != NEG_INF && x[j] == x[j]) {
-                ++finite;
-                if (better(x[j], start + at + j, best, best_index)) {
-                    best = x[j];
-                    best_index = start + at + j;
-                }
-            }
-        }
-    });
-    bad = __syncthreads_or(bad);
-    unsigned int argmax;
-    const float max = block_argmax(best, best_index, &argmax, sh.select.scratch);
-    const unsigned int slice_finite = (unsigned int)block_sum_u64(finite, sh.select.scratch);
-
-    // Pass 2 (from cache): Gumbel scores relative to the slice's maximum, and its mass.
-    float best_score = NEG_INF;
-    unsigned int best_token = 0xffffffffu;
-    float mass = 0.0f;
-    const float inv_temperature = 1.0f / p.temperature;
-    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
-    auto shifted = [&](float x, float m) {
-        return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
-    };
-    if (!bad && slice_finite > 0u && p.temperature > 0.0f) {
-        // A token whose d + 17 is below the thread's best score cannot win (Gumbel noise is at
-        // most 16.64): no Philox call, no logarithm — exactly. Every thread starts from the score
-        // of the slice's maximum (a real candidate: its owner computes the same bits and does not
-        // displace it), so the bound holds from the first token on, not only after a thread has
-        // met its own best: on rows whose bulk lies 17 or more below the top, nearly all the
-        // noise is skipped.
-        best_score = shifted(max, max) - gumbel_noise(token_uniform(p.seed, p.step, argmax));
-        best_token = argmax;
-        float reach = gumbel_reach(best_score);
-        for_each_chunk<DT>(part, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-#pragma unroll
-            for (int q = 0; q < VEC / 4; ++q) {
-                bool noisy[4];
-                float w[4];
-                bool any = false;
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const float xj = x[4 * q + j];
-                    const float d = shifted(xj, max);
-                    // The slice's mass only feeds the logprob: the hardware exp (relative
-                    // error ~2^-21 here) is enough. The skip test below allows for it.
-                    w[j] = xj != NEG_INF ? __expf(d) : 0.0f;
-                    mass += w[j];
-                    noisy[j] = xj != NEG_INF && d + 17.0f >= best_score;
-                    any |= noisy[j];
-                }
-                if (!any) continue;
-                const unsigned int first = start + at + 4 * q;  // a multiple of 4
-                const Philox4 r = philox_block(p.seed, p.step, first >> 2, PHILOX_TOKEN_NOISE);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
-                    if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
-                    const float u = word_to_uniform(r.v[j]);
-                    const float score = shifted(x[4 * q + j], max) - gumbel_noise(u);
-                    if (better(score, first + j, best_score, best_token)) {
-                        best_score = score;
-                        best_token = first + j;
-                        reach = gumbel_reach(best_score);
-                    }
-                }
-            }
-        });
-    }
-    unsigned int winner;
-    best_score = block_argmax(best_score, best_token, &winner, sh.select.scratch);
-    mass = block_sum_f32(mass, sh.select.scratch);
+    const RangeSummary mine = stream_range<DT>(part, len, start, aligned, p, sh.select.scratch);
 
     // Publish the partial; the row's last block to arrive combines them.
     if (threadIdx.x == 0) {
-        SplitPartial& out = partials[(size_t)row_index * splits + split];
-        out.max = max;
-        out.argmax = argmax;
-        out.finite = slice_finite;
-        out.bad = (unsigned int)bad;
-        out.best_score = best_score;
-        out.best_token = winner;
-        out.mass = mass;
-        out.pad = 0u;
+        partials[(size_t)row_index * splits + split] = mine;
         __threadfence();  // the partial is visible before the ticket is taken
         sh.select.found_index = atomicAdd(&arrivals[row_index], 1u);
     }
@@ -637,69 +539,17 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     // other blocks' writes are), into shared memory; thread 0 then combines them in slice order.
     // Read one field at a time by thread 0, each a round trip to L2, the combine took about 10 us
     // at 31 slices on an H200 (greedy, batch 1, vocab 128256: 16.0 us -> 6.0 under graph replay).
-    constexpr unsigned int WORDS = sizeof(SplitPartial) / sizeof(unsigned int);
+    constexpr unsigned int WORDS = sizeof(RangeSummary) / sizeof(unsigned int);
     const volatile unsigned int* words =
         reinterpret_cast<const volatile unsigned int*>(partials + (size_t)row_index * splits);
-    unsigned long long* staged = sh.select.hist;  // splits * WORDS <= 256 of RADIX_BINS
+    unsigned int* staged = reinterpret_cast<unsigned int*>(sh.select.hist);
     for (unsigned int w = threadIdx.x; w < splits * WORDS; w += blockDim.x) staged[w] = words[w];
     __syncthreads();
     if (threadIdx.x != 0) return;
     arrivals[row_index] = 0u;  // ready for the next launch (graph replays included)
-
-    // The combination, in slice order.
-    auto word = [&](unsigned int s, unsigned int field) {
-        return (unsigned int)staged[s * WORDS + field];
-    };
-    struct Slice {
-        float max, best_score, mass;
-        unsigned int argmax, finite, bad, best_token;
-    };
-    auto slice_of = [&](unsigned int s) {
-        return Slice{__uint_as_float(word(s, 0)), __uint_as_float(word(s, 4)),
-                     __uint_as_float(word(s, 6)), word(s, 1), word(s, 2), word(s, 3),
-                     word(s, 5)};
-    };
-    const float nan = __int_as_float(0x7fffffff);
-    unsigned int any_bad = 0u, total_finite = 0u;
-    float row_max = NEG_INF;
-    unsigned int row_argmax = 0xffffffffu;
-    for (unsigned int s = 0; s < splits; ++s) {
-        const Slice c = slice_of(s);
-        any_bad |= c.bad;
-        total_finite += c.finite;
-        if (c.finite > 0u && better(c.max, c.argmax, row_max, row_argmax)) {
-            row_max = c.max;
-            row_argmax = c.argmax;
-        }
-    }
-    if (any_bad || total_finite == 0u) {
-        tokens[row_index] = -1;
-        logprobs[row_index] = nan;
-        status[row_index] = any_bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT;
-        return;
-    }
-    if (p.temperature == 0.0f) {
-        tokens[row_index] = (int)row_argmax;
-        logprobs[row_index] = 0.0f;
-        status[row_index] = STATUS_OK;
-        return;
-    }
-    float norm = 0.0f, top_score = NEG_INF;
-    unsigned int token = 0xffffffffu;
-    for (unsigned int s = 0; s < splits; ++s) {
-        const Slice c = slice_of(s);
-        if (c.finite == 0u) continue;
-        const float offset = shifted(c.max, row_max);  // <= 0: this slice's max, rescaled
-        norm += c.mass * expf(offset);
-        const float score = c.best_score + offset;
-        if (better(score, c.best_token, top_score, token)) {
-            top_score = score;
-            token = c.best_token;
-        }
-    }
-    tokens[row_index] = (int)token;
-    logprobs[row_index] = shifted(Dtype<DT>::widen(row[token]), row_max) - logf(norm);
-    status[row_index] = STATUS_OK;
+    const RangeSummary* ranges = reinterpret_cast<const RangeSummary*>(staged);
+    write_combined<DT>(row_index, p, row, [&](unsigned int s) { return ranges[s]; }, splits,
+                       tokens, logprobs, status);
 }
 
 // Entry points, one per dtype and numerics policy. Launch: grid.x = batch, block.x a power of two
@@ -745,15 +595,15 @@ SAMPLER_ENTRY(sample_rows_invariant_f16, DTYPE_F16, unsigned short, InvariantNum
 SAMPLER_ENTRY(sample_rows_invariant_bf16, DTYPE_BF16, unsigned short, InvariantNumerics)
 
 // Split-row entry points (fast numerics). Launch: grid = (splits, batch), block.x as above;
-// `partials` holds batch * splits SplitPartials, `arrivals` batch counters that start at 0 and
-// are left at 0.
+// `partials` holds batch * splits RangeSummary entries, `arrivals` batch counters that start at 0
+// and are left at 0.
 template <int DT>
 __device__ __forceinline__ void sample_rows_split(
     const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
     unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
     int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
     int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-    SplitPartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
+    RangeSummary* __restrict__ partials, unsigned int* __restrict__ arrivals)
 {
     __shared__ RowShared shared;
     sample_row_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
@@ -766,7 +616,7 @@ __device__ __forceinline__ void sample_rows_split(
         unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,   \
         int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status, \
         int* __restrict__ top_tokens, float* __restrict__ top_logprobs,                            \
-        SplitPartial* __restrict__ partials, /* [batch, splits] */                                 \
+        RangeSummary* __restrict__ partials, /* [batch, splits] */                                 \
         unsigned int* __restrict__ arrivals) /* [batch] */                                         \
     {                                                                                              \
         sample_rows_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens,         \
@@ -795,7 +645,7 @@ HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAM
 #define SPLIT_PARAMS(LOGIT_T)                                                                      \
     (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
      unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
-     unsigned int* status, int* top_tokens, float* top_logprobs, SplitPartial* partials,           \
+     unsigned int* status, int* top_tokens, float* top_logprobs, RangeSummary* partials,           \
      unsigned int* arrivals)
 #define SPLIT_ARGS                                                                                 \
     (logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status, top_tokens,    \

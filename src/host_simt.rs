@@ -727,7 +727,7 @@ pub mod split {
                     status: *mut u32,
                     top_tokens: *mut i32,
                     top_logprobs: *mut f32,
-                    partials: *mut c_void,       // [batch, splits] SplitPartial
+                    partials: *mut c_void,       // [batch, splits] RangeSummary
                     arrivals: *mut u32,          // [batch]
                 ) -> c_int;)*
             }

@@ -18,12 +18,13 @@ use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
 
-/// The rows the split path takes (greedy, or temperature-only Gumbel without top-n).
-fn eligible(p: &SamplingParams, opts: &SampleOptions) -> bool {
+/// The rows the split path takes (greedy, or temperature-only Gumbel without top-n; a top-k at
+/// or above the vocabulary keeps every token): `streamable` in kernels/stream.cuh.
+fn eligible(p: &SamplingParams, vocab: usize, opts: &SampleOptions) -> bool {
     opts.top_n == 0
         && (p.temperature == 0.0
             || (opts.method == DrawMethod::Gumbel
-                && p.top_k == 0
+                && (p.top_k == 0 || p.top_k as usize >= vocab)
                 && p.top_p >= 1.0
                 && p.min_p <= 0.0))
 }
@@ -70,7 +71,7 @@ fn check_split<T: Logit>(
     let whole = sample_rows(logits, vocab, params, opts, threads, Schedule::Forward).unwrap();
     for (r, (split, one)) in runs[0].iter().zip(&whole).enumerate() {
         let p = &params[if params.len() == 1 { 0 } else { r }];
-        if !eligible(p, opts) {
+        if !eligible(p, vocab, opts) {
             assert!(
                 same_bits(split, one),
                 "row {r} (not split) differs from the one-block kernel"

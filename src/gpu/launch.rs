@@ -18,7 +18,7 @@ pub const MAX_SPLITS: usize = 32;
 /// Fewest logits per split-row slice: below this a block's fixed costs (its reductions, the
 /// ticket) outweigh the parallelism gained.
 pub const MIN_SPLIT_SLICE: usize = 4096;
-/// `sizeof(SplitPartial)` in `kernels/sampler.cu`, in u32 words.
+/// `sizeof(RangeSummary)` in `kernels/stream.cuh`, in u32 words.
 pub const SPLIT_PARTIAL_WORDS: usize = 8;
 
 /// Blocks per row for a launch of `batch` rows of `vocab` on a GPU with `multiprocessors` SMs.

@@ -1,0 +1,277 @@
+// Greedy and temperature-only Gumbel draws over a range of one row (a whole row, or a split-row
+// slice), reading the range once from DRAM.
+//
+// A temperature-only draw needs the range's maximum (the logprob's shift) before it can weigh a
+// token, and a pass over a whole 128k-token row leaves it in no cache by the time the second pass
+// comes when every SM streams its own row (132 rows of 512 KiB outgrow a 50 MiB L2): the two-pass
+// draw read each row from DRAM twice. Here the range is walked in windows of 32 values a thread
+// (64 KiB of f32 at 512 threads): each window is read for its maximum, then again, from L1, for
+// the noise and the mass, relative to a running maximum that the block agrees on at every window.
+// When the running maximum rises, each thread rescales what it holds: its mass by
+// exp((old - new) / T), and its best score is recomputed from the token's logit and noise, with
+// the same formula a token read after the rise gets. The next window is prefetched into L2 while
+// the current one is drawn.
+//
+// Fast numerics only: rescaled sums round differently from a single ordered sum (the invariant
+// kernels keep their two passes; kernels/numerics.cuh).
+#pragma once
+
+#include "block.cuh"
+#include "load.cuh"
+#include "numerics.cuh"
+#include "params.cuh"
+#include "philox.cuh"
+
+// What a range contributes to its row's draw. The split kernels publish it per slice (its layout
+// is theirs: src/gpu/launch.rs SPLIT_PARTIAL_WORDS).
+struct RangeSummary {
+    float max;                // the range's largest finite logit (-inf if none)
+    unsigned int argmax;      // its lowest index
+    unsigned int finite;      // finite logits in the range
+    unsigned int bad;         // the range holds NaN or +inf
+    float best_score;         // best Gumbel score, relative to the range's maximum
+    unsigned int best_token;  // its index (0xffffffff if none)
+    float mass;               // sum of exp((x - max) / T) over the range
+    unsigned int pad;
+};
+static_assert(sizeof(RangeSummary) == 8 * sizeof(unsigned int), "RangeSummary is 8 words");
+
+// g = -ln(-ln u), as FastNumerics computes it in sample_row.
+__device__ __forceinline__ float gumbel_noise(float u)
+{
+    return FastNumerics::noise_log(-FastNumerics::log(u));
+}
+
+// Asks L2 for the bytes [begin, end) (rounded inward to 16 bytes, so nothing outside is touched).
+// A hint: no result depends on it. Hopper takes one bulk prefetch from one thread; older cards a
+// line prefetch per 128 bytes, spread over the block. Nothing to do on the host shim.
+__device__ __forceinline__ void prefetch_l2(const void* begin, const void* end)
+{
+#if defined(__CUDA_ARCH__)
+    const unsigned long long first =
+        (reinterpret_cast<unsigned long long>(begin) + 15ull) & ~15ull;
+    const unsigned long long last = reinterpret_cast<unsigned long long>(end) & ~15ull;
+    if (last <= first) return;
+#if __CUDA_ARCH__ >= 900
+    if (threadIdx.x == 0) {
+        const unsigned long long global =
+            __cvta_generic_to_global(reinterpret_cast<const void*>(first));
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;"
+                     :
+                     : "l"(global), "r"((unsigned int)(last - first)));
+    }
+#else
+    for (unsigned long long a = first + threadIdx.x * 128ull; a < last; a += blockDim.x * 128ull)
+        asm volatile("prefetch.global.L2 [%0];" : : "l"(a));
+#endif
+#else
+    (void)begin;
+    (void)end;
+#endif
+}
+
+// The rows these draws serve: valid parameters, greedy or Gumbel with no filter, no top-n. (top-k
+// at or above the vocabulary keeps every token, like top-k off.)
+__device__ __forceinline__ bool streamable(const SamplingParams& p, unsigned int vocab,
+                                           unsigned int method, unsigned int top_n)
+{
+    const bool unfiltered =
+        (p.top_k == 0u || p.top_k >= vocab) && p.top_p >= 1.0f && p.min_p <= 0.0f;
+    return top_n == 0u && (p.temperature == 0.0f || (method == DRAW_GUMBEL && unfiltered));
+}
+
+// The summary of `len` logits at `range` (row indices `first` on; `first` a multiple of the
+// dtype's vector width, so Philox blocks line up), for a row whose parameters pass
+// params_valid and streamable. Called by every thread; every thread gets the same summary. Greedy
+// (temperature 0) reads the range once and leaves the draw fields at -inf / 0xffffffff / 0.
+template <int DT>
+__device__ __forceinline__ RangeSummary
+stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len,
+             unsigned int first, bool aligned, const SamplingParams& p, BlockScratch& scratch)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    const bool sampling = p.temperature > 0.0f;
+    // Greedy needs no second read: one window.
+    const unsigned int window = sampling ? 32u * blockDim.x : len;
+    const float inv_temperature = 1.0f / p.temperature;
+    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
+    auto shifted = [&](float x, float m) {
+        return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
+    };
+
+    // The block's running maximum (the same in every thread) ...
+    float ref = NEG_INF;
+    unsigned int ref_index = 0xffffffffu;
+    // ... and this thread's share, relative to it.
+    unsigned int finite = 0u;
+    int bad = 0;
+    float best_score = NEG_INF;  // = shifted(best_x, ref) - best_g
+    float best_x = NEG_INF, best_g = 0.0f;
+    unsigned int best_token = 0xffffffffu;
+    float reach = POS_INF;  // gumbel_reach(best_score)
+    float mass = 0.0f;
+
+    for (unsigned int w0 = 0; w0 < len; w0 += window) {
+        const unsigned int wlen = min(window, len - w0);
+        const typename Dtype<DT>::Raw* __restrict__ win = range + w0;
+        const unsigned int base = first + w0;  // row index of win[0]
+
+        // Read 1 (DRAM, or L2 after the prefetch): the window's maximum, finite count, NaN/+inf.
+        float wbest = NEG_INF;
+        unsigned int wbest_index = 0xffffffffu;
+        for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
+                if (x[j] != NEG_INF && x[j] == x[j]) {
+                    ++finite;
+                    if (better(x[j], base + at + j, wbest, wbest_index)) {
+                        wbest = x[j];
+                        wbest_index = base + at + j;
+                    }
+                }
+            }
+        });
+        unsigned int wmax_index;
+        const float wmax = block_argmax(wbest, wbest_index, &wmax_index, scratch);
+        if (w0 + window < len) prefetch_l2(win + window, range + min(len, w0 + 2u * window));
+        if (!better(wmax, wmax_index, ref, ref_index)) {
+            if (!sampling || wmax == NEG_INF) continue;
+        } else if (!sampling) {
+            ref = wmax;
+            ref_index = wmax_index;
+            continue;
+        } else {
+            // The running maximum rises (block-uniform): rescale, then seed the best score with
+            // the new maximum's own (a real candidate: its owner computes the same bits and keeps
+            // it), so the skip bound below holds from the window's first token.
+            mass *= __expf(shifted(ref, wmax));  // 0 on the first rise
+            ref = wmax;
+            ref_index = wmax_index;
+            if (best_token != 0xffffffffu) best_score = shifted(best_x, ref) - best_g;
+            const float g = gumbel_noise(token_uniform(p.seed, p.step, ref_index));
+            const float seed_score = shifted(ref, ref) - g;
+            if (better(seed_score, ref_index, best_score, best_token)) {
+                best_score = seed_score;
+                best_token = ref_index;
+                best_x = ref;
+                best_g = g;
+            }
+            reach = gumbel_reach(best_score);
+        }
+
+        // Read 2 (L1): the window's mass and Gumbel scores. A token whose d + 17 is below the
+        // thread's best score cannot win (the noise is at most 16.64): no Philox call, no
+        // logarithm — exactly.
+        for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
+#pragma unroll
+            for (int q = 0; q < VEC / 4; ++q) {
+                bool noisy[4];
+                float w[4];
+                bool any = false;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float xj = x[4 * q + j];
+                    const float d = shifted(xj, ref);
+                    // The mass only feeds the logprob: the hardware exp (relative error ~2^-21
+                    // here) is enough. The skip test below allows for it.
+                    w[j] = xj != NEG_INF ? __expf(d) : 0.0f;
+                    mass += w[j];
+                    noisy[j] = xj != NEG_INF && d + 17.0f >= best_score;
+                    any |= noisy[j];
+                }
+                if (!any) continue;
+                const unsigned int quad = base + at + 4 * q;  // a multiple of 4
+                const Philox4 r = philox_block(p.seed, p.step, quad >> 2, PHILOX_TOKEN_NOISE);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
+                    if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
+                    const float g = gumbel_noise(word_to_uniform(r.v[j]));
+                    const float score = shifted(x[4 * q + j], ref) - g;
+                    if (better(score, quad + j, best_score, best_token)) {
+                        best_score = score;
+                        best_token = quad + j;
+                        best_x = x[4 * q + j];
+                        best_g = g;
+                        reach = gumbel_reach(best_score);
+                    }
+                }
+            }
+        });
+    }
+
+    RangeSummary s;
+    s.max = ref;
+    s.argmax = ref_index;
+    s.bad = (unsigned int)__syncthreads_or(bad);
+    s.finite = (unsigned int)block_sum_u64(finite, scratch);
+    s.best_score = NEG_INF;
+    s.best_token = 0xffffffffu;
+    s.mass = 0.0f;
+    s.pad = 0u;
+    if (sampling) {
+        s.best_score = block_argmax(best_score, best_token, &s.best_token, scratch);
+        s.mass = block_sum_f32(mass, scratch);
+    }
+    return s;
+}
+
+// A row's result from the summaries of its ranges, in index order (thread 0 only): the row's
+// maximum, then each range's mass and best score rescaled to it.
+// `range(s)` returns the s-th summary (a callable, so a lone summary can stay in registers).
+template <int DT, typename Ranges>
+__device__ __forceinline__ void write_combined(unsigned int row_index, const SamplingParams& p,
+                                               const typename Dtype<DT>::Raw* __restrict__ row,
+                                               Ranges&& range, unsigned int count,
+                                               int* __restrict__ tokens,
+                                               float* __restrict__ logprobs,
+                                               unsigned int* __restrict__ status)
+{
+    const float nan = __int_as_float(0x7fffffff);
+    unsigned int any_bad = 0u, total_finite = 0u;
+    float row_max = NEG_INF;
+    unsigned int row_argmax = 0xffffffffu;
+    for (unsigned int s = 0; s < count; ++s) {
+        const RangeSummary c = range(s);
+        any_bad |= c.bad;
+        total_finite += c.finite;
+        if (c.finite > 0u && better(c.max, c.argmax, row_max, row_argmax)) {
+            row_max = c.max;
+            row_argmax = c.argmax;
+        }
+    }
+    if (any_bad || total_finite == 0u) {
+        tokens[row_index] = -1;
+        logprobs[row_index] = nan;
+        status[row_index] = any_bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT;
+        return;
+    }
+    if (p.temperature == 0.0f) {
+        tokens[row_index] = (int)row_argmax;
+        logprobs[row_index] = 0.0f;
+        status[row_index] = STATUS_OK;
+        return;
+    }
+    const float inv_temperature = 1.0f / p.temperature;
+    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
+    auto shifted = [&](float x, float m) {
+        return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
+    };
+    float norm = 0.0f, top_score = NEG_INF;
+    unsigned int token = 0xffffffffu;
+    for (unsigned int s = 0; s < count; ++s) {
+        const RangeSummary c = range(s);
+        if (c.finite == 0u) continue;
+        const float offset = shifted(c.max, row_max);  // <= 0: this range's max, rescaled
+        norm += c.mass * expf(offset);
+        const float score = c.best_score + offset;
+        if (better(score, c.best_token, top_score, token)) {
+            top_score = score;
+            token = c.best_token;
+        }
+    }
+    tokens[row_index] = (int)token;
+    logprobs[row_index] = shifted(Dtype<DT>::widen(row[token]), row_max) - logf(norm);
+    status[row_index] = STATUS_OK;
+}

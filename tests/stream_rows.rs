@@ -1,0 +1,219 @@
+//! The one-read temperature-only draw (`stream_range` in kernels/stream.cuh), run through the
+//! host SIMT shim: rows walked in several windows whose running maximum rises, falls behind,
+//! starts masked or turns bad late, in the one-block and the split kernels, against the exact
+//! reference and the exact distribution.
+#![cfg(feature = "host-simt")]
+
+mod common;
+mod parity;
+
+use batchsample::cpu::final_distribution;
+use batchsample::host_simt::sampler::sample_rows;
+use batchsample::host_simt::split::sample_rows_split;
+use batchsample::host_simt::Schedule;
+use batchsample::{Logit, RowOutput, RowStatus, SampleOptions, SamplingParams};
+use common::{chi_square, draws_needed, lm_like_row, rng};
+use parity::batches::{to_bf16, to_f16};
+use parity::{check_parity, ParityReport};
+use rand::Rng;
+
+/// A stream window is 32 values a thread: 2048 tokens at 64 threads, so this row spans three
+/// windows (2048, 2048, 904) at 64 threads and two at 128.
+const VOCAB: usize = 5000;
+
+/// Rows that stress the running maximum, each with its parameters, and what must hold of it.
+fn window_rows() -> (Vec<f32>, Vec<SamplingParams>, Vec<&'static str>) {
+    let mut g = rng(0x57_7ea);
+    let mut rows: Vec<(Vec<f32>, f32, u32, &'static str)> = Vec::new();
+    let ramp_up: Vec<f32> = (0..VOCAB).map(|i| i as f32 * 2e-3).collect();
+    rows.push((ramp_up.clone(), 1.0, 0, "maximum rises in every window"));
+    rows.push((
+        ramp_up.iter().rev().copied().collect(),
+        0.7,
+        0,
+        "maximum in the first window",
+    ));
+    let mut late_spike = lm_like_row(&mut g, VOCAB);
+    let top = late_spike.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    late_spike[VOCAB - 3] = top + 4.0;
+    late_spike[2100] = top + 2.0;
+    rows.push((late_spike.clone(), 1.3, 0, "spikes in later windows"));
+    let mut masked_start = lm_like_row(&mut g, VOCAB);
+    masked_start[..4200].fill(f32::NEG_INFINITY);
+    rows.push((masked_start, 1.0, 0, "first windows masked"));
+    let mut lone = vec![f32::NEG_INFINITY; VOCAB];
+    lone[2500] = 3.0;
+    rows.push((lone, 0.9, 0, "one finite token, middle window"));
+    let mut late_nan = lm_like_row(&mut g, VOCAB);
+    late_nan[VOCAB - 1] = f32::NAN;
+    rows.push((late_nan, 1.0, 0, "NaN in the last window"));
+    let mut middle_inf = lm_like_row(&mut g, VOCAB);
+    middle_inf[3000] = f32::INFINITY;
+    rows.push((middle_inf, 1.0, 0, "+inf in a middle window"));
+    rows.push((vec![f32::NEG_INFINITY; VOCAB], 1.0, 0, "every token masked"));
+    let mut tied = lm_like_row(&mut g, VOCAB);
+    let top = tied.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    tied[4500] = top + 1.0;
+    tied[100] = top + 1.0;
+    tied[2300] = top + 1.0;
+    rows.push((tied.clone(), 0.0, 0, "greedy: maximum tied across windows"));
+    rows.push((
+        tied.clone(),
+        1e-40,
+        0,
+        "subnormal temperature: tied maximum",
+    ));
+    rows.push((tied, 1e-30, 0, "tiny temperature: tied maximum"));
+    rows.push((lm_like_row(&mut g, VOCAB), 1e30, 0, "huge temperature"));
+    rows.push((late_spike.clone(), 1.0, VOCAB as u32, "top-k = vocab"));
+    rows.push((late_spike, 0.8, VOCAB as u32 + 7, "top-k above vocab"));
+    for _ in 0..6 {
+        let t = g.random_range(0.3..2.0);
+        rows.push((lm_like_row(&mut g, VOCAB), t, 0, "LM-like"));
+    }
+    let mut logits = Vec::with_capacity(rows.len() * VOCAB);
+    let mut params = Vec::with_capacity(rows.len());
+    let mut labels = Vec::with_capacity(rows.len());
+    for (i, (row, temperature, top_k, label)) in rows.into_iter().enumerate() {
+        logits.extend(row);
+        params.push(SamplingParams {
+            temperature,
+            top_k,
+            seed: 0xfeed + i as u64,
+            step: 3 * i as u64,
+            ..Default::default()
+        });
+        labels.push(label);
+    }
+    (logits, params, labels)
+}
+
+/// The tied-maximum rows must draw one of the tied tokens; bad rows fail with the right status.
+fn check_window_row_facts(out: &[RowOutput], labels: &[&str]) {
+    for (r, (o, label)) in out.iter().zip(labels).enumerate() {
+        let context = format!("row {r} ({label}): {o:?}");
+        if label.contains("tied maximum") {
+            assert!(
+                matches!(o.token, Some(100) | Some(2300) | Some(4500)),
+                "{context}"
+            );
+        }
+        if label.starts_with("greedy") {
+            assert_eq!(o.token, Some(100), "{context}");
+        }
+        if label.starts_with("NaN") || label.starts_with("+inf") {
+            assert_eq!(o.status, RowStatus::NonFiniteLogit, "{context}");
+        }
+        if *label == "every token masked" {
+            assert_eq!(o.status, RowStatus::NoFiniteLogit, "{context}");
+        }
+        if label.starts_with("one finite token") {
+            assert_eq!(o.token, Some(2500), "{context}");
+            assert_eq!(o.logprob, 0.0, "{context}");
+        }
+    }
+}
+
+fn same_bits(a: &[RowOutput], b: &[RowOutput]) -> bool {
+    a.iter().zip(b).all(|(x, y)| {
+        x.status == y.status && x.token == y.token && x.logprob.to_bits() == y.logprob.to_bits()
+    })
+}
+
+fn check_dtype<T: Logit>(logits: &[T], params: &[SamplingParams], labels: &[&str]) -> ParityReport {
+    let opts = SampleOptions::default(); // Gumbel, no top-n, fast numerics: the streamed rows
+    let mut total = ParityReport::default();
+    for threads in [64u32, 128] {
+        let runs: Vec<Vec<RowOutput>> = Schedule::all(threads as u64)
+            .iter()
+            .map(|&s| sample_rows(logits, VOCAB, params, &opts, threads, s).expect("launch"))
+            .collect();
+        assert!(
+            runs.iter().all(|r| same_bits(r, &runs[0])),
+            "{threads} threads: the schedule changed a result"
+        );
+        check_window_row_facts(&runs[0], labels);
+        total.merge(check_parity(logits, VOCAB, params, &opts, &runs[0], 2e-3));
+        for splits in [2u32, 3] {
+            let (split, arrivals) = sample_rows_split(
+                logits,
+                VOCAB,
+                params,
+                &opts,
+                threads,
+                splits,
+                Schedule::Reverse,
+            )
+            .expect("split launch");
+            assert!(arrivals.iter().all(|&a| a == 0), "{arrivals:?}");
+            check_window_row_facts(&split, labels);
+            total.merge(check_parity(logits, VOCAB, params, &opts, &split, 2e-3));
+        }
+    }
+    total
+}
+
+#[test]
+fn streamed_rows_match_the_reference_across_windows() {
+    let (logits, params, labels) = window_rows();
+    let mut total = ParityReport::default();
+    total.merge(check_dtype(&logits, &params, &labels));
+    total.merge(check_dtype(&to_f16(&logits), &params, &labels));
+    total.merge(check_dtype(&to_bf16(&logits), &params, &labels));
+    println!("streamed rows: {}", total.summary());
+    total.assert_clean();
+}
+
+#[test]
+fn streamed_draws_follow_the_exact_distribution() {
+    // Spikes in each of the three windows (64 threads), rising: every window raises the running
+    // maximum, so the mass and the best scores are rescaled twice per draw.
+    let vocab = 4500;
+    let mut g = rng(0xd157);
+    let mut row = lm_like_row(&mut g, vocab);
+    let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row[700] = top + 0.5;
+    row[2900] = top + 1.0;
+    row[4400] = top + 1.5;
+    let p = SamplingParams {
+        temperature: 1.7,
+        seed: 0x5eed,
+        step: 0,
+        ..Default::default()
+    };
+    let probs = final_distribution(&row, &p).expect("a sampleable row");
+    let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
+    let opts = SampleOptions::default();
+    for splits in [1u32, 2] {
+        let mut counts = vec![0u64; vocab];
+        let mut done = 0usize;
+        while done < draws {
+            let batch = 2000.min(draws - done);
+            let logits: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
+            let params: Vec<SamplingParams> = (0..batch)
+                .map(|d| p.at_step(p.step + (done + d) as u64))
+                .collect();
+            let out = if splits == 1 {
+                sample_rows(&logits, vocab, &params, &opts, 64, Schedule::Forward).expect("launch")
+            } else {
+                sample_rows_split(
+                    &logits,
+                    vocab,
+                    &params,
+                    &opts,
+                    64,
+                    splits,
+                    Schedule::Forward,
+                )
+                .expect("split launch")
+                .0
+            };
+            for o in out {
+                counts[o.token.expect("ok row") as usize] += 1;
+            }
+            done += batch;
+        }
+        let test = chi_square(&counts, &probs);
+        assert!(test.fits(1e-3), "{splits} split(s): {test:?}");
+    }
+}
