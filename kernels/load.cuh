@@ -102,6 +102,51 @@ __device__ __forceinline__ void for_each_chunk(const typename Dtype<DT>::Raw* __
     }
 }
 
+// What the first read of a row tells a thread about its share: the largest finite logit (lowest
+// index on ties), how many logits are finite, and whether any is NaN or +inf. `add` takes the
+// chunks in for_each_chunk's order, in which a thread's indices only grow, so only a strictly
+// larger value displaces its best; and a chunk's own maximum is found by a tree of adjacent pairs
+// (depth 2 or 3, ties to the left, which holds the lower indices) rather than a chain of VEC
+// dependent compares against the running best. A NaN can hide a chunk's maximum from the tree:
+// such rows are rejected (`bad`) before their maximum is used.
+struct RowScan {
+    float best;
+    unsigned int best_index;
+    unsigned int finite;
+    bool bad;
+
+    __device__ RowScan() : best(NEG_INF), best_index(0xffffffffu), finite(0u), bad(false) {}
+
+    template <int VEC>
+    __device__ __forceinline__ void add(unsigned int start, const float (&x)[VEC])
+    {
+        float v[VEC];
+        unsigned int at[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            const bool is_finite = fabsf(x[j]) < POS_INF;
+            finite += is_finite ? 1u : 0u;
+            bad |= !is_finite && x[j] != NEG_INF;
+            v[j] = x[j];
+            at[j] = (unsigned int)j;
+        }
+#pragma unroll
+        for (int stride = 1; stride < VEC; stride *= 2) {
+#pragma unroll
+            for (int j = 0; j + stride < VEC; j += 2 * stride) {
+                if (v[j + stride] > v[j]) {
+                    v[j] = v[j + stride];
+                    at[j] = at[j + stride];
+                }
+            }
+        }
+        if (v[0] > best) {
+            best = v[0];
+            best_index = start + at[0];
+        }
+    }
+};
+
 // Rank order as an unsigned key: a larger key is a larger float; -0 is keyed as +0 so that they
 // tie (the semantics compare values). NaN never reaches here (such rows are rejected first).
 __device__ __forceinline__ unsigned int order_key(float x)

@@ -102,27 +102,13 @@ __device__ void sample_row(unsigned int row_index,
     }
 
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
-    float best = NEG_INF;
-    unsigned int best_index = 0xffffffffu;
-    unsigned long long finite = 0ull;
-    int bad = 0;
-    for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-            if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
-            if (x[j] != NEG_INF && x[j] == x[j]) {
-                ++finite;
-                if (better(x[j], start + j, best, best_index)) {
-                    best = x[j];
-                    best_index = start + j;
-                }
-            }
-        }
-    });
-    bad = __syncthreads_or(bad);
+    RowScan scan;
+    for_each_chunk<DT>(row, vocab, aligned,
+                       [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
+    const int bad = __syncthreads_or(scan.bad ? 1 : 0);
     unsigned int argmax;
-    const float max = block_argmax(best, best_index, &argmax, sh.select.scratch);
-    finite = block_sum_u64(finite, sh.select.scratch);
+    const float max = block_argmax(scan.best, scan.best_index, &argmax, sh.select.scratch);
+    const unsigned long long finite = block_sum_u64(scan.finite, sh.select.scratch);
     if (bad || finite == 0ull) {
         write_row(row_index, -1, nan, bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT,
                   top_n, 0, tokens, logprobs, status, top_tokens, top_logprobs);
@@ -174,7 +160,7 @@ __device__ void sample_row(unsigned int row_index,
         unsigned long long* ranked = sh.select.hist;
         for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
         __syncthreads();
-        ranked[threadIdx.x] = pack_candidate(order_key(best), best_index);
+        ranked[threadIdx.x] = pack_candidate(order_key(scan.best), scan.best_index);
         __syncthreads();
         bitonic_sort_descending(ranked, blockDim.x);
         const unsigned int floor_key = candidate_key(ranked[guess - 1u]);

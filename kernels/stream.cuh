@@ -117,23 +117,13 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
         const unsigned int base = first + w0;  // row index of win[0]
 
         // Read 1 (DRAM, or L2 after the prefetch): the window's maximum, finite count, NaN/+inf.
-        float wbest = NEG_INF;
-        unsigned int wbest_index = 0xffffffffu;
-        for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) {
-                if (x[j] != x[j] || x[j] == POS_INF) bad = 1;
-                if (x[j] != NEG_INF && x[j] == x[j]) {
-                    ++finite;
-                    if (better(x[j], base + at + j, wbest, wbest_index)) {
-                        wbest = x[j];
-                        wbest_index = base + at + j;
-                    }
-                }
-            }
-        });
+        RowScan scan;
+        for_each_chunk<DT>(win, wlen, aligned,
+                           [&](unsigned int at, const float (&x)[VEC]) { scan.add(base + at, x); });
+        finite += scan.finite;
+        bad |= scan.bad ? 1 : 0;
         unsigned int wmax_index;
-        const float wmax = block_argmax(wbest, wbest_index, &wmax_index, scratch);
+        const float wmax = block_argmax(scan.best, scan.best_index, &wmax_index, scratch);
         if (w0 + window < len) prefetch_l2(win + window, range + min(len, w0 + 2u * window));
         if (!better(wmax, wmax_index, ref, ref_index)) {
             if (!sampling || wmax == NEG_INF) continue;
