@@ -42,6 +42,21 @@ __device__ __forceinline__ float gumbel_noise(float u)
     return FastNumerics::noise_log(-FastNumerics::log(u));
 }
 
+// 2^x by the hardware approximation (relative error about 2^-22), subnormal results flushed to 0:
+// a weight below 2^-126 of the running maximum's adds nothing to a mass of at least 1 and is far
+// below the skip bound. The host shim rounds exactly, then flushes the same way.
+__device__ __forceinline__ float exp2_flushed(float x)
+{
+#if defined(__CUDA_ARCH__)
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#else
+    const float r = exp2f(x);
+    return r < 1.17549435e-38f ? 0.0f : r;
+#endif
+}
+
 // Asks L2 for the bytes [begin, end) (rounded inward to 16 bytes, so nothing outside is touched).
 // A hint: no result depends on it. Hopper takes one bulk prefetch from one thread; older cards a
 // line prefetch per 128 bytes, spread over the block. Nothing to do on the host shim.
@@ -98,6 +113,14 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
     auto shifted = [&](float x, float m) {
         return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
     };
+    // The hot loop weighs in base 2: d2 = d * log2(e), w = 2^d2 (one multiply and one MUFU per
+    // token; where 1/T overflows, the division and then the scale).
+    constexpr float LOG2E = 1.44269504088896341f;
+    const float log2_scale = inv_temperature * LOG2E;
+    const bool log2_scale_ok = log2_scale <= 3.402823466e38f;  // not for T below ~4.2e-39
+    auto shifted2 = [&](float x, float m) {
+        return log2_scale_ok ? (x - m) * log2_scale : (x - m) / p.temperature * LOG2E;
+    };
 
     // The block's running maximum (the same in every thread) ...
     float ref = NEG_INF;
@@ -108,7 +131,16 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
     float best_score = NEG_INF;  // = shifted(best_x, ref) - best_g
     float best_x = NEG_INF, best_g = 0.0f;
     unsigned int best_token = 0xffffffffu;
-    float reach = POS_INF;  // gumbel_reach(best_score)
+    float reach = POS_INF;        // gumbel_reach(best_score)
+    float noisy_floor = NEG_INF;  // (best_score - 17) * log2(e): d2 below it cannot win
+    auto set_best = [&](float score, unsigned int token, float x, float g) {
+        best_score = score;
+        best_token = token;
+        best_x = x;
+        best_g = g;
+        reach = gumbel_reach(score);
+        noisy_floor = (score - 17.0f) * LOG2E;
+    };
     float mass = 0.0f;
 
     for (unsigned int w0 = 0; w0 < len; w0 += window) {
@@ -135,24 +167,22 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
             // The running maximum rises (block-uniform): rescale, then seed the best score with
             // the new maximum's own (a real candidate: its owner computes the same bits and keeps
             // it), so the skip bound below holds from the window's first token.
-            mass *= __expf(shifted(ref, wmax));  // 0 on the first rise
+            mass *= exp2_flushed(shifted2(ref, wmax));  // 0 on the first rise
             ref = wmax;
             ref_index = wmax_index;
-            if (best_token != 0xffffffffu) best_score = shifted(best_x, ref) - best_g;
+            if (best_token != 0xffffffffu)
+                set_best(shifted(best_x, ref) - best_g, best_token, best_x, best_g);
             const float g = gumbel_noise(token_uniform(p.seed, p.step, ref_index));
             const float seed_score = shifted(ref, ref) - g;
-            if (better(seed_score, ref_index, best_score, best_token)) {
-                best_score = seed_score;
-                best_token = ref_index;
-                best_x = ref;
-                best_g = g;
-            }
-            reach = gumbel_reach(best_score);
+            if (better(seed_score, ref_index, best_score, best_token))
+                set_best(seed_score, ref_index, ref, g);
         }
 
         // Read 2 (L1): the window's mass and Gumbel scores. A token whose d + 17 is below the
         // thread's best score cannot win (the noise is at most 16.64): no Philox call, no
-        // logarithm — exactly.
+        // logarithm — exactly. (The 0.36 to spare absorbs the base-2 rounding of the test.) A
+        // masked token needs no test of its own: d2 = -inf weighs 0 and is below the floor,
+        // which the seed above made finite.
         for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
 #pragma unroll
             for (int q = 0; q < VEC / 4; ++q) {
@@ -161,13 +191,12 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
                 bool any = false;
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    const float xj = x[4 * q + j];
-                    const float d = shifted(xj, ref);
-                    // The mass only feeds the logprob: the hardware exp (relative error ~2^-21
-                    // here) is enough. The skip test below allows for it.
-                    w[j] = xj != NEG_INF ? __expf(d) : 0.0f;
+                    const float d2 = shifted2(x[4 * q + j], ref);
+                    // The mass only feeds the logprob: the hardware exp2 is enough. The skip
+                    // test below allows for its error.
+                    w[j] = exp2_flushed(d2);
                     mass += w[j];
-                    noisy[j] = xj != NEG_INF && d + 17.0f >= best_score;
+                    noisy[j] = d2 >= noisy_floor;
                     any |= noisy[j];
                 }
                 if (!any) continue;
@@ -179,13 +208,8 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
                     if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
                     const float g = gumbel_noise(word_to_uniform(r.v[j]));
                     const float score = shifted(x[4 * q + j], ref) - g;
-                    if (better(score, quad + j, best_score, best_token)) {
-                        best_score = score;
-                        best_token = quad + j;
-                        best_x = x[4 * q + j];
-                        best_g = g;
-                        reach = gumbel_reach(best_score);
-                    }
+                    if (better(score, quad + j, best_score, best_token))
+                        set_best(score, quad + j, x[4 * q + j], g);
                 }
             }
         });

@@ -63,6 +63,13 @@ fn window_rows() -> (Vec<f32>, Vec<SamplingParams>, Vec<&'static str>) {
         0,
         "subnormal temperature: tied maximum",
     ));
+    // 1/T is finite here but log2(e)/T is not (the kernel's base-2 weights divide instead).
+    rows.push((
+        tied.clone(),
+        3.5e-39,
+        0,
+        "subnormal temperature, finite 1/T: tied maximum",
+    ));
     rows.push((tied, 1e-30, 0, "tiny temperature: tied maximum"));
     rows.push((lm_like_row(&mut g, VOCAB), 1e30, 0, "huge temperature"));
     rows.push((late_spike.clone(), 1.0, VOCAB as u32, "top-k = vocab"));
