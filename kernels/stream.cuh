@@ -85,6 +85,65 @@ __device__ __forceinline__ void prefetch_l2(const void* begin, const void* end)
 #endif
 }
 
+// The end of a range: the block's finite count, bad flag, best (score, token) and mass in one
+// two-level reduction of three barriers (as four block reductions they took ten: it matters at
+// batch 1, where a split slice is a few thousand tokens). Each quantity is combined in the same
+// shuffle tree as block.cuh's own reductions, so the bits are theirs: the mass's depend on the
+// block size only. The count carries the bad flag in its top bit (a range holds < 2^31 tokens).
+__device__ __forceinline__ void block_reduce_summary(unsigned int finite, int bad, float score,
+                                                     unsigned int token, float mass,
+                                                     BlockScratch& sh, RangeSummary& out)
+{
+    unsigned int count = finite | (bad ? 0x80000000u : 0u);
+    auto combine = [&](unsigned int c2, float s2, unsigned int t2, float m2) {
+        count = ((count + c2) & 0x7fffffffu) | ((count | c2) & 0x80000000u);
+        if (better(s2, t2, score, token)) {
+            score = s2;
+            token = t2;
+        }
+        mass += m2;
+    };
+    auto warp_reduce = [&]() {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const unsigned int c2 = __shfl_xor_sync(FULL_MASK, count, o);
+            const float s2 = __shfl_xor_sync(FULL_MASK, score, o);
+            const unsigned int t2 = __shfl_xor_sync(FULL_MASK, token, o);
+            const float m2 = __shfl_xor_sync(FULL_MASK, mass, o);
+            combine(c2, s2, t2, m2);
+        }
+    };
+    warp_reduce();
+    if (lane_id() == 0) {
+        sh.f32[warp_id()] = score;
+        sh.idx[warp_id()] = token;
+        sh.u64[warp_id()] = ((unsigned long long)count << 32) | __float_as_uint(mass);
+    }
+    __syncthreads();
+    if (warp_id() == 0) {
+        const bool live = lane_id() < warp_count();
+        score = live ? sh.f32[lane_id()] : NEG_INF;
+        token = live ? sh.idx[lane_id()] : 0xffffffffu;
+        const unsigned long long packed = live ? sh.u64[lane_id()] : 0ull;
+        count = (unsigned int)(packed >> 32);
+        mass = __uint_as_float((unsigned int)packed);
+        warp_reduce();
+        if (lane_id() == 0) {
+            sh.f32[32] = score;
+            sh.idx[32] = token;
+            sh.u64[32] = ((unsigned long long)count << 32) | __float_as_uint(mass);
+        }
+    }
+    __syncthreads();
+    out.best_score = sh.f32[32];
+    out.best_token = sh.idx[32];
+    const unsigned long long total = sh.u64[32];
+    out.finite = (unsigned int)(total >> 32) & 0x7fffffffu;
+    out.bad = (unsigned int)(total >> 63);
+    out.mass = __uint_as_float((unsigned int)total);
+    __syncthreads();
+}
+
 // The rows these draws serve: valid parameters, greedy or Gumbel with no filter, no top-n. (top-k
 // at or above the vocabulary keeps every token, like top-k off.)
 __device__ __forceinline__ bool streamable(const SamplingParams& p, unsigned int vocab,
@@ -218,15 +277,12 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
     RangeSummary s;
     s.max = ref;
     s.argmax = ref_index;
-    s.bad = (unsigned int)__syncthreads_or(bad);
-    s.finite = (unsigned int)block_sum_u64(finite, scratch);
-    s.best_score = NEG_INF;
-    s.best_token = 0xffffffffu;
-    s.mass = 0.0f;
     s.pad = 0u;
-    if (sampling) {
-        s.best_score = block_argmax(best_score, best_token, &s.best_token, scratch);
-        s.mass = block_sum_f32(mass, scratch);
+    block_reduce_summary(finite, bad, best_score, best_token, mass, scratch, s);
+    if (!sampling) {
+        s.best_score = NEG_INF;
+        s.best_token = 0xffffffffu;
+        s.mass = 0.0f;
     }
     return s;
 }
