@@ -163,7 +163,10 @@ __device__ void sample_row(unsigned int row_index,
         ranked[threadIdx.x] = pack_candidate(order_key(scan.best), scan.best_index);
         __syncthreads();
         bitonic_sort_descending(ranked, blockDim.x);
-        const unsigned int floor_key = candidate_key(ranked[guess - 1u]);
+        // Compared as a float in the pass below: x >= floor_value exactly when order_key(x) >=
+        // the floor's key (the key is monotonic and ties -0 with +0, as float compares do; the
+        // row has no NaN), and the key is computed only for the few tokens collected.
+        const float floor_value = key_to_float(candidate_key(ranked[guess - 1u]));
         __syncthreads();
         // Pass 2: collect every finite token at or above that floor (if they fit), then sort.
         for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
@@ -173,11 +176,11 @@ __device__ void sample_row(unsigned int row_index,
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                const unsigned int key = order_key(x[j]);
                 if (top_p_only && x[j] != NEG_INF) row_mass += fixed_mass(weight_of(x[j]));
-                if (x[j] != NEG_INF && key >= floor_key) {
+                if (x[j] >= floor_value && x[j] != NEG_INF) {
                     const unsigned int slot = atomicAdd(&sh.select.candidate_count, 1u);
-                    if (slot < CANDIDATE_CAPACITY) ranked[slot] = pack_candidate(key, start + j);
+                    if (slot < CANDIDATE_CAPACITY)
+                        ranked[slot] = pack_candidate(order_key(x[j]), start + j);
                 }
             }
         });
