@@ -105,10 +105,14 @@ __device__ void sample_row(unsigned int row_index,
     RowScan scan;
     for_each_chunk<DT>(row, vocab, aligned,
                        [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
-    const int bad = __syncthreads_or(scan.bad ? 1 : 0);
-    unsigned int argmax;
-    const float max = block_argmax(scan.best, scan.best_index, &argmax, sh.select.scratch);
-    const unsigned long long finite = block_sum_u64(scan.finite, sh.select.scratch);
+    // One fused reduction (kernels/stream.cuh) for the flag, the count and the argmax.
+    RangeSummary first;
+    block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f,
+                         sh.select.scratch, first);
+    const bool bad = first.bad != 0u;
+    const unsigned int argmax = first.best_token;
+    const float max = first.best_score;
+    const unsigned long long finite = first.finite;
     if (bad || finite == 0ull) {
         write_row(row_index, -1, nan, bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT,
                   top_n, 0, tokens, logprobs, status, top_tokens, top_logprobs);

@@ -85,9 +85,10 @@ __device__ __forceinline__ void prefetch_l2(const void* begin, const void* end)
 #endif
 }
 
-// The end of a range: the block's finite count, bad flag, best (score, token) and mass in one
-// two-level reduction of three barriers (as four block reductions they took ten: it matters at
-// batch 1, where a split slice is a few thousand tokens). Each quantity is combined in the same
+// A block's finite count, bad flag, best (value, index) and mass in one two-level reduction of
+// three barriers: the end of stream_range (as four block reductions it took ten, which matters at
+// batch 1, where a split slice is a few thousand tokens) and of sample_row's first pass (best =
+// the maximum). Each quantity is combined in the same
 // shuffle tree as block.cuh's own reductions, so the bits are theirs: the mass's depend on the
 // block size only. The count carries the bad flag in its top bit (a range holds < 2^31 tokens).
 __device__ __forceinline__ void block_reduce_summary(unsigned int finite, int bad, float score,
