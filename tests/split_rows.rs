@@ -13,7 +13,9 @@ use batchsample::host_simt::sampler::sample_rows;
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{DrawMethod, Logit, Numerics, RowOutput, SampleOptions, SamplingParams};
-use common::{chi_square, draws_needed, lm_like_row, random_params, rng, Filters};
+use common::{
+    batched_draw_counts, chi_square, draws_needed, lm_like_row, random_params, rng, Filters,
+};
 use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
@@ -140,22 +142,11 @@ fn split_draws_follow_the_exact_distribution() {
         let probs = final_distribution(&row, &p).expect("a sampleable row");
         let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
         let opts = SampleOptions::default();
-        let mut counts = vec![0u64; vocab];
-        let mut done = 0usize;
-        while done < draws {
-            let batch = 2000.min(draws - done);
-            let logits: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
-            let params: Vec<SamplingParams> = (0..batch)
-                .map(|d| p.at_step(p.step + (done + d) as u64))
-                .collect();
-            let (out, _) =
-                sample_rows_split(&logits, vocab, &params, &opts, 64, 5, Schedule::Forward)
-                    .expect("split launch");
-            for o in out {
-                counts[o.token.expect("ok row") as usize] += 1;
-            }
-            done += batch;
-        }
+        let counts = batched_draw_counts(&row, &p, draws, |logits, params| {
+            sample_rows_split(logits, vocab, params, &opts, 64, 5, Schedule::Forward)
+                .expect("split launch")
+                .0
+        });
         let test = chi_square(&counts, &probs);
         assert!(test.fits(1e-3), "{test:?}");
     }

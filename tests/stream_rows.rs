@@ -12,7 +12,7 @@ use batchsample::host_simt::sampler::sample_rows;
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{Logit, RowOutput, RowStatus, SampleOptions, SamplingParams};
-use common::{chi_square, draws_needed, lm_like_row, rng};
+use common::{batched_draw_counts, chi_square, draws_needed, lm_like_row, rng};
 use parity::batches::{to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
@@ -192,34 +192,15 @@ fn streamed_draws_follow_the_exact_distribution() {
     let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
     let opts = SampleOptions::default();
     for splits in [1u32, 2] {
-        let mut counts = vec![0u64; vocab];
-        let mut done = 0usize;
-        while done < draws {
-            let batch = 2000.min(draws - done);
-            let logits: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
-            let params: Vec<SamplingParams> = (0..batch)
-                .map(|d| p.at_step(p.step + (done + d) as u64))
-                .collect();
-            let out = if splits == 1 {
-                sample_rows(&logits, vocab, &params, &opts, 64, Schedule::Forward).expect("launch")
+        let counts = batched_draw_counts(&row, &p, draws, |logits, params| {
+            if splits == 1 {
+                sample_rows(logits, vocab, params, &opts, 64, Schedule::Forward).expect("launch")
             } else {
-                sample_rows_split(
-                    &logits,
-                    vocab,
-                    &params,
-                    &opts,
-                    64,
-                    splits,
-                    Schedule::Forward,
-                )
-                .expect("split launch")
-                .0
-            };
-            for o in out {
-                counts[o.token.expect("ok row") as usize] += 1;
+                sample_rows_split(logits, vocab, params, &opts, 64, splits, Schedule::Forward)
+                    .expect("split launch")
+                    .0
             }
-            done += batch;
-        }
+        });
         let test = chi_square(&counts, &probs);
         assert!(test.fits(1e-3), "{splits} split(s): {test:?}");
     }

@@ -184,6 +184,31 @@ pub fn draw_counts<T: Logit>(
         )
 }
 
+/// Token counts of `draws` draws of one row through a batched sampler (a kernel run on the host
+/// shim or the GPU): the row is repeated across batches of up to 2000 rows, row `d` of the draws
+/// at `params.at_step(params.step + d)`. `launch` samples one batch; every row must yield a token.
+pub fn batched_draw_counts(
+    row: &[f32],
+    params: &SamplingParams,
+    draws: usize,
+    mut launch: impl FnMut(&[f32], &[SamplingParams]) -> Vec<batchsample::RowOutput>,
+) -> Vec<u64> {
+    let mut counts = vec![0u64; row.len()];
+    let mut done = 0usize;
+    while done < draws {
+        let batch = 2000.min(draws - done);
+        let logits: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
+        let steps: Vec<SamplingParams> = (0..batch)
+            .map(|d| params.at_step(params.step + (done + d) as u64))
+            .collect();
+        for o in launch(&logits, &steps) {
+            counts[o.token.expect("ok row") as usize] += 1;
+        }
+        done += batch;
+    }
+    counts
+}
+
 /// The tokens the fast path keeps (`cpu::kept_set`), sorted by index; `None` for a bad row.
 /// For non-greedy parameters only (greedy rows do not build a kept set).
 pub fn kept_tokens(row: &[f32], params: &SamplingParams) -> Option<Vec<u32>> {
