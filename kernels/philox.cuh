@@ -77,3 +77,24 @@ __device__ __forceinline__ float gumbel_reach(float best_score)
 {
     return expf(-best_score) * 1.000244140625f;
 }
+
+// The tokens first_token .. first_token + 3 (first_token a multiple of 4: one Philox block) that
+// may still win a Gumbel draw. `noisy[j]` marks those the caller's score bound let through and
+// `w[j]` holds their weights; `f(j, u)` is called, with the token's uniform, for each that also
+// passes the log-free test against `reach` (read per token, so f may tighten it). Nothing noisy:
+// no Philox call.
+template <typename F>
+__device__ __forceinline__ void for_each_contender(unsigned long long seed, unsigned long long step,
+                                                   unsigned int first_token,
+                                                   const bool (&noisy)[4], const float (&w)[4],
+                                                   const float& reach, F&& f)
+{
+    if (!(noisy[0] || noisy[1] || noisy[2] || noisy[3])) return;
+    const Philox4 r = philox_block(seed, step, first_token >> 2, PHILOX_TOKEN_NOISE);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
+        if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
+        f(j, word_to_uniform(r.v[j]));
+    }
+}

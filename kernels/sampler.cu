@@ -313,7 +313,6 @@ __device__ void sample_row(unsigned int row_index,
             for (int q = 0; q < VEC / 4; ++q) {
                 bool noisy[4];
                 float w[4];
-                bool any = false;
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
@@ -327,22 +326,16 @@ __device__ void sample_row(unsigned int row_index,
                         ++kept_count;
                     }
                     noisy[j] = keep && d >= bound;
-                    any |= noisy[j];
                 }
-                if (!any) continue;
-                const Philox4 r = philox_block(p.seed, p.step, (start >> 2) + q, PHILOX_TOKEN_NOISE);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
-                    if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
-                    const float u = word_to_uniform(r.v[j]);
+                const unsigned int quad = start + 4 * q;  // a multiple of 4
+                for_each_contender(p.seed, p.step, quad, noisy, w, reach, [&](int j, float u) {
                     const float score = gumbel_score(shifted(x[4 * q + j]), u);
-                    if (better(score, start + 4 * q + j, best_score, best_token)) {
+                    if (better(score, quad + j, best_score, best_token)) {
                         best_score = score;
-                        best_token = start + 4 * q + j;
+                        best_token = quad + j;
                         reach = gumbel_reach(best_score);
                     }
-                }
+                });
             }
         });
         unsigned int winner;

@@ -42,6 +42,30 @@ __device__ __forceinline__ float gumbel_noise(float u)
     return FastNumerics::noise_log(-FastNumerics::log(u));
 }
 
+constexpr float LOG2E = 1.44269504088896341f;
+
+// (x - m) / T as the fast kernels compute it: times 1/T, or divided where 1/T overflows (a
+// subnormal T). `log2` is the same in base 2, for exp2 weights: the hot loop's one multiply and
+// one MUFU a token (where log2(e)/T overflows, T below ~4.2e-39: the division, then the scale).
+struct TemperatureShift {
+    float temperature, inv, log2_scale;
+    bool inv_ok, log2_ok;
+
+    __device__ explicit TemperatureShift(float t)
+        : temperature(t), inv(1.0f / t), log2_scale(inv * LOG2E),
+          inv_ok(inv <= 3.402823466e38f), log2_ok(log2_scale <= 3.402823466e38f)
+    {
+    }
+    __device__ float operator()(float x, float m) const
+    {
+        return inv_ok ? (x - m) * inv : (x - m) / temperature;
+    }
+    __device__ float log2(float x, float m) const
+    {
+        return log2_ok ? (x - m) * log2_scale : (x - m) / temperature * LOG2E;
+    }
+};
+
 // 2^x by the hardware approximation (relative error about 2^-22), subnormal results flushed to 0:
 // a weight below 2^-126 of the running maximum's adds nothing to a mass of at least 1 and is far
 // below the skip bound. The host shim rounds exactly, then flushes the same way.
@@ -168,19 +192,7 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
     const bool sampling = p.temperature > 0.0f;
     // Greedy needs no second read: one window.
     const unsigned int window = sampling ? 32u * blockDim.x : len;
-    const float inv_temperature = 1.0f / p.temperature;
-    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
-    auto shifted = [&](float x, float m) {
-        return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
-    };
-    // The hot loop weighs in base 2: d2 = d * log2(e), w = 2^d2 (one multiply and one MUFU per
-    // token; where 1/T overflows, the division and then the scale).
-    constexpr float LOG2E = 1.44269504088896341f;
-    const float log2_scale = inv_temperature * LOG2E;
-    const bool log2_scale_ok = log2_scale <= 3.402823466e38f;  // not for T below ~4.2e-39
-    auto shifted2 = [&](float x, float m) {
-        return log2_scale_ok ? (x - m) * log2_scale : (x - m) / p.temperature * LOG2E;
-    };
+    const TemperatureShift shifted(p.temperature);
 
     // The block's running maximum (the same in every thread) ...
     float ref = NEG_INF;
@@ -227,7 +239,7 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
             // The running maximum rises (block-uniform): rescale, then seed the best score with
             // the new maximum's own (a real candidate: its owner computes the same bits and keeps
             // it), so the skip bound below holds from the window's first token.
-            mass *= exp2_flushed(shifted2(ref, wmax));  // 0 on the first rise
+            mass *= exp2_flushed(shifted.log2(ref, wmax));  // 0 on the first rise
             ref = wmax;
             ref_index = wmax_index;
             if (best_token != 0xffffffffu)
@@ -248,29 +260,22 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
             for (int q = 0; q < VEC / 4; ++q) {
                 bool noisy[4];
                 float w[4];
-                bool any = false;
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    const float d2 = shifted2(x[4 * q + j], ref);
+                    const float d2 = shifted.log2(x[4 * q + j], ref);
                     // The mass only feeds the logprob: the hardware exp2 is enough. The skip
                     // test below allows for its error.
                     w[j] = exp2_flushed(d2);
                     mass += w[j];
                     noisy[j] = d2 >= noisy_floor;
-                    any |= noisy[j];
                 }
-                if (!any) continue;
                 const unsigned int quad = base + at + 4 * q;  // a multiple of 4
-                const Philox4 r = philox_block(p.seed, p.step, quad >> 2, PHILOX_TOKEN_NOISE);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    // Most noisy tokens fail the one-multiply test (gumbel_reach): no logarithm.
-                    if (!noisy[j] || word_to_complement(r.v[j]) > w[j] * reach) continue;
-                    const float g = gumbel_noise(word_to_uniform(r.v[j]));
+                for_each_contender(p.seed, p.step, quad, noisy, w, reach, [&](int j, float u) {
+                    const float g = gumbel_noise(u);
                     const float score = shifted(x[4 * q + j], ref) - g;
                     if (better(score, quad + j, best_score, best_token))
                         set_best(score, quad + j, x[4 * q + j], g);
-                }
+                });
             }
         });
     }
@@ -324,11 +329,7 @@ __device__ __forceinline__ void write_combined(unsigned int row_index, const Sam
         status[row_index] = STATUS_OK;
         return;
     }
-    const float inv_temperature = 1.0f / p.temperature;
-    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
-    auto shifted = [&](float x, float m) {
-        return reciprocal_ok ? (x - m) * inv_temperature : (x - m) / p.temperature;
-    };
+    const TemperatureShift shifted(p.temperature);
     float norm = 0.0f, top_score = NEG_INF;
     unsigned int token = 0xffffffffu;
     for (unsigned int s = 0; s < count; ++s) {
