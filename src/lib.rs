@@ -34,10 +34,11 @@
 //!
 //! ## Numerics
 //! [`Numerics::Fast`] (default) is the above with CUDA's `expf`/`logf` (the hardware `ex2` for
-//! temperature-only rows) and f32 sums on the GPU, and exact f64 on the CPU. [`Numerics::Invariant`] computes every per-token value with one
-//! fixed sequence of IEEE operations (`kernels/exact_math.cuh`, twinned in
-//! [`cpu::invariant::math`]) and every sum as a fixed-point integer, so a row's results are the
-//! same bits at any batch size, position, block size and run, on the GPU and on the CPU.
+//! temperature-only rows) and f32 sums on the GPU, and exact f64 on the CPU.
+//! [`Numerics::Invariant`] computes every per-token value with one fixed sequence of IEEE
+//! operations (`kernels/exact_math.cuh`, twinned in [`cpu::invariant::math`]) and every sum as
+//! a fixed-point integer, so a row's results are the same bits at any batch size, position,
+//! block size and run, on the GPU and on the CPU.
 
 pub mod bench;
 pub mod cpu;

@@ -121,10 +121,10 @@ pub enum Numerics {
     /// CUDA's `expf`/`logf` and f32 sums in the block's fixed order on the GPU (temperature-only
     /// rows: the hardware `ex2` and per-window sums rescaled to the running maximum,
     /// `kernels/stream.cuh`); exact f64 on the CPU. Deterministic run to run and at any position
-    /// in a batch, and within float rounding of the f64 reference. Not batch-size invariant: below about two blocks per SM, greedy and
-    /// temperature-only rows are split over several blocks (`gpu::split_count`), whose partial
-    /// sums and scores round differently — logprob bits (and a token at a float near-tie) can
-    /// differ between batch sizes.
+    /// in a batch, and within float rounding of the f64 reference. Not batch-size invariant:
+    /// below about two blocks per SM, greedy and temperature-only rows are split over several
+    /// blocks (`gpu::split_count`), whose partial sums and scores round differently — logprob
+    /// bits (and a token at a float near-tie) can differ between batch sizes.
     #[default]
     Fast,
     /// Batch-invariant and bit-exact: every per-token value from IEEE operations in a fixed

@@ -14,7 +14,8 @@ use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{DrawMethod, Logit, Numerics, RowOutput, SampleOptions, SamplingParams};
 use common::{
-    batched_draw_counts, chi_square, draws_needed, lm_like_row, random_params, rng, Filters,
+    batched_draw_counts, chi_square, draws_needed, lm_like_row, random_params, rng, same_bits,
+    Filters,
 };
 use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
@@ -29,13 +30,6 @@ fn eligible(p: &SamplingParams, vocab: usize, opts: &SampleOptions) -> bool {
                 && (p.top_k == 0 || p.top_k as usize >= vocab)
                 && p.top_p >= 1.0
                 && p.min_p <= 0.0))
-}
-
-fn same_bits(a: &RowOutput, b: &RowOutput) -> bool {
-    a.status == b.status
-        && a.token == b.token
-        && a.logprob.to_bits() == b.logprob.to_bits()
-        && a.top_logprobs == b.top_logprobs
 }
 
 /// One batch through the split kernel under three schedules (they must agree bit for bit and

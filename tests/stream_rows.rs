@@ -12,7 +12,7 @@ use batchsample::host_simt::sampler::sample_rows;
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{Logit, RowOutput, RowStatus, SampleOptions, SamplingParams};
-use common::{batched_draw_counts, chi_square, draws_needed, lm_like_row, rng};
+use common::{batched_draw_counts, chi_square, draws_needed, lm_like_row, rng, same_bits};
 use parity::batches::{to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
@@ -121,12 +121,6 @@ fn check_window_row_facts(out: &[RowOutput], labels: &[&str]) {
     }
 }
 
-fn same_bits(a: &[RowOutput], b: &[RowOutput]) -> bool {
-    a.iter().zip(b).all(|(x, y)| {
-        x.status == y.status && x.token == y.token && x.logprob.to_bits() == y.logprob.to_bits()
-    })
-}
-
 fn check_dtype<T: Logit>(logits: &[T], params: &[SamplingParams], labels: &[&str]) -> ParityReport {
     let opts = SampleOptions::default(); // Gumbel, no top-n, fast numerics: the streamed rows
     let mut total = ParityReport::default();
@@ -136,7 +130,8 @@ fn check_dtype<T: Logit>(logits: &[T], params: &[SamplingParams], labels: &[&str
             .map(|&s| sample_rows(logits, VOCAB, params, &opts, threads, s).expect("launch"))
             .collect();
         assert!(
-            runs.iter().all(|r| same_bits(r, &runs[0])),
+            runs.iter()
+                .all(|r| r.iter().zip(&runs[0]).all(|(a, b)| same_bits(a, b))),
             "{threads} threads: the schedule changed a result"
         );
         check_window_row_facts(&runs[0], labels);

@@ -209,6 +209,14 @@ pub fn batched_draw_counts(
     counts
 }
 
+/// Whether two results are the same bits: status, token, logprob and the top-n list.
+pub fn same_bits(a: &batchsample::RowOutput, b: &batchsample::RowOutput) -> bool {
+    a.status == b.status
+        && a.token == b.token
+        && a.logprob.to_bits() == b.logprob.to_bits()
+        && a.top_logprobs == b.top_logprobs
+}
+
 /// The tokens the fast path keeps (`cpu::kept_set`), sorted by index; `None` for a bad row.
 /// For non-greedy parameters only (greedy rows do not build a kept set).
 pub fn kept_tokens(row: &[f32], params: &SamplingParams) -> Option<Vec<u32>> {
