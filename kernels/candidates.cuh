@@ -1,7 +1,7 @@
 // The small-k path: when top-k is on with k at most the block's thread count, the k-th largest
-// of the threads' maxima (from the row's first pass) bounds the k-th largest logit from below; one
-// more pass collects every token at or above it into shared memory (if they fit), where they are
-// sorted in rank order. top-k, top-p, min-p, the Gumbel draw and top-n then need no further pass over the
+// of the threads' maxima bounds the k-th largest logit from below, and every token at or above it
+// is collected into shared memory (if they fit) and sorted in rank order — in the same read of
+// the row (kernels/collect.cuh), or, where that overflows or for top-p alone, in a second pass. top-k, top-p, min-p, the Gumbel draw and top-n then need no further pass over the
 // row. The decisions are the radix path's exactly: same rank order, same fixed-point masses,
 // same target, same crossing rule.
 #pragma once

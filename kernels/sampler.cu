@@ -9,7 +9,10 @@
 //   1 (Gumbel) or 2 (inverse CDF) draw passes, which also sum the kept mass for the logprob;
 //   3 top-n: radix select on counts over the kept set, plus one collecting pass.
 // Temperature-only rows with the fast numerics and no top-n skip all that: one read of the row,
-// in L1-sized windows each drawn right after its maximum is known (kernels/stream.cuh).
+// in L1-sized windows each drawn right after its maximum is known (kernels/stream.cuh). Rows with
+// a top-k of at most the block's threads read the row once too: the windows collect the top-k
+// candidates into shared memory (kernels/collect.cuh), where top-k, top-p, min-p, the Gumbel draw
+// and top-n find everything they need.
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
 // are integer, float sums are fixed-order block reductions.
 
@@ -21,6 +24,7 @@
 #include "candidates.cuh"
 #include "numerics.cuh"
 #include "stream.cuh"
+#include "collect.cuh"
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
@@ -36,6 +40,7 @@ struct TopShared {
 struct RowShared {
     SelectShared select;
     TopShared top;
+    unsigned long long maxima[SAMPLER_MAX_THREADS];  // collect_top_k's window maxima
 };
 
 __device__ __forceinline__ bool params_valid(const SamplingParams& p)
@@ -101,14 +106,22 @@ __device__ void sample_row(unsigned int row_index,
         }
     }
 
+    // Rows with a small top-k: one read collects the candidates and the first pass's summary
+    // (kernels/collect.cuh). Else, or when too many tokens tie at its floor, pass 1 below.
+    RangeSummary first;
+    unsigned int collected = 0u;
+    const bool windowed =
+        p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x &&
+        collect_top_k<DT>(row, vocab, aligned, p.top_k, sh.select, sh.maxima, first, &collected);
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     RowScan scan;
-    for_each_chunk<DT>(row, vocab, aligned,
-                       [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
-    // One fused reduction (kernels/stream.cuh) for the flag, the count and the argmax.
-    RangeSummary first;
-    block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f,
-                         sh.select.scratch, first);
+    if (!windowed) {
+        for_each_chunk<DT>(row, vocab, aligned,
+                           [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
+        // One fused reduction (kernels/stream.cuh) for the flag, the count and the argmax.
+        block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f,
+                             sh.select.scratch, first);
+    }
     const bool bad = first.bad != 0u;
     const unsigned int argmax = first.best_token;
     const float max = first.best_score;
@@ -151,19 +164,44 @@ __device__ void sample_row(unsigned int row_index,
     Cut cut_p = whole_order();
     unsigned int candidates = 0u;  // > 0: the first `candidates` kept tokens are sorted in hist
     const bool top_k_on = p.top_k > 0u && (unsigned long long)p.top_k < finite;
-    // The small-k path. Each thread's maximum is one of the row's tokens, so the k-th largest of
-    // the block's thread maxima is at most the row's k-th largest logit: every top-k token is at
-    // or above it, and for k much smaller than the row few others are.
+    // The top k — or every finite token, when there are no more than k — sorted in rank order
+    // from the `count` collected (which hold them): the k-th is the top-k cut, and top-p takes
+    // its cut within them.
+    auto rank_collected = [&](unsigned int count) {
+        sort_collected(sh.select.hist, count);
+        const unsigned long long* ranked = sh.select.hist;
+        if (top_k_on) {
+            const unsigned long long kth = ranked[p.top_k - 1u];
+            cut_k = Cut{candidate_key(kth), candidate_index(kth)};
+            candidates = p.top_k;
+        } else {
+            candidates = count;
+        }
+        if (p.top_p < 1.0f) {
+            auto mass = [&](unsigned int j) {
+                return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
+            };
+            const unsigned long long target =
+                mass_target(p.top_p, candidate_total(candidates, mass, sh.select));
+            const unsigned int m = candidate_crossing(candidates, target, mass, sh.select);
+            cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
+            candidates = m;
+        }
+    };
+    // The two-read small-k path, where the one-read collection above did not run. Each thread's
+    // maximum is one of the row's tokens, so the k-th largest of the block's thread maxima is at
+    // most the row's k-th largest logit: every top-k token is at or above it, and for k much
+    // smaller than the row few others are.
     // top-p without top-k takes the same path with a guessed prefix (the top quarter of the
     // thread maxima) and sums the row's mass in the collecting pass: if the collected prefix
     // reaches p, the cut is found there; else the radix path below runs as before. Either way
     // the decision is the same: same rank order, same fixed-point masses, same target.
     const bool top_p_only = !top_k_on && p.top_p < 1.0f;
     const unsigned int guess = top_k_on ? p.top_k : blockDim.x / 4u;
-    if ((top_k_on && p.top_k <= blockDim.x) || top_p_only) {
+    if (windowed) {
+        rank_collected(collected);
+    } else if ((top_k_on && p.top_k <= blockDim.x) || top_p_only) {
         unsigned long long* ranked = sh.select.hist;
-        for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
-        __syncthreads();
         ranked[threadIdx.x] = pack_candidate(order_key(scan.best), scan.best_index);
         __syncthreads();
         bitonic_sort_descending(ranked, blockDim.x);
@@ -173,7 +211,6 @@ __device__ void sample_row(unsigned int row_index,
         const float floor_value = key_to_float(candidate_key(ranked[guess - 1u]));
         __syncthreads();
         // Pass 2: collect every finite token at or above that floor (if they fit), then sort.
-        for (unsigned int b = threadIdx.x; b < RADIX_BINS; b += blockDim.x) ranked[b] = 0ull;
         if (threadIdx.x == 0) sh.select.candidate_count = 0u;
         __syncthreads();
         unsigned long long row_mass = 0ull;  // top-p only: the target's base
@@ -194,9 +231,7 @@ __device__ void sample_row(unsigned int row_index,
         __syncthreads();
         if (count <= CANDIDATE_CAPACITY && top_p_only) {
             // Every finite token at or above the floor: a prefix of the rank order.
-            unsigned int width = 1u;
-            while (width < count) width <<= 1;
-            bitonic_sort_descending(ranked, width);
+            sort_collected(ranked, count);
             auto mass = [&](unsigned int j) {
                 return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
             };
@@ -207,22 +242,7 @@ __device__ void sample_row(unsigned int row_index,
                 candidates = m;
             }
         } else if (count <= CANDIDATE_CAPACITY) {
-            unsigned int width = 1u;
-            while (width < count) width <<= 1;
-            bitonic_sort_descending(ranked, width);
-            const unsigned long long kth = ranked[p.top_k - 1u];
-            cut_k = Cut{candidate_key(kth), candidate_index(kth)};
-            candidates = p.top_k;
-            if (p.top_p < 1.0f) {
-                auto mass = [&](unsigned int j) {
-                    return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
-                };
-                const unsigned long long target =
-                    mass_target(p.top_p, candidate_total(candidates, mass, sh.select));
-                const unsigned int m = candidate_crossing(candidates, target, mass, sh.select);
-                cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
-                candidates = m;
-            }
+            rank_collected(count);
         }
     }
     if (candidates == 0u && top_k_on) {
@@ -614,6 +634,9 @@ SPLIT_ENTRY(sample_rows_split_f16, DTYPE_F16, unsigned short)
 SPLIT_ENTRY(sample_rows_split_bf16, DTYPE_BF16, unsigned short)
 
 #ifdef BATCHSAMPLE_HOST_SIMT
+extern "C" {
+unsigned long long host_simt_collect_fallbacks = 0ull;  // kernels/collect.cuh
+}
 // Host-shim launchers (kernels/host/README.md): the same kernels, run on the CPU by the tests.
 #define SAMPLER_PARAMS(LOGIT_T)                                                                    \
     (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \

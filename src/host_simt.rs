@@ -625,6 +625,19 @@ pub mod sampler {
         host_launch_sample_rows_invariant_bf16
     );
 
+    extern "C" {
+        static host_simt_collect_fallbacks: u64;
+    }
+
+    /// Rows that the one-read top-k collection (kernels/collect.cuh) has handed to the two-read
+    /// path since the process started, over every launch (launches run one at a time).
+    pub fn collect_fallbacks() -> u64 {
+        // SAFETY: a plain integer that only kernel launches write, under the shim's launch lock;
+        // a read racing a launch on another thread sees an old or a new count, never a torn one
+        // on x86-64 and aarch64.
+        unsafe { std::ptr::read_volatile(std::ptr::addr_of!(host_simt_collect_fallbacks)) }
+    }
+
     /// Runs `sample_rows_{dtype}` over a host batch with `threads` per row block (a power of two
     /// in [64, SAMPLER_MAX_THREADS]) under `schedule`, and decodes the outputs. Outputs start
     /// poisoned so an unwritten slot shows.
