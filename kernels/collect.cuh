@@ -44,16 +44,17 @@ __device__ __forceinline__ unsigned int sort_collected(unsigned long long* ranke
     return width;
 }
 
-// The row's first-pass summary (max, argmax, finite count, bad flag; no draw fields) and, in
-// sh.hist[0, *count), unsorted, every finite token at or above a floor that is at most the row's
-// k-th largest logit (all the finite tokens when there are at most k). `maxima` is blockDim.x
-// entries of shared memory. Returns false, with nothing else defined, when the tokens at the
-// floor outgrow CANDIDATE_CAPACITY. Called by every thread; the results are block-uniform.
-// k in [1, blockDim.x]; blockDim.x a power of two.
+// The first-pass summary of `len` logits at `range` (max, argmax, finite count, bad flag; no
+// draw fields) and, in sh.hist[0, *count), unsorted, every finite token at or above a floor that
+// is at most the range's k-th largest logit (all the finite tokens when there are at most k), as
+// row indices (`first` is the row index of range[0], a multiple of the dtype's vector width).
+// `maxima` is blockDim.x entries of shared memory. Returns false, with nothing else defined, when
+// the tokens at the floor outgrow CANDIDATE_CAPACITY. Called by every thread; the results are
+// block-uniform. k in [1, blockDim.x]; blockDim.x a power of two.
 template <int DT>
-__device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ row, unsigned int vocab,
-                              bool aligned, unsigned int k, SelectShared& sh,
-                              unsigned long long* maxima, RangeSummary& first,
+__device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len,
+                              unsigned int first, bool aligned, unsigned int k, SelectShared& sh,
+                              unsigned long long* maxima, RangeSummary& summary,
                               unsigned int* count)
 {
     constexpr int VEC = Dtype<DT>::VEC;
@@ -80,17 +81,18 @@ __device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ row, u
         }
     };
 
-    for (unsigned int w0 = 0; w0 < vocab; w0 += window) {
-        const unsigned int wlen = min(window, vocab - w0);
-        const typename Dtype<DT>::Raw* __restrict__ win = row + w0;
+    for (unsigned int w0 = 0; w0 < len; w0 += window) {
+        const unsigned int wlen = min(window, len - w0);
+        const typename Dtype<DT>::Raw* __restrict__ win = range + w0;
+        const unsigned int base = first + w0;  // row index of win[0]
         // Before any floor is set the window is only counted: collecting every token of an
         // LM-like window would serialise thousands of atomics on one shared counter.
         const bool storing = floor != NEG_INF;
         RowScan scan;
         unsigned int found = 0u;
         for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-            scan.add(w0 + at, x);
-            collect(w0 + at, x, storing, found);
+            scan.add(base + at, x);
+            collect(base + at, x, storing, found);
         });
         whole.finite += scan.finite;
         whole.bad |= scan.bad;
@@ -98,7 +100,7 @@ __device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ row, u
             whole.best = scan.best;
             whole.best_index = scan.best_index;
         }
-        if (w0 + window < vocab) prefetch_l2(win + window, row + min(vocab, w0 + 2u * window));
+        if (w0 + window < len) prefetch_l2(win + window, range + min(len, w0 + 2u * window));
         const unsigned int arrived = (unsigned int)block_sum_u64(found, sh.scratch);
         if (storing && held + arrived <= CANDIDATE_CAPACITY) {
             held += arrived;
@@ -128,7 +130,7 @@ __device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ row, u
         __syncthreads();
         unsigned int again = 0u;
         for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-            collect(w0 + at, x, true, again);
+            collect(base + at, x, true, again);
         });
         held += (unsigned int)block_sum_u64(again, sh.scratch);
         if (held > CANDIDATE_CAPACITY) {
@@ -138,11 +140,11 @@ __device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ row, u
             return false;
         }
     }
-    first.pad = 0u;
+    summary.pad = 0u;
     block_reduce_summary(whole.finite, whole.bad ? 1 : 0, whole.best, whole.best_index, 0.0f,
-                         sh.scratch, first);
-    first.max = first.best_score;
-    first.argmax = first.best_token;
+                         sh.scratch, summary);
+    summary.max = summary.best_score;
+    summary.argmax = summary.best_token;
     *count = held;
     return true;
 }

@@ -80,8 +80,11 @@ __device__ void sample_row(unsigned int row_index,
                            unsigned int top_n, int* __restrict__ tokens,
                            float* __restrict__ logprobs, unsigned int* __restrict__ status,
                            int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-                           RowShared& sh)
+                           RowShared& sh, const RangeSummary* merged = nullptr,
+                           unsigned int merged_count = 0u)
 {
+    // `merged`: the split kernels' last block, whose slices have already collected the row's
+    // top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
     constexpr int VEC = Dtype<DT>::VEC;
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
@@ -94,7 +97,7 @@ __device__ void sample_row(unsigned int row_index,
         return;
     }
     if constexpr (N::RESCALES) {
-        if (p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
+        if (merged == nullptr && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
             // for the maximum and another for the draw.
             const RangeSummary s =
@@ -109,10 +112,13 @@ __device__ void sample_row(unsigned int row_index,
     // Rows with a small top-k: one read collects the candidates and the first pass's summary
     // (kernels/collect.cuh). Else, or when too many tokens tie at its floor, pass 1 below.
     RangeSummary first;
-    unsigned int collected = 0u;
-    const bool windowed =
-        p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x &&
-        collect_top_k<DT>(row, vocab, aligned, p.top_k, sh.select, sh.maxima, first, &collected);
+    unsigned int collected = merged_count;
+    bool windowed = merged != nullptr;
+    if (windowed)
+        first = *merged;
+    else if (p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
+        windowed = collect_top_k<DT>(row, vocab, 0u, aligned, p.top_k, sh.select, sh.maxima,
+                                     first, &collected);
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     RowScan scan;
     if (!windowed) {
@@ -486,19 +492,46 @@ __device__ void sample_row(unsigned int row_index,
 // ---- Split rows: several blocks per row when the batch is too small to fill the GPU ------------
 //
 // One block per row leaves most SMs idle at small batches (batch 1 uses one SM of 132). The
-// split kernels give each row `gridDim.x` blocks. A row whose work is a maximum and a Gumbel draw
-// over every finite token — greedy, or temperature-only with the Gumbel method and no top-n
-// (streamable) — is cut into contiguous slices: each block summarises its slice with
-// stream_range (kernels/stream.cuh), and the row's last block to arrive (an integer ticket)
-// combines the summaries in slice order, so the result does not depend on the arrival order.
-// Every other row (filters, inverse CDF, top-n, invalid parameters) is sampled whole by its first
+// split kernels give each row `gridDim.x` blocks, each a contiguous slice of the row, and the
+// row's last block to arrive (an integer ticket) finishes it from what the slices published, in
+// slice order, so the result does not depend on the arrival order. Two kinds of rows split:
+//  - a maximum and a Gumbel draw over every finite token — greedy, or temperature-only with the
+//    Gumbel method and no top-n (streamable): each slice is summarised by stream_range
+//    (kernels/stream.cuh) and the last block combines the summaries (write_combined);
+//  - Gumbel draws with a top-k of at most SPLIT_SLICE_CANDIDATES (collectable): each slice
+//    collects its own top k (kernels/collect.cuh) — every row top-k token is in its slice's top
+//    k — and publishes them in rank order; the last block gathers them into shared memory and
+//    sample_row finishes from there, exactly as the one-block kernel does from its own collection
+//    (same candidates, same order: the same bits). A slice whose candidates overflow makes the
+//    last block sample the row whole.
+// Every other row (other filters, inverse CDF, invalid parameters) is sampled whole by its first
 // block with the ordinary path, bit for bit as the one-block kernels do (same block size), and
 // the other blocks leave. Fast numerics only: the combination rescales each slice's sum and best
 // score from its own maximum to the row's, which rounds differently from one block's order.
 
-// The last block stages the partials in SelectShared::hist.
-static_assert(32 * sizeof(RangeSummary) / sizeof(unsigned int) <= RADIX_BINS,
-              "MAX_SPLITS (src/gpu/launch.rs) partials fit in hist");
+// A slice's published top k: at most this many (src/gpu/launch.rs SPLIT_PARTIAL_WORDS). With at
+// most 32 slices (MAX_SPLITS) they all fit in the last block's candidate list.
+#define SPLIT_SLICE_CANDIDATES 64
+static_assert(32 * SPLIT_SLICE_CANDIDATES <= CANDIDATE_CAPACITY, "merged candidates fit");
+
+// What a slice publishes for its row's last block.
+struct SlicePartial {
+    RangeSummary summary;  // collectable rows: pad = candidates published, or SLICE_OVERFLOWED
+    unsigned long long candidates[SPLIT_SLICE_CANDIDATES];  // packed, in rank order
+};
+static_assert(sizeof(SlicePartial) == (8 + 2 * SPLIT_SLICE_CANDIDATES) * sizeof(unsigned int),
+              "SlicePartial is SPLIT_PARTIAL_WORDS words");
+#define SLICE_OVERFLOWED 0xffffffffu
+
+// The last block stages the summaries in RowShared::maxima.
+static_assert(32 * sizeof(RangeSummary) <= SAMPLER_MAX_THREADS * sizeof(unsigned long long),
+              "MAX_SPLITS (src/gpu/launch.rs) summaries fit in maxima");
+
+__device__ __forceinline__ bool collectable(const SamplingParams& p, unsigned int method)
+{
+    return p.temperature > 0.0f && method == DRAW_GUMBEL && p.top_k > 0u &&
+           p.top_k <= SPLIT_SLICE_CANDIDATES;
+}
 
 template <int DT>
 __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ logits,
@@ -508,14 +541,17 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
                                  int* __restrict__ tokens, float* __restrict__ logprobs,
                                  unsigned int* __restrict__ status, int* __restrict__ top_tokens,
                                  float* __restrict__ top_logprobs,
-                                 RangeSummary* __restrict__ partials,
+                                 SlicePartial* __restrict__ partials,
                                  unsigned int* __restrict__ arrivals, RowShared& sh)
 {
     constexpr int VEC = Dtype<DT>::VEC;
     const unsigned int row_index = blockIdx.y;
     const unsigned int split = blockIdx.x, splits = gridDim.x;
     const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!params_valid(p) || !streamable(p, vocab, method, top_n)) {
+    const bool valid = params_valid(p);
+    const bool streamed = valid && streamable(p, vocab, method, top_n);
+    const bool collected = valid && !streamed && collectable(p, method);
+    if (!streamed && !collected) {
         if (split == 0u)
             sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method,
                                          top_n, tokens, logprobs, status, top_tokens,
@@ -530,32 +566,97 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     const unsigned int len = min(slice, vocab - start);
     const typename Dtype<DT>::Raw* __restrict__ part = row + start;
     const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
-    const RangeSummary mine = stream_range<DT>(part, len, start, aligned, p, sh.select.scratch);
-
-    // Publish the partial; the row's last block to arrive combines them.
-    if (threadIdx.x == 0) {
-        partials[(size_t)row_index * splits + split] = mine;
-        __threadfence();  // the partial is visible before the ticket is taken
-        sh.select.found_index = atomicAdd(&arrivals[row_index], 1u);
+    SlicePartial* __restrict__ mine = partials + (size_t)row_index * splits + split;
+    if (streamed) {
+        const RangeSummary s = stream_range<DT>(part, len, start, aligned, p, sh.select.scratch);
+        if (threadIdx.x == 0) mine->summary = s;
+    } else {
+        RangeSummary s;
+        unsigned int count;
+        if (collect_top_k<DT>(part, len, start, aligned, p.top_k, sh.select, sh.maxima, s,
+                              &count)) {
+            // Only the slice's top k can be among the row's.
+            sort_collected(sh.select.hist, count);
+            s.pad = min(count, p.top_k);
+            for (unsigned int i = threadIdx.x; i < s.pad; i += blockDim.x)
+                mine->candidates[i] = sh.select.hist[i];
+        } else {
+            s.pad = SLICE_OVERFLOWED;
+        }
+        if (threadIdx.x == 0) mine->summary = s;
     }
+
+    // Publish the partial; the row's last block to arrive finishes the row. Every thread that
+    // stored part of it fences, so that all of it is visible before the ticket is taken.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) sh.select.found_index = atomicAdd(&arrivals[row_index], 1u);
     __syncthreads();
     if (sh.select.found_index != splits - 1u) return;
     __threadfence();
-    // The last block fetches every partial at once, a word a thread (volatile: from L2, where the
-    // other blocks' writes are), into shared memory; thread 0 then combines them in slice order.
-    // Read one field at a time by thread 0, each a round trip to L2, the combine took about 10 us
-    // at 31 slices on an H200 (greedy, batch 1, vocab 128256: 16.0 us -> 6.0 under graph replay).
+    // The last block fetches every summary at once, a word a thread (volatile: from L2, where the
+    // other blocks' writes are), into shared memory. Read one field at a time by thread 0, each a
+    // round trip to L2, the combine took about 10 us at 31 slices on an H200 (greedy, batch 1,
+    // vocab 128256: 16.0 us -> 6.0 under graph replay).
     constexpr unsigned int WORDS = sizeof(RangeSummary) / sizeof(unsigned int);
+    constexpr unsigned int STRIDE = sizeof(SlicePartial) / sizeof(unsigned int);
     const volatile unsigned int* words =
         reinterpret_cast<const volatile unsigned int*>(partials + (size_t)row_index * splits);
-    unsigned int* staged = reinterpret_cast<unsigned int*>(sh.select.hist);
-    for (unsigned int w = threadIdx.x; w < splits * WORDS; w += blockDim.x) staged[w] = words[w];
+    unsigned int* staged = reinterpret_cast<unsigned int*>(sh.maxima);
+    for (unsigned int w = threadIdx.x; w < splits * WORDS; w += blockDim.x)
+        staged[w] = words[(w / WORDS) * STRIDE + w % WORDS];
     __syncthreads();
-    if (threadIdx.x != 0) return;
-    arrivals[row_index] = 0u;  // ready for the next launch (graph replays included)
     const RangeSummary* ranges = reinterpret_cast<const RangeSummary*>(staged);
-    write_combined<DT>(row_index, p, row, [&](unsigned int s) { return ranges[s]; }, splits,
-                       tokens, logprobs, status);
+    if (threadIdx.x == 0) arrivals[row_index] = 0u;  // ready for the next launch (and replays)
+    if (streamed) {
+        if (threadIdx.x == 0)
+            write_combined<DT>(row_index, p, row, [&](unsigned int s) { return ranges[s]; },
+                               splits, tokens, logprobs, status);
+        return;
+    }
+    // Collectable: the row's summary, and the slices' candidates gathered into hist.
+    RangeSummary merged;
+    merged.max = NEG_INF;
+    merged.argmax = 0xffffffffu;
+    merged.finite = 0u;
+    merged.bad = 0u;
+    bool overflowed = false;
+    for (unsigned int s = 0; s < splits; ++s) {
+        const RangeSummary c = ranges[s];
+        merged.bad |= c.bad;
+        merged.finite += c.finite;
+        overflowed |= c.pad == SLICE_OVERFLOWED;
+        if (c.finite > 0u && better(c.max, c.argmax, merged.max, merged.argmax)) {
+            merged.max = c.max;
+            merged.argmax = c.argmax;
+        }
+    }
+    if (overflowed) {
+        // Thousands of tokens tied at a slice's floor: the whole row, the one-block way.
+        __syncthreads();  // every thread has read the staged summaries
+        sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method,
+                                     top_n, tokens, logprobs, status, top_tokens, top_logprobs,
+                                     sh);
+        return;
+    }
+    merged.best_score = merged.max;
+    merged.best_token = merged.argmax;
+    merged.mass = 0.0f;
+    merged.pad = 0u;
+    unsigned int gathered = 0u;
+    for (unsigned int s = 0; s < splits; ++s) {
+        const unsigned int n = ranges[s].pad;
+        const volatile unsigned long long* from =
+            reinterpret_cast<const volatile unsigned long long*>(
+                partials[(size_t)row_index * splits + s].candidates);
+        for (unsigned int i = threadIdx.x; i < n; i += blockDim.x)
+            sh.select.hist[gathered + i] = from[i];
+        gathered += n;
+    }
+    __syncthreads();
+    sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method, top_n,
+                                 tokens, logprobs, status, top_tokens, top_logprobs, sh, &merged,
+                                 gathered);
 }
 
 // Entry points, one per dtype and numerics policy. Launch: grid.x = batch, block.x a power of two
@@ -609,7 +710,7 @@ __device__ __forceinline__ void sample_rows_split(
     unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
     int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
     int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-    RangeSummary* __restrict__ partials, unsigned int* __restrict__ arrivals)
+    SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
 {
     __shared__ RowShared shared;
     sample_row_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
@@ -622,7 +723,7 @@ __device__ __forceinline__ void sample_rows_split(
         unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,   \
         int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status, \
         int* __restrict__ top_tokens, float* __restrict__ top_logprobs,                            \
-        RangeSummary* __restrict__ partials, /* [batch, splits] */                                 \
+        SlicePartial* __restrict__ partials, /* [batch, splits] */                                 \
         unsigned int* __restrict__ arrivals) /* [batch] */                                         \
     {                                                                                              \
         sample_rows_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens,         \
@@ -654,7 +755,7 @@ HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAM
 #define SPLIT_PARAMS(LOGIT_T)                                                                      \
     (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
      unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
-     unsigned int* status, int* top_tokens, float* top_logprobs, RangeSummary* partials,           \
+     unsigned int* status, int* top_tokens, float* top_logprobs, SlicePartial* partials,           \
      unsigned int* arrivals)
 #define SPLIT_ARGS                                                                                 \
     (logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status, top_tokens,    \

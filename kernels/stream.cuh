@@ -22,8 +22,8 @@
 #include "params.cuh"
 #include "philox.cuh"
 
-// What a range contributes to its row's draw. The split kernels publish it per slice (its layout
-// is theirs: src/gpu/launch.rs SPLIT_PARTIAL_WORDS).
+// What a range contributes to its row's draw. The split kernels publish it per slice, at the
+// head of a SlicePartial (kernels/sampler.cu).
 struct RangeSummary {
     float max;                // the range's largest finite logit (-inf if none)
     unsigned int argmax;      // its lowest index

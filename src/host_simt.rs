@@ -740,7 +740,7 @@ pub mod split {
                     status: *mut u32,
                     top_tokens: *mut i32,
                     top_logprobs: *mut f32,
-                    partials: *mut c_void,       // [batch, splits] RangeSummary
+                    partials: *mut c_void,       // [batch, splits] SlicePartial
                     arrivals: *mut u32,          // [batch]
                 ) -> c_int;)*
             }
@@ -778,8 +778,11 @@ pub mod split {
         let mut status = vec![u32::MAX; batch];
         let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
         let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
-        // Poisoned partials: a combination that reads a slot no block wrote shows.
-        let mut partials = vec![u32::MAX; (batch * splits as usize * SPLIT_PARTIAL_WORDS).max(1)];
+        // Poisoned partials: a combination that reads a slot no block wrote shows. u64 words:
+        // a slice's candidates are 8-byte values (SPLIT_PARTIAL_WORDS is even).
+        const _: () = assert!(SPLIT_PARTIAL_WORDS % 2 == 0);
+        let mut partials =
+            vec![u64::MAX; (batch * splits as usize * SPLIT_PARTIAL_WORDS / 2).max(1)];
         let mut arrivals = vec![0u32; batch.max(1)];
         let entry = match T::DTYPE {
             Dtype::F32 => host_launch_sample_rows_split_f32,

@@ -1,8 +1,8 @@
 //! The one-read top-k collection (`collect_top_k` in kernels/collect.cuh), run through the host
 //! SIMT shim: rows walked in many windows whose floor is set late, raised every window, trimmed,
 //! or overwhelmed by ties (the two-read fallback), with top-p, min-p, top-n and both draws on top,
-//! in both numerics, against the exact reference, the invariant CPU twin and the exact
-//! distribution.
+//! in both numerics and in split rows (a top k per slice, merged), against the exact reference,
+//! the invariant CPU twin, the one-block kernel and the exact distribution.
 #![cfg(feature = "host-simt")]
 
 mod common;
@@ -10,6 +10,7 @@ mod parity;
 
 use batchsample::cpu::{final_distribution, invariant};
 use batchsample::host_simt::sampler::{collect_fallbacks, sample_rows};
+use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{
     DrawMethod, Logit, Numerics, RowOutput, RowStatus, SampleOptions, SamplingParams,
@@ -218,6 +219,46 @@ fn check_dtype<T: Logit>(logits: &[T], params: &[SamplingParams], labels: &[&str
             check_row_facts(logits, &runs[0], params, labels, &what);
             total.merge(check_parity(logits, VOCAB, params, &fast, &runs[0], 2e-3));
 
+            // Split rows: each slice collects its own top k, the last block merges them (or
+            // samples the row whole when a slice overflowed): the one-block kernel's bits.
+            for splits in [3u32, 7] {
+                let before = collect_fallbacks();
+                let (split, arrivals) = sample_rows_split(
+                    logits,
+                    VOCAB,
+                    params,
+                    &fast,
+                    threads,
+                    splits,
+                    Schedule::Random(splits as u64),
+                )
+                .expect("split launch");
+                assert!(arrivals.iter().all(|&a| a == 0), "{arrivals:?}");
+                // Only the all-tied rows overflow: in every slice and then whole in the last
+                // block (Gumbel, split per slice), or whole in the first block (inverse CDF).
+                let tied = labels
+                    .iter()
+                    .filter(|l| **l == "all tied: fallback")
+                    .count() as u64;
+                let per_row = if method == DrawMethod::Gumbel {
+                    splits as u64 + 1
+                } else {
+                    1
+                };
+                assert_eq!(
+                    collect_fallbacks() - before,
+                    tied * per_row,
+                    "{what}, {splits} slices: rows that took the two-read path"
+                );
+                for (r, (a, b)) in split.iter().zip(&runs[0]).enumerate() {
+                    assert!(
+                        same_bits(a, b),
+                        "{what}, {splits} slices: row {r} ({}): {a:?} vs one block {b:?}",
+                        labels[r]
+                    );
+                }
+            }
+
             // The invariant kernels take the same path and must stay their twin's bits.
             let exact = options(method, top_n, Numerics::Invariant);
             let shim = launch(logits, params, labels, &exact, threads, Schedule::Forward);
@@ -249,14 +290,14 @@ fn collected_rows_match_the_reference_and_the_twin() {
 
 #[test]
 fn collected_draws_follow_the_exact_distribution() {
-    // The top 50 spread over the whole row and rising towards its end: the floor set in the
-    // first window is raised by later ones, and top-p then cuts inside the collected list.
-    let vocab = 12_000;
+    // The top 50 spread over the whole row (three windows at 64 threads; one a slice in three
+    // slices) and rising towards its end: top-k 40 and top-p cut inside the collected list.
+    let vocab = 6000;
     let mut g = rng(0xd1ce);
     let mut row = lm_like_row(&mut g, vocab);
     let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     for i in 0..50 {
-        row[i * 239 + 5] = top - 3.0 + i as f32 * 0.08;
+        row[i * 119 + 5] = top - 3.0 + i as f32 * 0.08;
     }
     let p = SamplingParams {
         temperature: 1.1,
@@ -269,9 +310,17 @@ fn collected_draws_follow_the_exact_distribution() {
     let probs = final_distribution(&row, &p).expect("a sampleable row");
     let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
     let opts = SampleOptions::default();
-    let counts = batched_draw_counts(&row, &p, draws, |logits, params| {
-        sample_rows(logits, vocab, params, &opts, 64, Schedule::Forward).expect("launch")
-    });
-    let test = chi_square(&counts, &probs);
-    assert!(test.fits(1e-3), "{test:?}");
+    for splits in [1u32, 3] {
+        let counts = batched_draw_counts(&row, &p, draws, |logits, params| {
+            if splits == 1 {
+                sample_rows(logits, vocab, params, &opts, 64, Schedule::Forward).expect("launch")
+            } else {
+                sample_rows_split(logits, vocab, params, &opts, 64, splits, Schedule::Forward)
+                    .expect("split launch")
+                    .0
+            }
+        });
+        let test = chi_square(&counts, &probs);
+        assert!(test.fits(1e-3), "{splits} slice(s): {test:?}");
+    }
 }

@@ -18,8 +18,10 @@ pub const MAX_SPLITS: usize = 32;
 /// Fewest logits per split-row slice: below this a block's fixed costs (its reductions, the
 /// ticket) outweigh the parallelism gained.
 pub const MIN_SPLIT_SLICE: usize = 4096;
-/// `sizeof(RangeSummary)` in `kernels/stream.cuh`, in u32 words.
-pub const SPLIT_PARTIAL_WORDS: usize = 8;
+/// `sizeof(SlicePartial)` in `kernels/sampler.cu`, in u32 words: what one split-row slice
+/// publishes for its row's last block (a summary of 8 words, then up to 64 top-k candidates of
+/// two words each).
+pub const SPLIT_PARTIAL_WORDS: usize = 8 + 2 * 64;
 
 /// Blocks per row for a launch of `batch` rows of `vocab` on a GPU with `multiprocessors` SMs.
 /// A sampler block takes a whole SM (512 threads at 94-110 registers), so the grid runs in waves
