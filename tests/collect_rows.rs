@@ -8,14 +8,14 @@
 mod common;
 mod parity;
 
-use batchsample::cpu::{final_distribution, invariant};
+use batchsample::cpu::invariant;
 use batchsample::host_simt::sampler::{collect_fallbacks, sample_rows};
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{
     DrawMethod, Logit, Numerics, RowOutput, RowStatus, SampleOptions, SamplingParams,
 };
-use common::{batched_draw_counts, chi_square, draws_needed, lm_like_row, rng, same_bits};
+use common::{assert_shim_draws_fit, lm_like_row, rng, same_bits};
 use parity::batches::{to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 
@@ -307,20 +307,5 @@ fn collected_draws_follow_the_exact_distribution() {
         step: 0,
         ..Default::default()
     };
-    let probs = final_distribution(&row, &p).expect("a sampleable row");
-    let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
-    let opts = SampleOptions::default();
-    for splits in [1u32, 3] {
-        let counts = batched_draw_counts(&row, &p, draws, |logits, params| {
-            if splits == 1 {
-                sample_rows(logits, vocab, params, &opts, 64, Schedule::Forward).expect("launch")
-            } else {
-                sample_rows_split(logits, vocab, params, &opts, 64, splits, Schedule::Forward)
-                    .expect("split launch")
-                    .0
-            }
-        });
-        let test = chi_square(&counts, &probs);
-        assert!(test.fits(1e-3), "{splits} slice(s): {test:?}");
-    }
+    assert_shim_draws_fit(&row, &p, &[1, 3]);
 }

@@ -7,16 +7,12 @@
 mod common;
 mod parity;
 
-use batchsample::cpu::final_distribution;
 use batchsample::gpu::{split_count, threads_for};
 use batchsample::host_simt::sampler::sample_rows;
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{DrawMethod, Logit, Numerics, RowOutput, SampleOptions, SamplingParams};
-use common::{
-    batched_draw_counts, chi_square, draws_needed, lm_like_row, random_params, rng, same_bits,
-    Filters,
-};
+use common::{assert_shim_draws_fit, lm_like_row, random_params, rng, same_bits, Filters};
 use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
@@ -136,16 +132,7 @@ fn split_draws_follow_the_exact_distribution() {
     {
         let row = lm_like_row(&mut g, vocab);
         let p = random_params(&mut g, Filters::TemperatureOnly);
-        let probs = final_distribution(&row, &p).expect("a sampleable row");
-        let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
-        let opts = SampleOptions::default();
-        let counts = batched_draw_counts(&row, &p, draws, |logits, params| {
-            sample_rows_split(logits, vocab, params, &opts, 64, 5, Schedule::Forward)
-                .expect("split launch")
-                .0
-        });
-        let test = chi_square(&counts, &probs);
-        assert!(test.fits(1e-3), "{test:?}");
+        assert_shim_draws_fit(&row, &p, &[5]);
     }
 }
 

@@ -209,6 +209,33 @@ pub fn batched_draw_counts(
     counts
 }
 
+/// Asserts that draws of `row` through the host shim's sampler kernels (64 threads, default
+/// options) follow its exact distribution: chi-square at alpha 1e-3, once for each entry of
+/// `splits` (1: the one-block kernel; more: the split kernel with that many slices).
+#[cfg(feature = "host-simt")]
+pub fn assert_shim_draws_fit(row: &[f32], params: &SamplingParams, splits: &[u32]) {
+    use batchsample::host_simt::sampler::sample_rows;
+    use batchsample::host_simt::split::sample_rows_split;
+    use batchsample::host_simt::Schedule;
+    let vocab = row.len();
+    let probs = batchsample::cpu::final_distribution(row, params).expect("a sampleable row");
+    let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
+    let opts = SampleOptions::default();
+    for &n in splits {
+        let counts = batched_draw_counts(row, params, draws, |logits, steps| {
+            if n == 1 {
+                sample_rows(logits, vocab, steps, &opts, 64, Schedule::Forward).expect("launch")
+            } else {
+                sample_rows_split(logits, vocab, steps, &opts, 64, n, Schedule::Forward)
+                    .expect("split launch")
+                    .0
+            }
+        });
+        let test = chi_square(&counts, &probs);
+        assert!(test.fits(ALPHA), "{n} slice(s): {test:?}");
+    }
+}
+
 /// Whether two results are the same bits: status, token, logprob and the top-n list.
 pub fn same_bits(a: &batchsample::RowOutput, b: &batchsample::RowOutput) -> bool {
     a.status == b.status
