@@ -80,11 +80,12 @@ __device__ void sample_row(unsigned int row_index,
                            unsigned int top_n, int* __restrict__ tokens,
                            float* __restrict__ logprobs, unsigned int* __restrict__ status,
                            int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-                           RowShared& sh, const RangeSummary* merged = nullptr,
-                           unsigned int merged_count = 0u)
+                           RowShared& sh, bool from_merged = false,
+                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
 {
-    // `merged`: the split kernels' last block, whose slices have already collected the row's
-    // top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
+    // `from_merged`: the split kernels' last block, whose slices have already collected the
+    // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
+    // (By value: a pointer chosen at the call site put the summary in local memory.)
     constexpr int VEC = Dtype<DT>::VEC;
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
@@ -97,7 +98,7 @@ __device__ void sample_row(unsigned int row_index,
         return;
     }
     if constexpr (N::RESCALES) {
-        if (merged == nullptr && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
+        if (!from_merged && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
             // for the maximum and another for the draw.
             const RangeSummary s =
@@ -113,9 +114,9 @@ __device__ void sample_row(unsigned int row_index,
     // (kernels/collect.cuh). Else, or when too many tokens tie at its floor, pass 1 below.
     RangeSummary first;
     unsigned int collected = merged_count;
-    bool windowed = merged != nullptr;
+    bool windowed = from_merged;
     if (windowed)
-        first = *merged;
+        first = merged;
     else if (p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
         windowed = collect_top_k<DT>(row, vocab, 0u, aligned, p.top_k, sh.select, sh.maxima,
                                      first, &collected);
@@ -533,31 +534,27 @@ __device__ __forceinline__ bool collectable(const SamplingParams& p, unsigned in
            p.top_k <= SPLIT_SLICE_CANDIDATES;
 }
 
+// What is left for a split block once its slice is done.
+enum SliceOutcome {
+    SLICE_DONE,     // nothing: not the row's last block, or a streamed row it has written
+    SAMPLE_WHOLE,   // the row, whole, the one-block way (a slice's candidates overflowed)
+    SAMPLE_MERGED,  // the row from the merged candidates in hist and the `merged` summary
+};
+
+// A split row's slice work (streamed or collected): summarise or collect the slice, publish it,
+// take a ticket, and in the row's last block combine (streamed) or merge (collected).
 template <int DT>
-__device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ logits,
-                                 const SamplingParams* __restrict__ params,
-                                 unsigned int params_stride, unsigned int vocab,
-                                 unsigned int method, unsigned int top_n,
-                                 int* __restrict__ tokens, float* __restrict__ logprobs,
-                                 unsigned int* __restrict__ status, int* __restrict__ top_tokens,
-                                 float* __restrict__ top_logprobs,
-                                 SlicePartial* __restrict__ partials,
-                                 unsigned int* __restrict__ arrivals, RowShared& sh)
+__device__ SliceOutcome finish_slice(const typename Dtype<DT>::Raw* __restrict__ logits,
+                                     const SamplingParams& p, unsigned int vocab, bool streamed,
+                                     int* __restrict__ tokens, float* __restrict__ logprobs,
+                                     unsigned int* __restrict__ status,
+                                     SlicePartial* __restrict__ partials,
+                                     unsigned int* __restrict__ arrivals, RowShared& sh,
+                                     RangeSummary& merged, unsigned int* gathered_count)
 {
     constexpr int VEC = Dtype<DT>::VEC;
     const unsigned int row_index = blockIdx.y;
     const unsigned int split = blockIdx.x, splits = gridDim.x;
-    const SamplingParams p = params[(size_t)row_index * params_stride];
-    const bool valid = params_valid(p);
-    const bool streamed = valid && streamable(p, vocab, method, top_n);
-    const bool collected = valid && !streamed && collectable(p, method);
-    if (!streamed && !collected) {
-        if (split == 0u)
-            sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method,
-                                         top_n, tokens, logprobs, status, top_tokens,
-                                         top_logprobs, sh);
-        return;
-    }
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
     // Slices are whole 16-byte chunks, so a slice of an aligned row is aligned.
     const unsigned int per = (vocab + splits - 1u) / splits;
@@ -592,7 +589,7 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     __syncthreads();
     if (threadIdx.x == 0) sh.select.found_index = atomicAdd(&arrivals[row_index], 1u);
     __syncthreads();
-    if (sh.select.found_index != splits - 1u) return;
+    if (sh.select.found_index != splits - 1u) return SLICE_DONE;
     __threadfence();
     // The last block fetches every summary at once, a word a thread (volatile: from L2, where the
     // other blocks' writes are), into shared memory. Read one field at a time by thread 0, each a
@@ -612,10 +609,9 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
         if (threadIdx.x == 0)
             write_combined<DT>(row_index, p, row, [&](unsigned int s) { return ranges[s]; },
                                splits, tokens, logprobs, status);
-        return;
+        return SLICE_DONE;
     }
     // Collectable: the row's summary, and the slices' candidates gathered into hist.
-    RangeSummary merged;
     merged.max = NEG_INF;
     merged.argmax = 0xffffffffu;
     merged.finite = 0u;
@@ -634,10 +630,7 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     if (overflowed) {
         // Thousands of tokens tied at a slice's floor: the whole row, the one-block way.
         __syncthreads();  // every thread has read the staged summaries
-        sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method,
-                                     top_n, tokens, logprobs, status, top_tokens, top_logprobs,
-                                     sh);
-        return;
+        return SAMPLE_WHOLE;
     }
     merged.best_score = merged.max;
     merged.best_token = merged.argmax;
@@ -654,9 +647,39 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
         gathered += n;
     }
     __syncthreads();
+    *gathered_count = gathered;
+    return SAMPLE_MERGED;
+}
+
+// One call site for sample_row (it is inlined: each call is a copy of the whole sampler).
+template <int DT>
+__device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ logits,
+                                 const SamplingParams* __restrict__ params,
+                                 unsigned int params_stride, unsigned int vocab,
+                                 unsigned int method, unsigned int top_n,
+                                 int* __restrict__ tokens, float* __restrict__ logprobs,
+                                 unsigned int* __restrict__ status, int* __restrict__ top_tokens,
+                                 float* __restrict__ top_logprobs,
+                                 SlicePartial* __restrict__ partials,
+                                 unsigned int* __restrict__ arrivals, RowShared& sh)
+{
+    const unsigned int row_index = blockIdx.y;
+    const SamplingParams p = params[(size_t)row_index * params_stride];
+    const bool valid = params_valid(p);
+    const bool streamed = valid && streamable(p, vocab, method, top_n);
+    const bool collected = valid && !streamed && collectable(p, method);
+    RangeSummary merged = RangeSummary();
+    unsigned int gathered = 0u;
+    SliceOutcome outcome = SAMPLE_WHOLE;  // rows that do not split: the first block, whole
+    if (streamed || collected)
+        outcome = finish_slice<DT>(logits, p, vocab, streamed, tokens, logprobs, status, partials,
+                                   arrivals, sh, merged, &gathered);
+    else if (blockIdx.x != 0u)
+        return;
+    if (outcome == SLICE_DONE) return;
     sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method, top_n,
-                                 tokens, logprobs, status, top_tokens, top_logprobs, sh, &merged,
-                                 gathered);
+                                 tokens, logprobs, status, top_tokens, top_logprobs, sh,
+                                 outcome == SAMPLE_MERGED, merged, gathered);
 }
 
 // Entry points, one per dtype and numerics policy. Launch: grid.x = batch, block.x a power of two
