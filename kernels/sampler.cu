@@ -13,10 +13,13 @@
 // a top-k of at most the block's threads read the row once too: the windows collect the top-k
 // candidates into shared memory (kernels/collect.cuh), where top-k, top-p, min-p, the Gumbel draw
 // and top-n find everything they need.
+// Batches without filters can take the unfiltered kernels instead (kernels/unfiltered.cuh): that
+// one-read path alone, light enough for two row blocks an SM.
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
 // are integer, float sums are fixed-order block reductions.
 
 #include "params.cuh"
+#include "rows.cuh"
 #include "philox.cuh"
 #include "block.cuh"
 #include "load.cuh"
@@ -25,6 +28,8 @@
 #include "numerics.cuh"
 #include "stream.cuh"
 #include "collect.cuh"
+#include "split.cuh"
+#include "unfiltered.cuh"
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
@@ -42,35 +47,6 @@ struct RowShared {
     TopShared top;
     unsigned long long maxima[SAMPLER_MAX_THREADS];  // collect_top_k's window maxima
 };
-
-__device__ __forceinline__ bool params_valid(const SamplingParams& p)
-{
-    // The host validates too; this keeps a bad row from harming its batch when parameters are
-    // written on the device.
-    return p.temperature >= 0.0f && p.temperature <= 3.402823466e38f && p.top_p > 0.0f &&
-           p.top_p <= 1.0f && p.min_p >= 0.0f && p.min_p < 1.0f;
-}
-
-// Writes a row's outputs. Called by every thread; thread 0 writes the scalars, and the top-n
-// slots from `filled` on are set to (-1, -inf).
-__device__ __forceinline__ void write_row(unsigned int row, int token, float logprob,
-                                          unsigned int status_code, unsigned int top_n,
-                                          unsigned int filled, int* __restrict__ tokens,
-                                          float* __restrict__ logprobs,
-                                          unsigned int* __restrict__ status,
-                                          int* __restrict__ top_tokens,
-                                          float* __restrict__ top_logprobs)
-{
-    if (threadIdx.x == 0) {
-        tokens[row] = token;
-        logprobs[row] = logprob;
-        status[row] = status_code;
-    }
-    for (unsigned int i = filled + threadIdx.x; i < top_n; i += blockDim.x) {
-        top_tokens[(size_t)row * top_n + i] = -1;
-        top_logprobs[(size_t)row * top_n + i] = NEG_INF;
-    }
-}
 
 template <int DT, typename N>
 __device__ void sample_row(unsigned int row_index,
@@ -510,22 +486,9 @@ __device__ void sample_row(unsigned int row_index,
 // the other blocks leave. Fast numerics only: the combination rescales each slice's sum and best
 // score from its own maximum to the row's, which rounds differently from one block's order.
 
-// A slice's published top k: at most this many (src/gpu/launch.rs SPLIT_PARTIAL_WORDS). With at
-// most 32 slices (MAX_SPLITS) they all fit in the last block's candidate list.
-#define SPLIT_SLICE_CANDIDATES 64
-static_assert(32 * SPLIT_SLICE_CANDIDATES <= CANDIDATE_CAPACITY, "merged candidates fit");
-
-// What a slice publishes for its row's last block.
-struct SlicePartial {
-    RangeSummary summary;  // collectable rows: pad = candidates published, or SLICE_OVERFLOWED
-    unsigned long long candidates[SPLIT_SLICE_CANDIDATES];  // packed, in rank order
-};
-static_assert(sizeof(SlicePartial) == (8 + 2 * SPLIT_SLICE_CANDIDATES) * sizeof(unsigned int),
-              "SlicePartial is SPLIT_PARTIAL_WORDS words");
-#define SLICE_OVERFLOWED 0xffffffffu
-
 // The last block stages the summaries in RowShared::maxima.
-static_assert(32 * sizeof(RangeSummary) <= SAMPLER_MAX_THREADS * sizeof(unsigned long long),
+static_assert(SPLIT_MAX_SLICES * sizeof(RangeSummary) <=
+                  SAMPLER_MAX_THREADS * sizeof(unsigned long long),
               "MAX_SPLITS (src/gpu/launch.rs) summaries fit in maxima");
 
 __device__ __forceinline__ bool collectable(const SamplingParams& p, unsigned int method)
@@ -552,26 +515,22 @@ __device__ SliceOutcome finish_slice(const typename Dtype<DT>::Raw* __restrict__
                                      unsigned int* __restrict__ arrivals, RowShared& sh,
                                      RangeSummary& merged, unsigned int* gathered_count)
 {
-    constexpr int VEC = Dtype<DT>::VEC;
     const unsigned int row_index = blockIdx.y;
     const unsigned int split = blockIdx.x, splits = gridDim.x;
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
-    // Slices are whole 16-byte chunks, so a slice of an aligned row is aligned.
-    const unsigned int per = (vocab + splits - 1u) / splits;
-    const unsigned int slice = (per + VEC - 1u) / VEC * VEC;
-    const unsigned int start = min(split * slice, vocab);
-    const unsigned int len = min(slice, vocab - start);
-    const typename Dtype<DT>::Raw* __restrict__ part = row + start;
+    const Slice slice = slice_of<DT>(vocab, split, splits);
+    const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
     const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
     SlicePartial* __restrict__ mine = partials + (size_t)row_index * splits + split;
     if (streamed) {
-        const RangeSummary s = stream_range<DT>(part, len, start, aligned, p, sh.select.scratch);
+        const RangeSummary s =
+            stream_range<DT>(part, slice.len, slice.start, aligned, p, sh.select.scratch);
         if (threadIdx.x == 0) mine->summary = s;
     } else {
         RangeSummary s;
         unsigned int count;
-        if (collect_top_k<DT>(part, len, start, aligned, p.top_k, sh.select, sh.maxima, s,
-                              &count)) {
+        if (collect_top_k<DT>(part, slice.len, slice.start, aligned, p.top_k, sh.select,
+                              sh.maxima, s, &count)) {
             // Only the slice's top k can be among the row's.
             sort_collected(sh.select.hist, count);
             s.pad = min(count, p.top_k);
@@ -583,28 +542,11 @@ __device__ SliceOutcome finish_slice(const typename Dtype<DT>::Raw* __restrict__
         if (threadIdx.x == 0) mine->summary = s;
     }
 
-    // Publish the partial; the row's last block to arrive finishes the row. Every thread that
-    // stored part of it fences, so that all of it is visible before the ticket is taken.
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) sh.select.found_index = atomicAdd(&arrivals[row_index], 1u);
-    __syncthreads();
-    if (sh.select.found_index != splits - 1u) return SLICE_DONE;
-    __threadfence();
-    // The last block fetches every summary at once, a word a thread (volatile: from L2, where the
-    // other blocks' writes are), into shared memory. Read one field at a time by thread 0, each a
-    // round trip to L2, the combine took about 10 us at 31 slices on an H200 (greedy, batch 1,
-    // vocab 128256: 16.0 us -> 6.0 under graph replay).
-    constexpr unsigned int WORDS = sizeof(RangeSummary) / sizeof(unsigned int);
-    constexpr unsigned int STRIDE = sizeof(SlicePartial) / sizeof(unsigned int);
-    const volatile unsigned int* words =
-        reinterpret_cast<const volatile unsigned int*>(partials + (size_t)row_index * splits);
-    unsigned int* staged = reinterpret_cast<unsigned int*>(sh.maxima);
-    for (unsigned int w = threadIdx.x; w < splits * WORDS; w += blockDim.x)
-        staged[w] = words[(w / WORDS) * STRIDE + w % WORDS];
-    __syncthreads();
-    const RangeSummary* ranges = reinterpret_cast<const RangeSummary*>(staged);
-    if (threadIdx.x == 0) arrivals[row_index] = 0u;  // ready for the next launch (and replays)
+    // Publish the partial; the row's last block to arrive finishes the row.
+    if (!last_to_arrive(arrivals, row_index, splits, sh.select.found_index)) return SLICE_DONE;
+    const RangeSummary* ranges =
+        stage_summaries(partials + (size_t)row_index * splits, splits, arrivals, row_index,
+                        reinterpret_cast<unsigned int*>(sh.maxima));
     if (streamed) {
         if (threadIdx.x == 0)
             write_combined<DT>(row_index, p, row, [&](unsigned int s) { return ranges[s]; },
@@ -682,10 +624,11 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
                                  outcome == SAMPLE_MERGED, merged, gathered);
 }
 
-// Entry points, one per dtype and numerics policy. Launch: grid.x = batch, block.x a power of two
-// in [64, SAMPLER_MAX_THREADS]. f16 and bf16 logits are passed as their raw 16-bit patterns.
-// The row's shared memory is declared in this template (one instance per entry point), not in
-// the macro: the host shim's rewriter must see every __shared__ declaration.
+// Entry points, one per dtype and numerics policy (and one per dtype for unfiltered batches).
+// Launch: grid.x = batch (split kernels: grid = (splits, batch)), block.x a power of two in
+// [64, SAMPLER_MAX_THREADS]. f16 and bf16 logits are passed as their raw 16-bit patterns.
+// A row's shared memory is declared in these templates (one instance per entry point), not in
+// the macros: the host shim's rewriter must see every __shared__ declaration.
 template <int DT, typename N>
 __device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __restrict__ logits,
                                             const SamplingParams* __restrict__ params,
@@ -701,8 +644,23 @@ __device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __res
                       logprobs, status, top_tokens, top_logprobs, shared);
 }
 
-#define SAMPLER_ENTRY(NAME, DT, RAW, NUMERICS)                                                     \
-    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1) NAME(                     \
+template <int DT>
+__device__ __forceinline__ void unfiltered_rows(
+    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
+    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
+    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
+    int* __restrict__ top_tokens, float* __restrict__ top_logprobs)
+{
+    __shared__ UnfilteredShared shared;
+    stream_row<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status,
+                   top_tokens, top_logprobs, shared);
+}
+
+// `MIN_BLOCKS` row blocks of SAMPLER_MAX_THREADS threads must fit an SM: 1 for the general
+// kernels (up to 128 registers), UNFILTERED_MIN_BLOCKS for the unfiltered ones. `ROWS` is the
+// template above that the entry point instantiates.
+#define SAMPLER_ENTRY(NAME, RAW, MIN_BLOCKS, ROWS)                                                 \
+    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, MIN_BLOCKS) NAME(            \
         const RAW* __restrict__ logits,              /* [batch, vocab] */                          \
         const SamplingParams* __restrict__ params,   /* [batch] or [1] */                          \
         unsigned int params_stride,                  /* 1, or 0 to share params[0] */              \
@@ -713,20 +671,26 @@ __device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __res
         int* __restrict__ top_tokens,                /* [batch, top_n] */                          \
         float* __restrict__ top_logprobs)            /* [batch, top_n] */                          \
     {                                                                                              \
-        sample_rows<DT, NUMERICS>(logits, params, params_stride, vocab, method, top_n, tokens,     \
-                                  logprobs, status, top_tokens, top_logprobs);                     \
+        ROWS(logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status,        \
+             top_tokens, top_logprobs);                                                            \
     }
 
-SAMPLER_ENTRY(sample_rows_f32, DTYPE_F32, float, FastNumerics)
-SAMPLER_ENTRY(sample_rows_f16, DTYPE_F16, unsigned short, FastNumerics)
-SAMPLER_ENTRY(sample_rows_bf16, DTYPE_BF16, unsigned short, FastNumerics)
-SAMPLER_ENTRY(sample_rows_invariant_f32, DTYPE_F32, float, InvariantNumerics)
-SAMPLER_ENTRY(sample_rows_invariant_f16, DTYPE_F16, unsigned short, InvariantNumerics)
-SAMPLER_ENTRY(sample_rows_invariant_bf16, DTYPE_BF16, unsigned short, InvariantNumerics)
+SAMPLER_ENTRY(sample_rows_f32, float, 1, (sample_rows<DTYPE_F32, FastNumerics>))
+SAMPLER_ENTRY(sample_rows_f16, unsigned short, 1, (sample_rows<DTYPE_F16, FastNumerics>))
+SAMPLER_ENTRY(sample_rows_bf16, unsigned short, 1, (sample_rows<DTYPE_BF16, FastNumerics>))
+SAMPLER_ENTRY(sample_rows_invariant_f32, float, 1, (sample_rows<DTYPE_F32, InvariantNumerics>))
+SAMPLER_ENTRY(sample_rows_invariant_f16, unsigned short, 1,
+              (sample_rows<DTYPE_F16, InvariantNumerics>))
+SAMPLER_ENTRY(sample_rows_invariant_bf16, unsigned short, 1,
+              (sample_rows<DTYPE_BF16, InvariantNumerics>))
+SAMPLER_ENTRY(sample_rows_unfiltered_f32, float, UNFILTERED_MIN_BLOCKS, unfiltered_rows<DTYPE_F32>)
+SAMPLER_ENTRY(sample_rows_unfiltered_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
+              unfiltered_rows<DTYPE_F16>)
+SAMPLER_ENTRY(sample_rows_unfiltered_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
+              unfiltered_rows<DTYPE_BF16>)
 
-// Split-row entry points (fast numerics). Launch: grid = (splits, batch), block.x as above;
-// `partials` holds batch * splits RangeSummary entries, `arrivals` batch counters that start at 0
-// and are left at 0.
+// Split-row entry points (fast numerics). `partials` holds batch * splits SlicePartial entries,
+// `arrivals` batch counters that start at 0 and are left at 0.
 template <int DT>
 __device__ __forceinline__ void sample_rows_split(
     const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
@@ -740,8 +704,21 @@ __device__ __forceinline__ void sample_rows_split(
                          status, top_tokens, top_logprobs, partials, arrivals, shared);
 }
 
-#define SPLIT_ENTRY(NAME, DT, RAW)                                                                 \
-    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, 1) NAME(                     \
+template <int DT>
+__device__ __forceinline__ void unfiltered_rows_split(
+    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
+    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
+    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
+    int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
+    SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
+{
+    __shared__ UnfilteredShared shared;
+    stream_row_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                         status, top_tokens, top_logprobs, partials, arrivals, shared);
+}
+
+#define SPLIT_ENTRY(NAME, RAW, MIN_BLOCKS, ROWS)                                                   \
+    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, MIN_BLOCKS) NAME(            \
         const RAW* __restrict__ logits, const SamplingParams* __restrict__ params,                 \
         unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,   \
         int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status, \
@@ -749,13 +726,19 @@ __device__ __forceinline__ void sample_rows_split(
         SlicePartial* __restrict__ partials, /* [batch, splits] */                                 \
         unsigned int* __restrict__ arrivals) /* [batch] */                                         \
     {                                                                                              \
-        sample_rows_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens,         \
-                              logprobs, status, top_tokens, top_logprobs, partials, arrivals);     \
+        ROWS(logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status,        \
+             top_tokens, top_logprobs, partials, arrivals);                                        \
     }
 
-SPLIT_ENTRY(sample_rows_split_f32, DTYPE_F32, float)
-SPLIT_ENTRY(sample_rows_split_f16, DTYPE_F16, unsigned short)
-SPLIT_ENTRY(sample_rows_split_bf16, DTYPE_BF16, unsigned short)
+SPLIT_ENTRY(sample_rows_split_f32, float, 1, sample_rows_split<DTYPE_F32>)
+SPLIT_ENTRY(sample_rows_split_f16, unsigned short, 1, sample_rows_split<DTYPE_F16>)
+SPLIT_ENTRY(sample_rows_split_bf16, unsigned short, 1, sample_rows_split<DTYPE_BF16>)
+SPLIT_ENTRY(sample_rows_unfiltered_split_f32, float, UNFILTERED_MIN_BLOCKS,
+            unfiltered_rows_split<DTYPE_F32>)
+SPLIT_ENTRY(sample_rows_unfiltered_split_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
+            unfiltered_rows_split<DTYPE_F16>)
+SPLIT_ENTRY(sample_rows_unfiltered_split_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
+            unfiltered_rows_split<DTYPE_BF16>)
 
 #ifdef BATCHSAMPLE_HOST_SIMT
 extern "C" {
@@ -775,6 +758,9 @@ HOST_SIMT_EXPORT(sample_rows_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_invariant_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_invariant_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 #define SPLIT_PARAMS(LOGIT_T)                                                                      \
     (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
      unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
@@ -786,4 +772,7 @@ HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAM
 HOST_SIMT_EXPORT(sample_rows_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
 HOST_SIMT_EXPORT(sample_rows_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
 HOST_SIMT_EXPORT(sample_rows_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
 #endif

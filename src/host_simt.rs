@@ -622,8 +622,26 @@ pub mod sampler {
         host_launch_sample_rows_bf16,
         host_launch_sample_rows_invariant_f32,
         host_launch_sample_rows_invariant_f16,
-        host_launch_sample_rows_invariant_bf16
+        host_launch_sample_rows_invariant_bf16,
+        host_launch_sample_rows_unfiltered_f32,
+        host_launch_sample_rows_unfiltered_f16,
+        host_launch_sample_rows_unfiltered_bf16
     );
+
+    type Launcher = unsafe extern "C" fn(
+        *const HostLaunch,
+        *const c_void,
+        *const SamplingParams,
+        c_uint,
+        c_uint,
+        c_uint,
+        c_uint,
+        *mut i32,
+        *mut f32,
+        *mut u32,
+        *mut i32,
+        *mut f32,
+    ) -> c_int;
 
     extern "C" {
         static host_simt_collect_fallbacks: u64;
@@ -649,6 +667,44 @@ pub mod sampler {
         threads: u32,
         schedule: Schedule,
     ) -> Result<Vec<RowOutput>, HostSimtError> {
+        let entry: Launcher = match (opts.numerics, T::DTYPE) {
+            (Numerics::Fast, Dtype::F32) => host_launch_sample_rows_f32,
+            (Numerics::Fast, Dtype::F16) => host_launch_sample_rows_f16,
+            (Numerics::Fast, Dtype::Bf16) => host_launch_sample_rows_bf16,
+            (Numerics::Invariant, Dtype::F32) => host_launch_sample_rows_invariant_f32,
+            (Numerics::Invariant, Dtype::F16) => host_launch_sample_rows_invariant_f16,
+            (Numerics::Invariant, Dtype::Bf16) => host_launch_sample_rows_invariant_bf16,
+        };
+        run(entry, logits, vocab, params, opts, threads, schedule)
+    }
+
+    /// [`sample_rows`] through `sample_rows_unfiltered_{dtype}` (kernels/unfiltered.cuh), which
+    /// ignores `opts.numerics` (it has the fast numerics only).
+    pub fn sample_rows_unfiltered<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<RowOutput>, HostSimtError> {
+        let entry: Launcher = match T::DTYPE {
+            Dtype::F32 => host_launch_sample_rows_unfiltered_f32,
+            Dtype::F16 => host_launch_sample_rows_unfiltered_f16,
+            Dtype::Bf16 => host_launch_sample_rows_unfiltered_bf16,
+        };
+        run(entry, logits, vocab, params, opts, threads, schedule)
+    }
+
+    fn run<T: Logit>(
+        entry: Launcher,
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<RowOutput>, HostSimtError> {
         let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
         assert!(
             params.len() == 1 || params.len() == batch,
@@ -661,14 +717,6 @@ pub mod sampler {
         let mut status = vec![u32::MAX; batch];
         let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
         let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
-        let entry = match (opts.numerics, T::DTYPE) {
-            (Numerics::Fast, Dtype::F32) => host_launch_sample_rows_f32,
-            (Numerics::Fast, Dtype::F16) => host_launch_sample_rows_f16,
-            (Numerics::Fast, Dtype::Bf16) => host_launch_sample_rows_bf16,
-            (Numerics::Invariant, Dtype::F32) => host_launch_sample_rows_invariant_f32,
-            (Numerics::Invariant, Dtype::F16) => host_launch_sample_rows_invariant_f16,
-            (Numerics::Invariant, Dtype::Bf16) => host_launch_sample_rows_invariant_bf16,
-        };
         let method = match opts.method {
             DrawMethod::Gumbel => 0,
             DrawMethod::InverseCdf => 1,
@@ -749,14 +797,77 @@ pub mod split {
     declare_split_launchers!(
         host_launch_sample_rows_split_f32,
         host_launch_sample_rows_split_f16,
-        host_launch_sample_rows_split_bf16
+        host_launch_sample_rows_split_bf16,
+        host_launch_sample_rows_unfiltered_split_f32,
+        host_launch_sample_rows_unfiltered_split_f16,
+        host_launch_sample_rows_unfiltered_split_bf16
     );
+
+    type SplitLauncher = unsafe extern "C" fn(
+        *const HostLaunch,
+        *const c_void,
+        *const SamplingParams,
+        c_uint,
+        c_uint,
+        c_uint,
+        c_uint,
+        *mut i32,
+        *mut f32,
+        *mut u32,
+        *mut i32,
+        *mut f32,
+        *mut c_void,
+        *mut u32,
+    ) -> c_int;
 
     /// Runs `sample_rows_split_{dtype}` on a `(splits, batch)` grid of `threads`-thread blocks
     /// under `schedule` (which also orders the blocks, so the combining block varies). Returns the
     /// decoded rows and the arrival counters after the launch (the kernel must leave them at 0).
     #[allow(clippy::too_many_arguments)]
     pub fn sample_rows_split<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        splits: u32,
+        schedule: Schedule,
+    ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
+        let entry: SplitLauncher = match T::DTYPE {
+            Dtype::F32 => host_launch_sample_rows_split_f32,
+            Dtype::F16 => host_launch_sample_rows_split_f16,
+            Dtype::Bf16 => host_launch_sample_rows_split_bf16,
+        };
+        run(
+            entry, logits, vocab, params, opts, threads, splits, schedule,
+        )
+    }
+
+    /// [`sample_rows_split`] through `sample_rows_unfiltered_split_{dtype}`
+    /// (kernels/unfiltered.cuh).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_rows_unfiltered_split<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        splits: u32,
+        schedule: Schedule,
+    ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
+        let entry: SplitLauncher = match T::DTYPE {
+            Dtype::F32 => host_launch_sample_rows_unfiltered_split_f32,
+            Dtype::F16 => host_launch_sample_rows_unfiltered_split_f16,
+            Dtype::Bf16 => host_launch_sample_rows_unfiltered_split_bf16,
+        };
+        run(
+            entry, logits, vocab, params, opts, threads, splits, schedule,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: Logit>(
+        entry: SplitLauncher,
         logits: &[T],
         vocab: usize,
         params: &[SamplingParams],
@@ -784,11 +895,6 @@ pub mod split {
         let mut partials =
             vec![u64::MAX; (batch * splits as usize * SPLIT_PARTIAL_WORDS / 2).max(1)];
         let mut arrivals = vec![0u32; batch.max(1)];
-        let entry = match T::DTYPE {
-            Dtype::F32 => host_launch_sample_rows_split_f32,
-            Dtype::F16 => host_launch_sample_rows_split_f16,
-            Dtype::Bf16 => host_launch_sample_rows_split_bf16,
-        };
         let method = match opts.method {
             DrawMethod::Gumbel => 0,
             DrawMethod::InverseCdf => 1,

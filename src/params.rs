@@ -72,6 +72,40 @@ impl SamplingParams {
     pub fn at_step(self, step: u64) -> Self {
         SamplingParams { step, ..self }
     }
+
+    /// Greedy, or no top-k (0, or at least `vocab`), no top-p (1) and no min-p (0): no filter
+    /// that changes the draw (a greedy row's filters never drop its argmax). The kernels'
+    /// `streamable` test (kernels/stream.cuh) mirrors it.
+    pub fn is_unfiltered(&self, vocab: usize) -> bool {
+        self.temperature == 0.0
+            || ((self.top_k == 0 || self.top_k as usize >= vocab)
+                && self.top_p >= 1.0
+                && self.min_p <= 0.0)
+    }
+}
+
+/// What the caller knows of a batch's filters, as vLLM's `no_top_k` / `no_top_p` flags tell its
+/// sampler which paths to take. With [`BatchFilters::Unfiltered`] the GPU sampler may launch its
+/// unfiltered kernels (kernels/unfiltered.cuh), which are lighter: two row blocks share an SM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BatchFilters {
+    /// Rows may use top-k, top-p and min-p.
+    #[default]
+    Any,
+    /// No row uses a filter ([`SamplingParams::is_unfiltered`]). A row that does anyway gets
+    /// [`RowStatus::InvalidParams`] from the unfiltered kernels; the other rows are unharmed.
+    Unfiltered,
+}
+
+impl BatchFilters {
+    /// What `params` (host copies of a batch's parameters) allow.
+    pub fn of(params: &[SamplingParams], vocab: usize) -> Self {
+        if params.iter().all(|p| p.is_unfiltered(vocab)) {
+            BatchFilters::Unfiltered
+        } else {
+            BatchFilters::Any
+        }
+    }
 }
 
 /// Validates a parameter slice against a batch: one entry (shared by every row) or one per row.

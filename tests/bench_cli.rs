@@ -112,7 +112,7 @@ fn bench_measures_the_invariant_numerics_against_the_fast_ones() {
         .lines()
         .next()
         .unwrap()
-        .contains(",numerics,timing,"));
+        .contains(",numerics,kernels,timing,"));
     assert_eq!(records.lines().filter(|l| l.contains(",wall,")).count(), 4);
     assert_eq!(
         records
@@ -145,6 +145,39 @@ fn bench_graph_flag_is_explained_on_the_cpu() {
     );
 }
 
+/// `--kernels` is a GPU A/B (unfiltered against general kernels); the CPU says so and runs its
+/// one path once per case.
+#[test]
+fn bench_kernels_flag_is_explained_on_the_cpu() {
+    if batchsample::gpu::gpu_available() {
+        println!("SKIP: a GPU is present (scripts/gpu-check times --kernels there)");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
+        .args([
+            "bench",
+            "--batch",
+            "1,2",
+            "--vocab",
+            "64",
+            "--mode",
+            "temperature",
+        ])
+        .args(["--kernels", "auto,general", "--iterations", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--kernels applies to the GPU only"),
+        "{stderr}"
+    );
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cpu ")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows.iter().all(|l| l.contains(" auto ")), "{stdout}");
+}
+
 #[test]
 fn bench_rejects_bad_lists_with_one_line() {
     for args in [
@@ -154,6 +187,7 @@ fn bench_rejects_bad_lists_with_one_line() {
         vec!["bench", "--iterations", "0"],
         vec!["bench", "--numerics", "exact"],
         vec!["bench", "--shape", "round"],
+        vec!["bench", "--kernels", "light"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
             .args(&args)

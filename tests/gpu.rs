@@ -6,7 +6,7 @@ mod parity;
 
 use batchsample::cpu::{final_distribution, sample_batch};
 use batchsample::gpu::GpuSampler;
-use batchsample::{DrawMethod, Logit, RowStatus, SampleOptions, SamplingParams};
+use batchsample::{BatchFilters, DrawMethod, Logit, RowStatus, SampleOptions, SamplingParams};
 use common::{chi_square, lm_like_row, rng};
 use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
@@ -29,6 +29,33 @@ fn parity_of<T: Logit + cudarc::driver::DeviceRepr>(
         .sample_host(logits, vocab, params, opts)
         .expect("gpu sample");
     check_parity(logits, vocab, params, opts, &out, 2e-3)
+}
+
+/// One launch through `GpuSampler::sample_with` on device copies of `logits` and `params`, as a
+/// serving loop makes it (no host validation: the kernels' own checks), downloaded.
+fn sample_on_device(
+    gpu: &GpuSampler,
+    logits: &[f32],
+    vocab: usize,
+    params: &[SamplingParams],
+    filters: BatchFilters,
+    opts: &SampleOptions,
+) -> Vec<batchsample::RowOutput> {
+    let stream = gpu.stream().clone();
+    let logits_dev = stream.clone_htod(logits).unwrap();
+    let params_dev = stream.clone_htod(params).unwrap();
+    let mut out = gpu.alloc_outputs().unwrap();
+    gpu.sample_with(
+        &logits_dev.as_view(),
+        vocab,
+        &params_dev.as_view(),
+        filters,
+        opts,
+        &mut out,
+    )
+    .unwrap();
+    gpu.download(&out, logits.len() / vocab, opts.top_n)
+        .unwrap()
 }
 
 #[test]
@@ -243,19 +270,7 @@ fn gpu_bad_rows_do_not_harm_their_batch() {
         top_n: 4,
         ..Default::default()
     };
-    let stream = gpu.stream().clone();
-    let logits_dev = stream.clone_htod(&logits).unwrap();
-    let params_dev = stream.clone_htod(&params).unwrap();
-    let mut out = gpu.alloc_outputs().unwrap();
-    gpu.sample(
-        &logits_dev.as_view(),
-        vocab,
-        &params_dev.as_view(),
-        &opts,
-        &mut out,
-    )
-    .unwrap();
-    let got = gpu.download(&out, batch, 4).unwrap();
+    let got = sample_on_device(&gpu, &logits, vocab, &params, BatchFilters::Any, &opts);
     let expected_status = [
         RowStatus::Ok,
         RowStatus::NonFiniteLogit,
@@ -420,5 +435,90 @@ fn gpu_sanitizer_workload() {
         let report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
         println!("split rows, vocab {vocab}: {}", report.summary());
         report.assert_clean();
+    }
+    // The unfiltered kernels (sample_host picks them for a batch without filters): one block
+    // and split, twice.
+    for _ in 0..2 {
+        let report = parity_of(&mut gpu, &logits[..2 * vocab], vocab, &params[..2], &opts);
+        println!("unfiltered rows, vocab {vocab}: {}", report.summary());
+        report.assert_clean();
+    }
+}
+
+/// The unfiltered kernels on batches of every path they take (one block per row, two an SM;
+/// split rows at small batch) against the exact reference; and a batch wrongly vouched for as
+/// unfiltered: only its filtered rows fail, with InvalidParams.
+#[test]
+fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
+    let Some(mut gpu) = sampler(256, 0) else {
+        return;
+    };
+    let mut g = rng(0x5eed_0008);
+    let vocab = 128256;
+    let opts = SampleOptions::default();
+    let mut total = ParityReport::default();
+    for batch in [1usize, 8, 64, 256] {
+        let logits: Vec<f32> = (0..batch)
+            .flat_map(|_| lm_like_row(&mut g, vocab))
+            .collect();
+        let params: Vec<SamplingParams> = (0..batch as u64)
+            .map(|i| SamplingParams {
+                temperature: if i % 5 == 3 {
+                    0.0
+                } else {
+                    0.6 + 0.1 * (i % 7) as f32
+                },
+                seed: 0x11f + i,
+                step: i,
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(BatchFilters::of(&params, vocab), BatchFilters::Unfiltered);
+        let f32_report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+        let bf16_report = parity_of(&mut gpu, &to_bf16(&logits), vocab, &params, &opts);
+        println!("unfiltered batch {batch}: f32 {}", f32_report.summary());
+        println!("unfiltered batch {batch}: bf16 {}", bf16_report.summary());
+        total.merge(f32_report);
+        total.merge(bf16_report);
+    }
+    total.assert_clean();
+
+    // Vouched for, wrongly: rows 1 and 3 filter.
+    let batch = 4;
+    let logits: Vec<f32> = (0..batch)
+        .flat_map(|_| lm_like_row(&mut g, vocab))
+        .collect();
+    let mut params = vec![
+        SamplingParams {
+            temperature: 0.8,
+            seed: 9,
+            ..Default::default()
+        };
+        batch
+    ];
+    params[1].top_k = 50;
+    params[3].top_p = 0.9;
+    let got = sample_on_device(
+        &gpu,
+        &logits,
+        vocab,
+        &params,
+        BatchFilters::Unfiltered,
+        &opts,
+    );
+    for (r, o) in got.iter().enumerate() {
+        if r % 2 == 1 {
+            assert_eq!(o.status, RowStatus::InvalidParams, "row {r}");
+        } else {
+            let alone = sample_batch(
+                &logits[r * vocab..(r + 1) * vocab],
+                vocab,
+                &params[r..r + 1],
+                &opts,
+            )
+            .unwrap();
+            assert_eq!(o.status, RowStatus::Ok, "row {r}");
+            assert_eq!(o.token, alone[0].token, "row {r}");
+        }
     }
 }

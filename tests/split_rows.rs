@@ -151,4 +151,9 @@ fn split_count_fills_the_gpu_only_where_it_helps() {
     assert_eq!(split_count(1, 4000, 132, Numerics::Fast), 1);
     assert_eq!(split_count(1, 128256, 132, Numerics::Invariant), 1);
     assert_eq!(split_count(0, 128256, 132, Numerics::Fast), 1);
+    // The unfiltered kernels: two blocks an SM, 264 slots on 132 SMs.
+    assert_eq!(split_count(8, 128256, 264, Numerics::Fast), 31); // 248 blocks, one wave
+    assert_eq!(split_count(64, 128256, 264, Numerics::Fast), 4); // 256 blocks, one wave
+    assert_eq!(split_count(132, 128256, 264, Numerics::Fast), 2);
+    assert_eq!(split_count(256, 128256, 264, Numerics::Fast), 1); // 256 rows, one wave
 }

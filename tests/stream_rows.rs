@@ -1,17 +1,21 @@
 //! The one-read temperature-only draw (`stream_range` in kernels/stream.cuh), run through the
 //! host SIMT shim: rows walked in several windows whose running maximum rises, falls behind,
 //! starts masked or turns bad late, in the one-block and the split kernels, against the exact
-//! reference and the exact distribution.
+//! reference and the exact distribution; and the unfiltered kernels (kernels/unfiltered.cuh),
+//! which must give the general kernels' bits and refuse, row by row, what they cannot sample.
 #![cfg(feature = "host-simt")]
 
 mod common;
 mod parity;
 
-use batchsample::host_simt::sampler::sample_rows;
-use batchsample::host_simt::split::sample_rows_split;
+use batchsample::gpu::SamplerKernel;
+use batchsample::host_simt::sampler::{sample_rows, sample_rows_unfiltered};
+use batchsample::host_simt::split::{sample_rows_split, sample_rows_unfiltered_split};
 use batchsample::host_simt::Schedule;
-use batchsample::{Logit, RowOutput, RowStatus, SampleOptions, SamplingParams};
-use common::{assert_shim_draws_fit, lm_like_row, rng, same_bits};
+use batchsample::{
+    BatchFilters, DrawMethod, Logit, RowOutput, RowStatus, SampleOptions, SamplingParams,
+};
+use common::{assert_shim_draws_fit, assert_shim_kernel_draws_fit, lm_like_row, rng, same_bits};
 use parity::batches::{to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
@@ -168,7 +172,8 @@ fn streamed_rows_match_the_reference_across_windows() {
 #[test]
 fn streamed_draws_follow_the_exact_distribution() {
     // Spikes in each of the three windows (64 threads), rising: every window raises the running
-    // maximum, so the mass and the best scores are rescaled twice per draw.
+    // maximum, so the mass and the best scores are rescaled twice per draw. Through the general
+    // kernels and the unfiltered ones.
     let vocab = 4500;
     let mut g = rng(0xd157);
     let mut row = lm_like_row(&mut g, vocab);
@@ -183,4 +188,184 @@ fn streamed_draws_follow_the_exact_distribution() {
         ..Default::default()
     };
     assert_shim_draws_fit(&row, &p, &[1, 2]);
+    assert_shim_kernel_draws_fit(&row, &p, &[1, 3], SamplerKernel::Unfiltered);
+}
+
+/// The unfiltered kernels against the general ones on the same batch: every row the same bits,
+/// one block and split, under every schedule; the split counters left at 0.
+fn assert_unfiltered_bits<T: Logit>(logits: &[T], params: &[SamplingParams], opts: &SampleOptions) {
+    for threads in [64u32, 128] {
+        let general = sample_rows(logits, VOCAB, params, opts, threads, Schedule::Forward)
+            .expect("general launch");
+        for schedule in Schedule::all(threads as u64) {
+            let light = sample_rows_unfiltered(logits, VOCAB, params, opts, threads, schedule)
+                .expect("unfiltered launch");
+            for (r, (a, b)) in light.iter().zip(&general).enumerate() {
+                assert!(
+                    same_bits(a, b),
+                    "{threads} threads, row {r}: {a:?} vs {b:?}"
+                );
+            }
+        }
+        for splits in [2u32, 3] {
+            let (general, _) = sample_rows_split(
+                logits,
+                VOCAB,
+                params,
+                opts,
+                threads,
+                splits,
+                Schedule::Forward,
+            )
+            .expect("general split launch");
+            let (light, arrivals) = sample_rows_unfiltered_split(
+                logits,
+                VOCAB,
+                params,
+                opts,
+                threads,
+                splits,
+                Schedule::Random(splits as u64),
+            )
+            .expect("unfiltered split launch");
+            assert!(arrivals.iter().all(|&a| a == 0), "{arrivals:?}");
+            for (r, (a, b)) in light.iter().zip(&general).enumerate() {
+                assert!(
+                    same_bits(a, b),
+                    "{threads} threads, {splits} slices, row {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unfiltered_kernels_give_the_general_kernels_bits() {
+    let (logits, params, _) = window_rows();
+    assert_eq!(BatchFilters::of(&params, VOCAB), BatchFilters::Unfiltered);
+    let opts = SampleOptions::default();
+    assert_unfiltered_bits(&logits, &params, &opts);
+    assert_unfiltered_bits(&to_f16(&logits), &params, &opts);
+    assert_unfiltered_bits(&to_bf16(&logits), &params, &opts);
+    // Greedy rows stream with either draw method.
+    let greedy: Vec<SamplingParams> = params
+        .iter()
+        .map(|p| SamplingParams {
+            temperature: 0.0,
+            ..*p
+        })
+        .collect();
+    let inverse = SampleOptions {
+        method: DrawMethod::InverseCdf,
+        ..SampleOptions::default()
+    };
+    assert_unfiltered_bits(&logits, &greedy, &inverse);
+}
+
+/// A batch the caller wrongly vouched for: the rows the unfiltered kernels cannot sample get
+/// InvalidParams, each alone; every other row keeps the general kernels' bits.
+#[test]
+fn unfiltered_kernels_refuse_only_the_rows_they_cannot_sample() {
+    let mut g = rng(0x0f17);
+    let rows = 9;
+    let logits: Vec<f32> = (0..rows).flat_map(|_| lm_like_row(&mut g, VOCAB)).collect();
+    let plain = SamplingParams {
+        temperature: 0.9,
+        seed: 0xab,
+        ..Default::default()
+    };
+    let params = vec![
+        plain,
+        SamplingParams { top_k: 50, ..plain },
+        SamplingParams {
+            temperature: 0.0,
+            ..plain
+        },
+        SamplingParams {
+            top_p: 0.9,
+            ..plain
+        },
+        SamplingParams {
+            min_p: 0.1,
+            ..plain
+        },
+        SamplingParams {
+            temperature: -1.0,
+            ..plain
+        },
+        SamplingParams {
+            top_p: f32::NAN,
+            ..plain
+        },
+        SamplingParams {
+            seed: 0xcd,
+            ..plain
+        },
+        // Greedy: its filters never drop the argmax, so it streams.
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 50,
+            top_p: 0.5,
+            min_p: 0.2,
+            ..plain
+        },
+    ];
+    let refused = |p: &SamplingParams, opts: &SampleOptions| {
+        let filtered = !p.is_unfiltered(VOCAB) || p.temperature < 0.0 || p.top_p.is_nan();
+        let needs_other_draw = p.temperature > 0.0 && opts.method != DrawMethod::Gumbel;
+        filtered || needs_other_draw || opts.top_n > 0
+    };
+    let check = |opts: &SampleOptions, light: &[RowOutput], general: &[RowOutput], what: &str| {
+        for (r, p) in params.iter().enumerate() {
+            if refused(p, opts) {
+                assert_eq!(light[r].status, RowStatus::InvalidParams, "{what}, row {r}");
+                assert_eq!(light[r].token, None, "{what}, row {r}");
+                assert!(light[r].top_logprobs.is_empty(), "{what}, row {r}");
+            } else {
+                assert!(same_bits(&light[r], &general[r]), "{what}, row {r}");
+            }
+        }
+    };
+    let inverse = SampleOptions {
+        method: DrawMethod::InverseCdf,
+        ..SampleOptions::default()
+    };
+    let top_n = SampleOptions {
+        top_n: 3,
+        ..SampleOptions::default()
+    };
+    for opts in [SampleOptions::default(), inverse, top_n] {
+        let general =
+            sample_rows(&logits, VOCAB, &params, &opts, 64, Schedule::Forward).expect("launch");
+        let light = sample_rows_unfiltered(&logits, VOCAB, &params, &opts, 64, Schedule::Reverse)
+            .expect("unfiltered launch");
+        check(&opts, &light, &general, "one block");
+        let (general, _) =
+            sample_rows_split(&logits, VOCAB, &params, &opts, 64, 3, Schedule::Forward)
+                .expect("split launch");
+        let (light, arrivals) =
+            sample_rows_unfiltered_split(&logits, VOCAB, &params, &opts, 64, 3, Schedule::Reverse)
+                .expect("unfiltered split launch");
+        assert!(arrivals.iter().all(|&a| a == 0), "{arrivals:?}");
+        check(&opts, &light, &general, "3 slices");
+    }
+    // What the host vouches for: this batch has filters.
+    assert_eq!(BatchFilters::of(&params, VOCAB), BatchFilters::Any);
+    assert_eq!(
+        BatchFilters::of(
+            &[
+                plain,
+                SamplingParams {
+                    top_k: VOCAB as u32,
+                    ..plain
+                }
+            ],
+            VOCAB
+        ),
+        BatchFilters::Unfiltered
+    );
+    assert_eq!(
+        BatchFilters::of(&params[8..], VOCAB),
+        BatchFilters::Unfiltered
+    );
 }

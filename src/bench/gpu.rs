@@ -1,11 +1,12 @@
 //! The GPU path of the benchmark: CUDA events around each launch, input buffers rotated so the
 //! L2 cache (50 MB on an H100) does not hold the next iteration's logits.
 
-use super::{summarise, BenchCase, BenchResult};
+use super::{summarise, BenchCase, BenchKernels, BenchResult};
 use crate::cpu::SampleOptions;
 use crate::dtype::{Dtype, Logit};
 use crate::error::Result;
 use crate::gpu::GpuSampler;
+use crate::params::BatchFilters;
 use cudarc::driver::{sys, CudaSlice, DeviceRepr};
 use half::{bf16, f16};
 
@@ -60,7 +61,12 @@ fn time_gpu<T: Logit + DeviceRepr>(
     let buffers: Vec<CudaSlice<T>> = (0..copies)
         .map(|_| stream.clone_htod(host))
         .collect::<std::result::Result<_, _>>()?;
-    let params = stream.clone_htod(&super::mode_params(case.mode, case.batch, 0))?;
+    let host_params = super::mode_params(case.mode, case.batch, 0);
+    let filters = match case.kernels {
+        BenchKernels::Auto => BatchFilters::of(&host_params, case.vocab),
+        BenchKernels::General => BatchFilters::Any,
+    };
+    let params = stream.clone_htod(&host_params)?;
     let mut out = gpu.alloc_outputs()?;
     let opts = SampleOptions {
         method: case.method,
@@ -70,10 +76,11 @@ fn time_gpu<T: Logit + DeviceRepr>(
     let ctx = gpu.context();
     let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
     for i in 0..3 {
-        gpu.sample(
+        gpu.sample_with(
             &buffers[i % copies].as_view(),
             case.vocab,
             &params.as_view(),
+            filters,
             &opts,
             &mut out,
         )?;
@@ -85,7 +92,14 @@ fn time_gpu<T: Logit + DeviceRepr>(
         stream.synchronize()?;
         stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
         for b in &buffers {
-            gpu.sample(&b.as_view(), case.vocab, &params.as_view(), &opts, &mut out)?;
+            gpu.sample_with(
+                &b.as_view(),
+                case.vocab,
+                &params.as_view(),
+                filters,
+                &opts,
+                &mut out,
+            )?;
         }
         let graph = stream
             .end_capture(
@@ -108,10 +122,11 @@ fn time_gpu<T: Logit + DeviceRepr>(
     }
     for i in 0..iterations {
         events[2 * i].record(stream)?;
-        gpu.sample(
+        gpu.sample_with(
             &buffers[i % copies].as_view(),
             case.vocab,
             &params.as_view(),
+            filters,
             &opts,
             &mut out,
         )?;

@@ -15,6 +15,38 @@ use crate::dtype::Dtype;
 use crate::params::{DrawMethod, Numerics};
 use serde::Serialize;
 
+/// Which sampler kernels a GPU case launches (the CPU has one path and ignores it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchKernels {
+    /// What `GpuSampler::sample_host` picks from the batch's parameters: the unfiltered kernels
+    /// for batches without top-k, top-p or min-p, the general ones otherwise.
+    #[default]
+    Auto,
+    /// The general kernels for every batch: the baseline the unfiltered kernels are measured
+    /// against, in the same run.
+    General,
+}
+
+impl BenchKernels {
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchKernels::Auto => "auto",
+            BenchKernels::General => "general",
+        }
+    }
+}
+
+impl std::str::FromStr for BenchKernels {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [BenchKernels::Auto, BenchKernels::General]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown kernels '{s}' (expected auto or general)"))
+    }
+}
+
 /// One point of the sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct BenchCase {
@@ -26,6 +58,7 @@ pub struct BenchCase {
     pub numerics: Numerics,
     /// The synthetic rows' shape.
     pub shape: RowShape,
+    pub kernels: BenchKernels,
 }
 
 impl BenchCase {
@@ -83,13 +116,13 @@ pub fn summarise(
 /// The results as an aligned text table.
 pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
     let mut s = format!(
-        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
-        "device", "batch", "vocab", "dtype", "mode", "method", "numerics", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
+        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:<7} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
+        "device", "batch", "vocab", "dtype", "mode", "method", "numerics", "kernels", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
     );
     for r in results {
         let c = &r.case;
         s += &format!(
-            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
+            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:<7} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
             r.device,
             c.batch,
             c.vocab,
@@ -97,6 +130,7 @@ pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
             c.mode.name(),
             method_name(c.method),
             numerics_name(c.numerics),
+            c.kernels.name(),
             r.median_us,
             r.p10_us,
             r.p90_us,

@@ -1,7 +1,8 @@
-//! `--svg`: latency against batch size, one panel per (vocab, dtype, method, numerics), one line per mode,
-//! and the one-read floor drawn as a dashed line in each panel — readable without the table.
+//! `--svg`: latency against batch size, one panel per (vocab, dtype, method, numerics, kernels),
+//! one line per mode, and the one-read floor drawn as a dashed line in each panel — readable
+//! without the table.
 
-use super::{BenchMode, BenchResult};
+use super::{BenchKernels, BenchMode, BenchResult};
 use crate::error::{Result, SampleError};
 use plotters::prelude::*;
 use std::path::Path;
@@ -27,13 +28,21 @@ pub fn write_svg(
     bandwidth_gbps: f64,
 ) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| SampleError::file(path, e);
-    let mut panels: Vec<(usize, &'static str, crate::DrawMethod, crate::Numerics)> = Vec::new();
+    type Panel = (
+        usize,
+        &'static str,
+        crate::DrawMethod,
+        crate::Numerics,
+        BenchKernels,
+    );
+    let mut panels: Vec<Panel> = Vec::new();
     for r in results {
         let key = (
             r.case.vocab,
             r.case.dtype.name(),
             r.case.method,
             r.case.numerics,
+            r.case.kernels,
         );
         if !panels.contains(&key) {
             panels.push(key);
@@ -53,7 +62,7 @@ pub fn write_svg(
         &format!("{device}; dashed: one-read floor = logit bytes / {bandwidth_gbps:.0} GB/s"),
     )?;
     let areas = body.split_evenly((rows, cols));
-    for (area, &(vocab, dtype, method, numerics)) in areas.iter().zip(&panels) {
+    for (area, &(vocab, dtype, method, numerics, kernels)) in areas.iter().zip(&panels) {
         let mine: Vec<&BenchResult> = results
             .iter()
             .filter(|r| {
@@ -61,6 +70,7 @@ pub fn write_svg(
                     && r.case.dtype.name() == dtype
                     && r.case.method == method
                     && r.case.numerics == numerics
+                    && r.case.kernels == kernels
             })
             .collect();
         let max_batch = mine.iter().map(|r| r.case.batch).max().unwrap_or(1).max(2) as f64;
@@ -79,8 +89,12 @@ pub fn write_svg(
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!(
-                    "vocab {vocab}, {dtype}, {method:?}, {} numerics",
-                    super::numerics_name(numerics)
+                    "vocab {vocab}, {dtype}, {method:?}, {} numerics{}",
+                    super::numerics_name(numerics),
+                    match kernels {
+                        BenchKernels::Auto => "",
+                        BenchKernels::General => ", general kernels",
+                    }
                 ),
                 ("sans-serif", 16),
             )

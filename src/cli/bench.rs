@@ -4,7 +4,7 @@ use super::{BenchArgs, Device, Method, NumericsArg};
 use anyhow::{Context, Result};
 use batchsample::bench::{
     bench_cpu, bench_gpu, invariant_cost_table, measure_device_bandwidth, measure_host_bandwidth,
-    numerics_name, table, BenchCase, BenchResult, GpuTiming,
+    numerics_name, table, BenchCase, BenchKernels, BenchResult, GpuTiming,
 };
 use batchsample::gpu::{GpuConfig, GpuSampler};
 use batchsample::Dtype;
@@ -71,22 +71,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.dtype.clone().unwrap_or_else(|| vec![Dtype::F32]),
         ),
     };
+    // The CPU has one path: --kernels is a GPU A/B.
+    let kernels = match &gpu {
+        Some(_) => args.kernels.clone(),
+        None => {
+            if args.kernels.iter().any(|&k| k != BenchKernels::Auto) {
+                eprintln!("batchsample: --kernels applies to the GPU only; the CPU has one path");
+            }
+            vec![BenchKernels::Auto]
+        }
+    };
     let mut cases = Vec::new();
     for &vocab in &vocabs {
         for &dtype in &dtypes {
             for &mode in &args.mode {
                 for &method in &args.method {
                     for &numerics in &args.numerics {
-                        for &batch in &batches {
-                            cases.push(BenchCase {
-                                batch,
-                                vocab,
-                                dtype,
-                                mode,
-                                method: method.into(),
-                                numerics: numerics.into(),
-                                shape: args.shape,
-                            });
+                        for &kernels in &kernels {
+                            for &batch in &batches {
+                                cases.push(BenchCase {
+                                    batch,
+                                    vocab,
+                                    dtype,
+                                    mode,
+                                    method: method.into(),
+                                    numerics: numerics.into(),
+                                    shape: args.shape,
+                                    kernels,
+                                });
+                            }
                         }
                     }
                 }
@@ -151,11 +164,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .with_context(|| format!("--svg {}", path.display()))?;
     }
     if let Some(path) = &args.csv {
-        let mut s = String::from("device,batch,vocab,dtype,mode,method,numerics,timing,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
+        let mut s = String::from("device,batch,vocab,dtype,mode,method,numerics,kernels,timing,median_us,p10_us,p90_us,achieved_gbps,floor_us,ratio_to_floor\n");
         for r in &results {
             let c = &r.case;
             s += &format!(
-                "{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
+                "{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.1},{:.3},{:.3}\n",
                 r.device,
                 c.batch,
                 c.vocab,
@@ -163,6 +176,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 c.mode.name(),
                 Method::from(c.method).name(),
                 numerics_name(c.numerics),
+                c.kernels.name(),
                 r.timing,
                 r.median_us,
                 r.p10_us,

@@ -3,7 +3,7 @@
 
 use crate::dtype::Dtype;
 use crate::error::Result;
-use crate::params::{Numerics, SamplingParams};
+use crate::params::{BatchFilters, DrawMethod, Numerics, SamplingParams};
 use cudarc::driver::{
     CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
@@ -23,24 +23,19 @@ pub const MIN_SPLIT_SLICE: usize = 4096;
 /// two words each).
 pub const SPLIT_PARTIAL_WORDS: usize = 8 + 2 * 64;
 
-/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU with `multiprocessors` SMs.
-/// A sampler block takes a whole SM (512 threads at 94-110 registers), so the grid runs in waves
-/// of `multiprocessors` blocks, and a launch lasts about waves x (slice length + a block's fixed
+/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU that runs `slots` row blocks at
+/// once: its SMs times the blocks of the launch's kernel that an SM holds. The grid runs in waves of `slots`
+/// blocks, and a launch lasts about waves x (slice length + a block's fixed
 /// cost: its reductions and ticket, taken as [`MIN_SPLIT_SLICE`] logits' worth). The count is the
 /// one that minimises that, fewest blocks on ties (at most [`MAX_SPLITS`], slices of at least
-/// [`MIN_SPLIT_SLICE`]). Batch 64 on 132 SMs: 2, one wave of 128 blocks, where 5 would run three
-/// waves. 1 means the one-block-per-row kernels. Only the fast numerics split (the invariant ones
+/// [`MIN_SPLIT_SLICE`]). Batch 64 on 132 slots: 2, one wave of 128 blocks, where 5 would run
+/// three waves. 1 means the one-block-per-row kernels. Only the fast numerics split (the invariant ones
 /// must not depend on the batch).
-pub fn split_count(
-    batch: usize,
-    vocab: usize,
-    multiprocessors: usize,
-    numerics: Numerics,
-) -> usize {
+pub fn split_count(batch: usize, vocab: usize, slots: usize, numerics: Numerics) -> usize {
     if numerics != Numerics::Fast || batch == 0 {
         return 1;
     }
-    let slots = multiprocessors.max(1);
+    let slots = slots.max(1);
     let most = MAX_SPLITS.min(vocab / MIN_SPLIT_SLICE).max(1);
     let span = |splits: usize| {
         (batch * splits).div_ceil(slots) * (vocab.div_ceil(splits) + MIN_SPLIT_SLICE)
@@ -48,6 +43,40 @@ pub fn split_count(
     (1..=most)
         .min_by_key(|&splits| (span(splits), splits))
         .unwrap_or(1)
+}
+
+/// Which family of sampler kernels a launch uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplerKernel {
+    /// `sample_rows_*`, `sample_rows_invariant_*`, `sample_rows_split_*`: every row, every filter;
+    /// up to 128 registers, so one 512-thread block an SM.
+    General,
+    /// `sample_rows_unfiltered_*` and `sample_rows_unfiltered_split_*` (kernels/unfiltered.cuh):
+    /// greedy and temperature-only Gumbel rows only, within 64 registers on sm_90: two blocks
+    /// an SM.
+    Unfiltered,
+}
+
+impl SamplerKernel {
+    /// The kernels a launch takes: the unfiltered ones when the caller vouches that no row
+    /// filters and the launch asks for nothing else they lack (fast numerics, the Gumbel draw,
+    /// no top-n), else the general ones.
+    pub fn for_launch(
+        filters: BatchFilters,
+        numerics: Numerics,
+        method: DrawMethod,
+        top_n: usize,
+    ) -> Self {
+        let light = filters == BatchFilters::Unfiltered
+            && numerics == Numerics::Fast
+            && method == DrawMethod::Gumbel
+            && top_n == 0;
+        if light {
+            SamplerKernel::Unfiltered
+        } else {
+            SamplerKernel::General
+        }
+    }
 }
 
 /// The sampler's entry points of one numerics policy, one per logit dtype.
@@ -68,30 +97,74 @@ impl DtypeKernels {
 }
 
 /// Every sampler entry point: `sample_rows_{dtype}`, `sample_rows_invariant_{dtype}`,
-/// `sample_rows_split_{dtype}`, and `exact_math_probe` (the invariant numerics' exp and log over
-/// an array).
+/// `sample_rows_split_{dtype}`, their unfiltered twins `sample_rows_unfiltered_{dtype}` and
+/// `sample_rows_unfiltered_split_{dtype}`, and `exact_math_probe` (the invariant numerics' exp
+/// and log over an array).
 pub(crate) struct SamplerKernels {
     fast: DtypeKernels,
     invariant: DtypeKernels,
     split: DtypeKernels,
+    unfiltered: DtypeKernels,
+    unfiltered_split: DtypeKernels,
+    /// Row blocks of [`SAMPLER_MAX_THREADS`] threads an SM holds at once, as the driver
+    /// reports it for this device (the kernels' registers and shared memory decide).
+    general_blocks_per_sm: usize,
+    unfiltered_blocks_per_sm: usize,
     exact_math_probe: CudaFunction,
+}
+
+/// The fewest blocks of [`SAMPLER_MAX_THREADS`] threads that an SM holds at once over a family's
+/// three dtype kernels (at least 1).
+fn blocks_per_sm(set: &DtypeKernels) -> Result<usize> {
+    let mut fewest = u32::MAX;
+    for f in [&set.f32, &set.f16, &set.bf16] {
+        fewest = fewest.min(f.occupancy_max_active_blocks_per_multiprocessor(
+            SAMPLER_MAX_THREADS,
+            0,
+            None,
+        )?);
+    }
+    Ok(fewest.max(1) as usize)
 }
 
 impl SamplerKernels {
     pub(crate) fn load(module: &Arc<CudaModule>) -> Result<Self> {
+        let split = DtypeKernels::load(module, "sample_rows_split")?;
+        let unfiltered_split = DtypeKernels::load(module, "sample_rows_unfiltered_split")?;
         Ok(SamplerKernels {
             fast: DtypeKernels::load(module, "sample_rows")?,
             invariant: DtypeKernels::load(module, "sample_rows_invariant")?,
-            split: DtypeKernels::load(module, "sample_rows_split")?,
+            general_blocks_per_sm: blocks_per_sm(&split)?,
+            unfiltered_blocks_per_sm: blocks_per_sm(&unfiltered_split)?,
+            split,
+            unfiltered: DtypeKernels::load(module, "sample_rows_unfiltered")?,
+            unfiltered_split,
             exact_math_probe: module.load_function("exact_math_probe")?,
         })
     }
 
-    fn get(&self, numerics: Numerics, dtype: Dtype, split: bool) -> &CudaFunction {
-        let set = match (numerics, split) {
-            (Numerics::Fast, false) => &self.fast,
-            (Numerics::Fast, true) => &self.split,
-            (Numerics::Invariant, _) => &self.invariant,
+    /// How many row blocks of `kernel`'s split kernels an SM holds at once: what the split count
+    /// ([`split_count`]) takes the GPU's width to be.
+    pub(crate) fn blocks_per_sm(&self, kernel: SamplerKernel) -> usize {
+        match kernel {
+            SamplerKernel::General => self.general_blocks_per_sm,
+            SamplerKernel::Unfiltered => self.unfiltered_blocks_per_sm,
+        }
+    }
+
+    fn get(
+        &self,
+        kernel: SamplerKernel,
+        numerics: Numerics,
+        dtype: Dtype,
+        split: bool,
+    ) -> &CudaFunction {
+        let set = match (kernel, numerics, split) {
+            (SamplerKernel::Unfiltered, _, false) => &self.unfiltered,
+            (SamplerKernel::Unfiltered, _, true) => &self.unfiltered_split,
+            (SamplerKernel::General, Numerics::Fast, false) => &self.fast,
+            (SamplerKernel::General, Numerics::Fast, true) => &self.split,
+            (SamplerKernel::General, Numerics::Invariant, _) => &self.invariant,
         };
         match dtype {
             Dtype::F32 => &set.f32,
@@ -123,7 +196,8 @@ pub(crate) struct SampleOutputsMut<'a> {
 
 /// `sample_rows_{f32,f16,bf16}` or, for [`Numerics::Invariant`], `sample_rows_invariant_*`: one
 /// block per row; with `splits > 1` (fast numerics only), `sample_rows_split_*` on a
-/// `(splits, batch)` grid.
+/// `(splits, batch)` grid. [`SamplerKernel::Unfiltered`] (fast numerics only) takes the
+/// `sample_rows_unfiltered_*` twins, whose arguments are the same.
 ///
 /// # Safety
 /// The caller guarantees: `logits` holds `batch * vocab` elements of `dtype` (f16/bf16 as their
@@ -137,6 +211,7 @@ pub(crate) struct SampleOutputsMut<'a> {
 pub(crate) unsafe fn sample_rows<T>(
     stream: &CudaStream,
     kernels: &SamplerKernels,
+    kernel: SamplerKernel,
     numerics: Numerics,
     dtype: Dtype,
     batch: u32,
@@ -162,7 +237,7 @@ pub(crate) unsafe fn sample_rows<T>(
         block_dim: (threads_for(vocab as usize, dtype), 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = stream.launch_builder(kernels.get(numerics, dtype, split));
+    let mut b = stream.launch_builder(kernels.get(kernel, numerics, dtype, split));
     b.arg(logits);
     b.arg(params);
     b.arg(&params_stride);

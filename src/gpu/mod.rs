@@ -13,14 +13,14 @@ mod launch;
 
 pub use device::{gpu_available, DeviceInfo};
 pub use launch::{
-    split_count, threads_for, MAX_SPLITS, MAX_TOP_N, MIN_SPLIT_SLICE, SAMPLER_MAX_THREADS,
-    SPLIT_PARTIAL_WORDS,
+    split_count, threads_for, SamplerKernel, MAX_SPLITS, MAX_TOP_N, MIN_SPLIT_SLICE,
+    SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
 };
 
 use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
-use crate::params::{validate_batch, DrawMethod, RowStatus, SamplingParams};
+use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView, DeviceRepr};
 use launch::{SampleOutputsMut, SamplerKernels};
 use std::sync::Arc;
@@ -129,11 +129,29 @@ impl GpuSampler {
     /// Samples `batch` rows of `logits` (`[batch, vocab]` on the device) into `out`. `params`
     /// holds one entry per row, or one shared by all rows. Stream-ordered: no allocation, no
     /// host synchronisation. Rows whose parameters are invalid get `RowStatus::InvalidParams`.
+    /// [`GpuSampler::sample_with`] takes what the caller knows of the batch's filters.
     pub fn sample<T: Logit + DeviceRepr>(
         &self,
         logits: &CudaView<'_, T>,
         vocab: usize,
         params: &CudaView<'_, SamplingParams>,
+        opts: &SampleOptions,
+        out: &mut GpuOutputs,
+    ) -> Result<()> {
+        self.sample_with(logits, vocab, params, BatchFilters::Any, opts, out)
+    }
+
+    /// [`GpuSampler::sample`] for a batch whose filters the caller knows: with
+    /// [`BatchFilters::Unfiltered`] (no row uses top-k, top-p or min-p), fast numerics, the
+    /// Gumbel draw and no top-n, the launch takes the unfiltered kernels
+    /// ([`SamplerKernel::Unfiltered`]: two row blocks an SM); a row that filters anyway
+    /// gets `RowStatus::InvalidParams`, and the other rows are unharmed.
+    pub fn sample_with<T: Logit + DeviceRepr>(
+        &self,
+        logits: &CudaView<'_, T>,
+        vocab: usize,
+        params: &CudaView<'_, SamplingParams>,
+        filters: BatchFilters,
         opts: &SampleOptions,
         out: &mut GpuOutputs,
     ) -> Result<()> {
@@ -171,10 +189,11 @@ impl GpuSampler {
             DrawMethod::InverseCdf => 1,
         };
         let top_len = (batch * opts.top_n).max(1);
+        let kernel = SamplerKernel::for_launch(filters, opts.numerics, opts.method, opts.top_n);
         let splits = split_count(
             batch,
             vocab,
-            self.info.multiprocessors.max(1) as usize,
+            self.info.multiprocessors.max(1) as usize * self.kernels.blocks_per_sm(kernel),
             opts.numerics,
         );
         let partial_len = (batch * splits * SPLIT_PARTIAL_WORDS).max(1);
@@ -208,6 +227,7 @@ impl GpuSampler {
             launch::sample_rows(
                 &self.stream,
                 &self.kernels,
+                kernel,
                 opts.numerics,
                 T::DTYPE,
                 batch_u32,
@@ -305,6 +325,7 @@ impl GpuSampler {
     ) -> Result<Vec<Vec<RowOutput>>> {
         let batch = batch_size(logits.len(), vocab)?;
         validate_batch(params, batch)?;
+        let filters = BatchFilters::of(params, vocab);
         if batch == 0 {
             return Ok(vec![Vec::new(); draws as usize]);
         }
@@ -318,10 +339,11 @@ impl GpuSampler {
                 .map(|p| p.at_step(p.step.wrapping_add(d)))
                 .collect();
             self.stream.memcpy_htod(&stepped, &mut params_dev)?;
-            self.sample(
+            self.sample_with(
                 &logits_dev.as_view(),
                 vocab,
                 &params_dev.as_view(),
+                filters,
                 opts,
                 &mut out,
             )?;

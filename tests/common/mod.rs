@@ -214,27 +214,75 @@ pub fn batched_draw_counts(
 /// `splits` (1: the one-block kernel; more: the split kernel with that many slices).
 #[cfg(feature = "host-simt")]
 pub fn assert_shim_draws_fit(row: &[f32], params: &SamplingParams, splits: &[u32]) {
-    use batchsample::host_simt::sampler::sample_rows;
-    use batchsample::host_simt::split::sample_rows_split;
+    assert_shim_kernel_draws_fit(
+        row,
+        params,
+        splits,
+        batchsample::gpu::SamplerKernel::General,
+    );
+}
+
+/// [`assert_shim_draws_fit`] through `kernel`'s family of kernels.
+#[cfg(feature = "host-simt")]
+pub fn assert_shim_kernel_draws_fit(
+    row: &[f32],
+    params: &SamplingParams,
+    splits: &[u32],
+    kernel: batchsample::gpu::SamplerKernel,
+) {
+    use batchsample::gpu::SamplerKernel;
+    use batchsample::host_simt::sampler::{sample_rows, sample_rows_unfiltered};
+    use batchsample::host_simt::split::{sample_rows_split, sample_rows_unfiltered_split};
     use batchsample::host_simt::Schedule;
     let vocab = row.len();
     let probs = batchsample::cpu::final_distribution(row, params).expect("a sampleable row");
     let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
     let opts = SampleOptions::default();
+    let (one_block, split): (OneBlockShim, SplitShim) = match kernel {
+        SamplerKernel::General => (sample_rows::<f32>, sample_rows_split::<f32>),
+        SamplerKernel::Unfiltered => (
+            sample_rows_unfiltered::<f32>,
+            sample_rows_unfiltered_split::<f32>,
+        ),
+    };
     for &n in splits {
         let counts = batched_draw_counts(row, params, draws, |logits, steps| {
             if n == 1 {
-                sample_rows(logits, vocab, steps, &opts, 64, Schedule::Forward).expect("launch")
+                one_block(logits, vocab, steps, &opts, 64, Schedule::Forward).expect("launch")
             } else {
-                sample_rows_split(logits, vocab, steps, &opts, 64, n, Schedule::Forward)
+                split(logits, vocab, steps, &opts, 64, n, Schedule::Forward)
                     .expect("split launch")
                     .0
             }
         });
         let test = chi_square(&counts, &probs);
-        assert!(test.fits(ALPHA), "{n} slice(s): {test:?}");
+        assert!(test.fits(ALPHA), "{kernel:?}, {n} slice(s): {test:?}");
     }
 }
+
+#[cfg(feature = "host-simt")]
+type OneBlockShim =
+    fn(
+        &[f32],
+        usize,
+        &[SamplingParams],
+        &SampleOptions,
+        u32,
+        batchsample::host_simt::Schedule,
+    ) -> Result<Vec<batchsample::RowOutput>, batchsample::host_simt::HostSimtError>;
+
+#[cfg(feature = "host-simt")]
+type SplitShim =
+    fn(
+        &[f32],
+        usize,
+        &[SamplingParams],
+        &SampleOptions,
+        u32,
+        u32,
+        batchsample::host_simt::Schedule,
+    )
+        -> Result<(Vec<batchsample::RowOutput>, Vec<u32>), batchsample::host_simt::HostSimtError>;
 
 /// Whether two results are the same bits: status, token, logprob and the top-n list.
 pub fn same_bits(a: &batchsample::RowOutput, b: &batchsample::RowOutput) -> bool {

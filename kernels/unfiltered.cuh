@@ -1,0 +1,109 @@
+// Batches without filters: a lighter pair of kernels, so that two row blocks share an SM.
+//
+// The sampler's kernels hold every path (radix selects, candidate lists, top-n), and ptxas gives
+// them 100-122 registers: a 512-thread block takes a whole SM, 16 warps whose loads alone cannot
+// keep HBM busy (v9 on an H200, BENCHMARKS.md: the temperature-only pass read 1.3 TB/s where
+// greedy read 2.9). A row that is greedy, or temperature-only with the Gumbel draw and no top-n
+// (`streamable`), needs only stream_range and write_combined. These kernels hold that path alone,
+// within 64 registers on sm_90 (__launch_bounds__(512, 2)): 32 warps an SM, and at batch 256 on
+// 132 SMs one wave where the general kernel runs two. (sm_80/89 spill a few words at 64: there
+// they keep one block an SM; the host asks the driver how many fit, src/gpu/launch.rs.) They
+// call the same functions in the same order as sample_rows_* / sample_rows_split_* do for such
+// rows: the same bits (tests/stream_rows.rs).
+//
+// The host launches them only for batches it knows to be unfiltered (src/gpu/mod.rs,
+// BatchFilters). A row they cannot sample — invalid parameters, or a filter, top-n or the
+// inverse-CDF draw at a temperature above 0 — gets STATUS_INVALID_PARAMS, and only that row.
+#pragma once
+
+#include "block.cuh"
+#include "rows.cuh"
+#include "split.cuh"
+#include "stream.cuh"
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define UNFILTERED_MIN_BLOCKS 1
+#else
+#define UNFILTERED_MIN_BLOCKS 2
+#endif
+
+struct UnfilteredShared {
+    BlockScratch scratch;
+    unsigned int ticket;
+    RangeSummary staged[SPLIT_MAX_SLICES];
+};
+
+// Whether the unfiltered kernels can sample a row; else its outputs say invalid parameters.
+__device__ __forceinline__ bool unfiltered_row(const SamplingParams& p, unsigned int row_index,
+                                               unsigned int vocab, unsigned int method,
+                                               unsigned int top_n, int* __restrict__ tokens,
+                                               float* __restrict__ logprobs,
+                                               unsigned int* __restrict__ status,
+                                               int* __restrict__ top_tokens,
+                                               float* __restrict__ top_logprobs)
+{
+    if (params_valid(p) && streamable(p, vocab, method, top_n)) return true;
+    write_row(row_index, -1, __int_as_float(0x7fffffff), STATUS_INVALID_PARAMS, top_n, 0u, tokens,
+              logprobs, status, top_tokens, top_logprobs);
+    return false;
+}
+
+// One block per row (grid.x = batch): the row in one read, as sample_row does it.
+template <int DT>
+__device__ __forceinline__ void stream_row(const typename Dtype<DT>::Raw* __restrict__ logits,
+                                           const SamplingParams* __restrict__ params,
+                                           unsigned int params_stride, unsigned int vocab,
+                                           unsigned int method, unsigned int top_n,
+                                           int* __restrict__ tokens, float* __restrict__ logprobs,
+                                           unsigned int* __restrict__ status,
+                                           int* __restrict__ top_tokens,
+                                           float* __restrict__ top_logprobs, UnfilteredShared& sh)
+{
+    const unsigned int row_index = blockIdx.x;
+    const SamplingParams p = params[(size_t)row_index * params_stride];
+    if (!unfiltered_row(p, row_index, vocab, method, top_n, tokens, logprobs, status, top_tokens,
+                        top_logprobs))
+        return;
+    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
+    const RangeSummary s = stream_range<DT>(row, vocab, 0u, aligned, p, sh.scratch);
+    if (threadIdx.x == 0)
+        write_combined<DT>(row_index, p, row, [&](unsigned int) { return s; }, 1u, tokens,
+                           logprobs, status);
+}
+
+// Split rows (grid = (splits, batch)): each block summarises its slice and publishes it; the
+// row's last block combines the summaries, as finish_slice does for streamed rows.
+template <int DT>
+__device__ __forceinline__ void stream_row_split(
+    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
+    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
+    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
+    int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
+    SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals,
+    UnfilteredShared& sh)
+{
+    const unsigned int row_index = blockIdx.y;
+    const unsigned int split = blockIdx.x, splits = gridDim.x;
+    const SamplingParams p = params[(size_t)row_index * params_stride];
+    if (!(params_valid(p) && streamable(p, vocab, method, top_n))) {
+        // Uniform over the row's blocks: the first writes the row, no block takes a ticket.
+        if (split == 0u)
+            unfiltered_row(p, row_index, vocab, method, top_n, tokens, logprobs, status,
+                           top_tokens, top_logprobs);
+        return;
+    }
+    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const Slice slice = slice_of<DT>(vocab, split, splits);
+    const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
+    const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
+    SlicePartial* __restrict__ row_partials = partials + (size_t)row_index * splits;
+    const RangeSummary s = stream_range<DT>(part, slice.len, slice.start, aligned, p, sh.scratch);
+    if (threadIdx.x == 0) row_partials[split].summary = s;
+    if (!last_to_arrive(arrivals, row_index, splits, sh.ticket)) return;
+    const RangeSummary* ranges = stage_summaries(row_partials, splits, arrivals, row_index,
+                                                 reinterpret_cast<unsigned int*>(sh.staged));
+    if (threadIdx.x == 0)
+        write_combined<DT>(row_index, p, row, [&](unsigned int k) { return ranges[k]; }, splits,
+                           tokens, logprobs, status);
+}
