@@ -11,6 +11,8 @@ peers = dict(device=runs[0]["device"], flashinfer="; ".join(r["flashinfer"] for 
 mine = {}
 for r in ours["results"]:
     c = r["case"]
+    if c.get("kernels", "auto") != "auto":  # what a user gets, not the --kernels general baseline
+        continue
     mine[(c["batch"], c["vocab"], c["dtype"], c["mode"])] = r["median_us"]
 print(f"device: {peers['device']}; {peers['flashinfer']}")
 print(f"{'batch':>5} {'vocab':>7} {'dtype':<5} {'mode':<12} {'ours_us':>9} {'peer':<11} {'peer_us':>9} {'peer/ours':>9}")
