@@ -33,3 +33,15 @@ __device__ __forceinline__ void write_row(unsigned int row, int token, float log
         top_logprobs[(size_t)row * top_n + i] = NEG_INF;
     }
 }
+
+// A row whose parameters the kernel cannot sample: no token, NaN logprob, empty top-n.
+__device__ __forceinline__ void write_invalid_row(unsigned int row, unsigned int top_n,
+                                                  int* __restrict__ tokens,
+                                                  float* __restrict__ logprobs,
+                                                  unsigned int* __restrict__ status,
+                                                  int* __restrict__ top_tokens,
+                                                  float* __restrict__ top_logprobs)
+{
+    write_row(row, -1, __int_as_float(0x7fffffff), STATUS_INVALID_PARAMS, top_n, 0u, tokens,
+              logprobs, status, top_tokens, top_logprobs);
+}

@@ -69,19 +69,15 @@ __device__ void sample_row(unsigned int row_index,
     const float nan = __int_as_float(0x7fffffff);
 
     if (!params_valid(p)) {
-        write_row(row_index, -1, nan, STATUS_INVALID_PARAMS, top_n, 0, tokens, logprobs, status,
-                  top_tokens, top_logprobs);
+        write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens, top_logprobs);
         return;
     }
     if constexpr (N::RESCALES) {
         if (!from_merged && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
             // for the maximum and another for the draw.
-            const RangeSummary s =
-                stream_range<DT>(row, vocab, 0u, aligned, p, sh.select.scratch);
-            if (threadIdx.x == 0)
-                write_combined<DT>(row_index, p, row, [&](unsigned int) { return s; }, 1u,
-                                   tokens, logprobs, status);
+            stream_whole_row<DT>(row_index, p, row, vocab, aligned, sh.select.scratch, tokens,
+                                 logprobs, status);
             return;
         }
     }
@@ -497,23 +493,21 @@ __device__ __forceinline__ bool collectable(const SamplingParams& p, unsigned in
            p.top_k <= SPLIT_SLICE_CANDIDATES;
 }
 
-// What is left for a split block once its slice is done.
+// What is left for a split block once its slice of a collectable row is done.
 enum SliceOutcome {
-    SLICE_DONE,     // nothing: not the row's last block, or a streamed row it has written
+    SLICE_DONE,     // nothing: not the row's last block
     SAMPLE_WHOLE,   // the row, whole, the one-block way (a slice's candidates overflowed)
     SAMPLE_MERGED,  // the row from the merged candidates in hist and the `merged` summary
 };
 
-// A split row's slice work (streamed or collected): summarise or collect the slice, publish it,
-// take a ticket, and in the row's last block combine (streamed) or merge (collected).
+// A collectable row's slice: collect the slice's top k, publish them, take a ticket, and in the
+// row's last block merge every slice's candidates. (Streamable rows: stream_slice, split.cuh.)
 template <int DT>
-__device__ SliceOutcome finish_slice(const typename Dtype<DT>::Raw* __restrict__ logits,
-                                     const SamplingParams& p, unsigned int vocab, bool streamed,
-                                     int* __restrict__ tokens, float* __restrict__ logprobs,
-                                     unsigned int* __restrict__ status,
-                                     SlicePartial* __restrict__ partials,
-                                     unsigned int* __restrict__ arrivals, RowShared& sh,
-                                     RangeSummary& merged, unsigned int* gathered_count)
+__device__ SliceOutcome collect_slice(const typename Dtype<DT>::Raw* __restrict__ logits,
+                                      const SamplingParams& p, unsigned int vocab,
+                                      SlicePartial* __restrict__ partials,
+                                      unsigned int* __restrict__ arrivals, RowShared& sh,
+                                      RangeSummary& merged, unsigned int* gathered_count)
 {
     const unsigned int row_index = blockIdx.y;
     const unsigned int split = blockIdx.x, splits = gridDim.x;
@@ -522,45 +516,33 @@ __device__ SliceOutcome finish_slice(const typename Dtype<DT>::Raw* __restrict__
     const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
     const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
     SlicePartial* __restrict__ mine = partials + (size_t)row_index * splits + split;
-    if (streamed) {
-        const RangeSummary s =
-            stream_range<DT>(part, slice.len, slice.start, aligned, p, sh.select.scratch);
-        if (threadIdx.x == 0) mine->summary = s;
+    RangeSummary s;
+    unsigned int count;
+    if (collect_top_k<DT>(part, slice.len, slice.start, aligned, p.top_k, sh.select, sh.maxima, s,
+                          &count)) {
+        // Only the slice's top k can be among the row's.
+        sort_collected(sh.select.hist, count);
+        s.pad = min(count, p.top_k);
+        for (unsigned int i = threadIdx.x; i < s.pad; i += blockDim.x)
+            mine->candidates[i] = sh.select.hist[i];
     } else {
-        RangeSummary s;
-        unsigned int count;
-        if (collect_top_k<DT>(part, slice.len, slice.start, aligned, p.top_k, sh.select,
-                              sh.maxima, s, &count)) {
-            // Only the slice's top k can be among the row's.
-            sort_collected(sh.select.hist, count);
-            s.pad = min(count, p.top_k);
-            for (unsigned int i = threadIdx.x; i < s.pad; i += blockDim.x)
-                mine->candidates[i] = sh.select.hist[i];
-        } else {
-            s.pad = SLICE_OVERFLOWED;
-        }
-        if (threadIdx.x == 0) mine->summary = s;
+        s.pad = SLICE_OVERFLOWED;
     }
+    if (threadIdx.x == 0) mine->summary = s;
 
     // Publish the partial; the row's last block to arrive finishes the row.
     if (!last_to_arrive(arrivals, row_index, splits, sh.select.found_index)) return SLICE_DONE;
     const RangeSummary* ranges =
         stage_summaries(partials + (size_t)row_index * splits, splits, arrivals, row_index,
                         reinterpret_cast<unsigned int*>(sh.maxima));
-    if (streamed) {
-        if (threadIdx.x == 0)
-            write_combined<DT>(row_index, p, row, [&](unsigned int s) { return ranges[s]; },
-                               splits, tokens, logprobs, status);
-        return SLICE_DONE;
-    }
-    // Collectable: the row's summary, and the slices' candidates gathered into hist.
+    // The row's summary, and the slices' candidates gathered into hist.
     merged.max = NEG_INF;
     merged.argmax = 0xffffffffu;
     merged.finite = 0u;
     merged.bad = 0u;
     bool overflowed = false;
-    for (unsigned int s = 0; s < splits; ++s) {
-        const RangeSummary c = ranges[s];
+    for (unsigned int k = 0; k < splits; ++k) {
+        const RangeSummary c = ranges[k];
         merged.bad |= c.bad;
         merged.finite += c.finite;
         overflowed |= c.pad == SLICE_OVERFLOWED;
@@ -579,11 +561,11 @@ __device__ SliceOutcome finish_slice(const typename Dtype<DT>::Raw* __restrict__
     merged.mass = 0.0f;
     merged.pad = 0u;
     unsigned int gathered = 0u;
-    for (unsigned int s = 0; s < splits; ++s) {
-        const unsigned int n = ranges[s].pad;
+    for (unsigned int k = 0; k < splits; ++k) {
+        const unsigned int n = ranges[k].pad;
         const volatile unsigned long long* from =
             reinterpret_cast<const volatile unsigned long long*>(
-                partials[(size_t)row_index * splits + s].candidates);
+                partials[(size_t)row_index * splits + k].candidates);
         for (unsigned int i = threadIdx.x; i < n; i += blockDim.x)
             sh.select.hist[gathered + i] = from[i];
         gathered += n;
@@ -610,12 +592,18 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     const bool valid = params_valid(p);
     const bool streamed = valid && streamable(p, vocab, method, top_n);
     const bool collected = valid && !streamed && collectable(p, method);
+    if (streamed) {
+        stream_slice<DT>(row_index, p, logits + (size_t)row_index * vocab, vocab,
+                         partials + (size_t)row_index * gridDim.x, arrivals, sh.select.scratch,
+                         sh.select.found_index, reinterpret_cast<unsigned int*>(sh.maxima),
+                         tokens, logprobs, status);
+        return;
+    }
     RangeSummary merged = RangeSummary();
     unsigned int gathered = 0u;
     SliceOutcome outcome = SAMPLE_WHOLE;  // rows that do not split: the first block, whole
-    if (streamed || collected)
-        outcome = finish_slice<DT>(logits, p, vocab, streamed, tokens, logprobs, status, partials,
-                                   arrivals, sh, merged, &gathered);
+    if (collected)
+        outcome = collect_slice<DT>(logits, p, vocab, partials, arrivals, sh, merged, &gathered);
     else if (blockIdx.x != 0u)
         return;
     if (outcome == SLICE_DONE) return;

@@ -79,3 +79,31 @@ __device__ __forceinline__ const RangeSummary* stage_summaries(
     if (threadIdx.x == 0) arrivals[row_index] = 0u;
     return reinterpret_cast<const RangeSummary*>(staged);
 }
+
+// A streamable row's slice (grid = (splits, batch)): the block summarises its slice and publishes
+// it; the row's last block to arrive combines the summaries in slice order (write_combined).
+// Called by every thread. `ticket` is a shared word, `staged` shared room for SPLIT_MAX_SLICES
+// summaries.
+template <int DT>
+__device__ __forceinline__ void stream_slice(unsigned int row_index, const SamplingParams& p,
+                                             const typename Dtype<DT>::Raw* __restrict__ row,
+                                             unsigned int vocab,
+                                             SlicePartial* __restrict__ row_partials,
+                                             unsigned int* __restrict__ arrivals,
+                                             BlockScratch& scratch, unsigned int& ticket,
+                                             unsigned int* staged, int* __restrict__ tokens,
+                                             float* __restrict__ logprobs,
+                                             unsigned int* __restrict__ status)
+{
+    const unsigned int split = blockIdx.x, splits = gridDim.x;
+    const Slice slice = slice_of<DT>(vocab, split, splits);
+    const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
+    const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
+    const RangeSummary s = stream_range<DT>(part, slice.len, slice.start, aligned, p, scratch);
+    if (threadIdx.x == 0) row_partials[split].summary = s;
+    if (!last_to_arrive(arrivals, row_index, splits, ticket)) return;
+    const RangeSummary* ranges = stage_summaries(row_partials, splits, arrivals, row_index, staged);
+    if (threadIdx.x == 0)
+        write_combined<DT>(row_index, p, row, [&](unsigned int k) { return ranges[k]; }, splits,
+                           tokens, logprobs, status);
+}

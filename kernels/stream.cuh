@@ -347,3 +347,19 @@ __device__ __forceinline__ void write_combined(unsigned int row_index, const Sam
     logprobs[row_index] = shifted(Dtype<DT>::widen(row[token]), row_max) - logf(norm);
     status[row_index] = STATUS_OK;
 }
+
+// A streamable row sampled by one block: one read, then thread 0 writes the result. Called by
+// every thread.
+template <int DT>
+__device__ __forceinline__ void stream_whole_row(unsigned int row_index, const SamplingParams& p,
+                                                 const typename Dtype<DT>::Raw* __restrict__ row,
+                                                 unsigned int vocab, bool aligned,
+                                                 BlockScratch& scratch, int* __restrict__ tokens,
+                                                 float* __restrict__ logprobs,
+                                                 unsigned int* __restrict__ status)
+{
+    const RangeSummary s = stream_range<DT>(row, vocab, 0u, aligned, p, scratch);
+    if (threadIdx.x == 0)
+        write_combined<DT>(row_index, p, row, [&](unsigned int) { return s; }, 1u, tokens,
+                           logprobs, status);
+}

@@ -33,19 +33,11 @@ struct UnfilteredShared {
     RangeSummary staged[SPLIT_MAX_SLICES];
 };
 
-// Whether the unfiltered kernels can sample a row; else its outputs say invalid parameters.
-__device__ __forceinline__ bool unfiltered_row(const SamplingParams& p, unsigned int row_index,
-                                               unsigned int vocab, unsigned int method,
-                                               unsigned int top_n, int* __restrict__ tokens,
-                                               float* __restrict__ logprobs,
-                                               unsigned int* __restrict__ status,
-                                               int* __restrict__ top_tokens,
-                                               float* __restrict__ top_logprobs)
+// Whether the unfiltered kernels can sample a row (else it is written as invalid).
+__device__ __forceinline__ bool unfiltered_sampleable(const SamplingParams& p, unsigned int vocab,
+                                                      unsigned int method, unsigned int top_n)
 {
-    if (params_valid(p) && streamable(p, vocab, method, top_n)) return true;
-    write_row(row_index, -1, __int_as_float(0x7fffffff), STATUS_INVALID_PARAMS, top_n, 0u, tokens,
-              logprobs, status, top_tokens, top_logprobs);
-    return false;
+    return params_valid(p) && streamable(p, vocab, method, top_n);
 }
 
 // One block per row (grid.x = batch): the row in one read, as sample_row does it.
@@ -61,19 +53,17 @@ __device__ __forceinline__ void stream_row(const typename Dtype<DT>::Raw* __rest
 {
     const unsigned int row_index = blockIdx.x;
     const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!unfiltered_row(p, row_index, vocab, method, top_n, tokens, logprobs, status, top_tokens,
-                        top_logprobs))
+    if (!unfiltered_sampleable(p, vocab, method, top_n)) {
+        write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens, top_logprobs);
         return;
+    }
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
-    const RangeSummary s = stream_range<DT>(row, vocab, 0u, aligned, p, sh.scratch);
-    if (threadIdx.x == 0)
-        write_combined<DT>(row_index, p, row, [&](unsigned int) { return s; }, 1u, tokens,
-                           logprobs, status);
+    stream_whole_row<DT>(row_index, p, row, vocab, aligned, sh.scratch, tokens, logprobs, status);
 }
 
-// Split rows (grid = (splits, batch)): each block summarises its slice and publishes it; the
-// row's last block combines the summaries, as finish_slice does for streamed rows.
+// Split rows (grid = (splits, batch)): each block summarises its slice and the row's last block
+// combines them, as sample_row_split does for streamed rows.
 template <int DT>
 __device__ __forceinline__ void stream_row_split(
     const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
@@ -84,26 +74,15 @@ __device__ __forceinline__ void stream_row_split(
     UnfilteredShared& sh)
 {
     const unsigned int row_index = blockIdx.y;
-    const unsigned int split = blockIdx.x, splits = gridDim.x;
     const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!(params_valid(p) && streamable(p, vocab, method, top_n))) {
+    if (!unfiltered_sampleable(p, vocab, method, top_n)) {
         // Uniform over the row's blocks: the first writes the row, no block takes a ticket.
-        if (split == 0u)
-            unfiltered_row(p, row_index, vocab, method, top_n, tokens, logprobs, status,
-                           top_tokens, top_logprobs);
+        if (blockIdx.x == 0u)
+            write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens,
+                              top_logprobs);
         return;
     }
-    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
-    const Slice slice = slice_of<DT>(vocab, split, splits);
-    const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
-    const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
-    SlicePartial* __restrict__ row_partials = partials + (size_t)row_index * splits;
-    const RangeSummary s = stream_range<DT>(part, slice.len, slice.start, aligned, p, sh.scratch);
-    if (threadIdx.x == 0) row_partials[split].summary = s;
-    if (!last_to_arrive(arrivals, row_index, splits, sh.ticket)) return;
-    const RangeSummary* ranges = stage_summaries(row_partials, splits, arrivals, row_index,
-                                                 reinterpret_cast<unsigned int*>(sh.staged));
-    if (threadIdx.x == 0)
-        write_combined<DT>(row_index, p, row, [&](unsigned int k) { return ranges[k]; }, splits,
-                           tokens, logprobs, status);
+    stream_slice<DT>(row_index, p, logits + (size_t)row_index * vocab, vocab,
+                     partials + (size_t)row_index * gridDim.x, arrivals, sh.scratch, sh.ticket,
+                     reinterpret_cast<unsigned int*>(sh.staged), tokens, logprobs, status);
 }

@@ -23,14 +23,14 @@ pub const MIN_SPLIT_SLICE: usize = 4096;
 /// two words each).
 pub const SPLIT_PARTIAL_WORDS: usize = 8 + 2 * 64;
 
-/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU that runs `slots` row blocks at
-/// once: its SMs times the blocks of the launch's kernel that an SM holds. The grid runs in waves of `slots`
-/// blocks, and a launch lasts about waves x (slice length + a block's fixed
-/// cost: its reductions and ticket, taken as [`MIN_SPLIT_SLICE`] logits' worth). The count is the
-/// one that minimises that, fewest blocks on ties (at most [`MAX_SPLITS`], slices of at least
-/// [`MIN_SPLIT_SLICE`]). Batch 64 on 132 slots: 2, one wave of 128 blocks, where 5 would run
-/// three waves. 1 means the one-block-per-row kernels. Only the fast numerics split (the invariant ones
-/// must not depend on the batch).
+/// Blocks per row for a launch of `batch` rows of `vocab` on a GPU that runs `slots` row blocks
+/// at once: its SMs times the blocks of the launch's kernel that an SM holds. The grid runs in
+/// waves of `slots` blocks, and a launch lasts about waves x (slice length + a block's fixed
+/// cost: its reductions and ticket, taken as [`MIN_SPLIT_SLICE`] logits' worth). The count is
+/// the one that minimises that, fewest blocks on ties (at most [`MAX_SPLITS`], slices of at
+/// least [`MIN_SPLIT_SLICE`]). Batch 64 on 132 slots: 2, one wave of 128 blocks, where 5 would
+/// run three waves. 1 means the one-block-per-row kernels. Only the fast numerics split (the
+/// invariant ones must not depend on the batch).
 pub fn split_count(batch: usize, vocab: usize, slots: usize, numerics: Numerics) -> usize {
     if numerics != Numerics::Fast || batch == 0 {
         return 1;
