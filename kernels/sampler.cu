@@ -9,10 +9,11 @@
 //   1 (Gumbel) or 2 (inverse CDF) draw passes, which also sum the kept mass for the logprob;
 //   3 top-n: radix select on counts over the kept set, plus one collecting pass.
 // Temperature-only rows with the fast numerics and no top-n skip all that: one read of the row,
-// in L1-sized windows each drawn right after its maximum is known (kernels/stream.cuh). Rows with
-// a top-k of at most the block's threads read the row once too: the windows collect the top-k
-// candidates into shared memory (kernels/collect.cuh), where top-k, top-p, min-p, the Gumbel draw
-// and top-n find everything they need.
+// in L1-sized windows each drawn right after its maximum is known (kernels/stream.cuh; the
+// inverse CDF keeps a table of sub-tile masses and reads one sub-tile again,
+// kernels/stream_cdf.cuh). Rows with a top-k of at most the block's threads read the row once
+// too: the windows collect the top-k candidates into shared memory (kernels/collect.cuh), where
+// top-k, top-p, min-p, the Gumbel draw and top-n find everything they need.
 // Batches without filters can take the unfiltered kernels instead (kernels/unfiltered.cuh): that
 // one-read path alone, light enough for two row blocks an SM.
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
@@ -48,6 +49,14 @@ struct RowShared {
     unsigned long long maxima[SAMPLER_MAX_THREADS];  // collect_top_k's window maxima
 };
 
+// A streamed row's inverse-CDF table (kernels/stream_cdf.cuh) lives in the candidate list's
+// room: a streamed row collects no candidates.
+__device__ __forceinline__ CdfTable& cdf_table(RowShared& sh)
+{
+    static_assert(sizeof(CdfTable) <= sizeof(sh.select.hist), "the table fits the list's room");
+    return *reinterpret_cast<CdfTable*>(sh.select.hist);
+}
+
 template <int DT, typename N>
 __device__ void sample_row(unsigned int row_index,
                            const typename Dtype<DT>::Raw* __restrict__ logits,
@@ -75,9 +84,10 @@ __device__ void sample_row(unsigned int row_index,
     if constexpr (N::RESCALES) {
         if (!from_merged && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
-            // for the maximum and another for the draw.
-            stream_whole_row<DT>(row_index, p, row, vocab, aligned, sh.select.scratch, tokens,
-                                 logprobs, status);
+            // for the maximum and one or two for the draw.
+            stream_whole_row<DT, ANY_DRAW>(row_index, p, method, row, vocab, aligned,
+                                           cdf_table(sh), sh.select.scratch, tokens, logprobs,
+                                           status);
             return;
         }
     }
@@ -468,18 +478,19 @@ __device__ void sample_row(unsigned int row_index,
 // split kernels give each row `gridDim.x` blocks, each a contiguous slice of the row, and the
 // row's last block to arrive (an integer ticket) finishes it from what the slices published, in
 // slice order, so the result does not depend on the arrival order. Two kinds of rows split:
-//  - a maximum and a Gumbel draw over every finite token — greedy, or temperature-only with the
-//    Gumbel method and no top-n (streamable): each slice is summarised by stream_range
-//    (kernels/stream.cuh) and the last block combines the summaries (write_combined);
+//  - a maximum and a draw over every finite token — greedy, or temperature-only with no top-n
+//    (streamable): each slice is summarised by stream_range or stream_range_cdf
+//    (kernels/stream.cuh) and the last block combines the summaries (stream_slice, split.cuh;
+//    an inverse-CDF draw reads the slice its target falls in once more);
 //  - Gumbel draws with a top-k of at most SPLIT_SLICE_CANDIDATES (collectable): each slice
 //    collects its own top k (kernels/collect.cuh) — every row top-k token is in its slice's top
 //    k — and publishes them in rank order; the last block gathers them into shared memory and
 //    sample_row finishes from there, exactly as the one-block kernel does from its own collection
 //    (same candidates, same order: the same bits). A slice whose candidates overflow makes the
 //    last block sample the row whole.
-// Every other row (other filters, inverse CDF, invalid parameters) is sampled whole by its first
-// block with the ordinary path, bit for bit as the one-block kernels do (same block size), and
-// the other blocks leave. Fast numerics only: the combination rescales each slice's sum and best
+// Every other row (other filters, filtered inverse CDF, invalid parameters) is sampled whole by
+// its first block with the ordinary path, bit for bit as the one-block kernels do (same block
+// size), and the other blocks leave. Fast numerics only: the combination rescales each slice's sum and best
 // score from its own maximum to the row's, which rounds differently from one block's order.
 
 // The last block stages the summaries in RowShared::maxima.
@@ -593,10 +604,10 @@ __device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ log
     const bool streamed = valid && streamable(p, vocab, method, top_n);
     const bool collected = valid && !streamed && collectable(p, method);
     if (streamed) {
-        stream_slice<DT>(row_index, p, logits + (size_t)row_index * vocab, vocab,
-                         partials + (size_t)row_index * gridDim.x, arrivals, sh.select.scratch,
-                         sh.select.found_index, reinterpret_cast<unsigned int*>(sh.maxima),
-                         tokens, logprobs, status);
+        stream_slice<DT, ANY_DRAW>(row_index, p, method, logits + (size_t)row_index * vocab, vocab,
+                         partials + (size_t)row_index * gridDim.x, arrivals, cdf_table(sh),
+                         sh.select.scratch, sh.select.found_index,
+                         reinterpret_cast<unsigned int*>(sh.maxima), tokens, logprobs, status);
         return;
     }
     RangeSummary merged = RangeSummary();
@@ -632,7 +643,7 @@ __device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __res
                       logprobs, status, top_tokens, top_logprobs, shared);
 }
 
-template <int DT>
+template <int DT, unsigned int DRAW>
 __device__ __forceinline__ void unfiltered_rows(
     const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
     unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
@@ -640,8 +651,8 @@ __device__ __forceinline__ void unfiltered_rows(
     int* __restrict__ top_tokens, float* __restrict__ top_logprobs)
 {
     __shared__ UnfilteredShared shared;
-    stream_row<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status,
-                   top_tokens, top_logprobs, shared);
+    stream_row<DT, DRAW>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                         status, top_tokens, top_logprobs, shared);
 }
 
 // `MIN_BLOCKS` row blocks of SAMPLER_MAX_THREADS threads must fit an SM: 1 for the general
@@ -671,11 +682,18 @@ SAMPLER_ENTRY(sample_rows_invariant_f16, unsigned short, 1,
               (sample_rows<DTYPE_F16, InvariantNumerics>))
 SAMPLER_ENTRY(sample_rows_invariant_bf16, unsigned short, 1,
               (sample_rows<DTYPE_BF16, InvariantNumerics>))
-SAMPLER_ENTRY(sample_rows_unfiltered_f32, float, UNFILTERED_MIN_BLOCKS, unfiltered_rows<DTYPE_F32>)
+SAMPLER_ENTRY(sample_rows_unfiltered_f32, float, UNFILTERED_MIN_BLOCKS,
+              (unfiltered_rows<DTYPE_F32, DRAW_GUMBEL>))
 SAMPLER_ENTRY(sample_rows_unfiltered_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              unfiltered_rows<DTYPE_F16>)
+              (unfiltered_rows<DTYPE_F16, DRAW_GUMBEL>))
 SAMPLER_ENTRY(sample_rows_unfiltered_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              unfiltered_rows<DTYPE_BF16>)
+              (unfiltered_rows<DTYPE_BF16, DRAW_GUMBEL>))
+SAMPLER_ENTRY(sample_rows_unfiltered_cdf_f32, float, UNFILTERED_MIN_BLOCKS,
+              (unfiltered_rows<DTYPE_F32, DRAW_INVERSE_CDF>))
+SAMPLER_ENTRY(sample_rows_unfiltered_cdf_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
+              (unfiltered_rows<DTYPE_F16, DRAW_INVERSE_CDF>))
+SAMPLER_ENTRY(sample_rows_unfiltered_cdf_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
+              (unfiltered_rows<DTYPE_BF16, DRAW_INVERSE_CDF>))
 
 // Split-row entry points (fast numerics). `partials` holds batch * splits SlicePartial entries,
 // `arrivals` batch counters that start at 0 and are left at 0.
@@ -692,7 +710,7 @@ __device__ __forceinline__ void sample_rows_split(
                          status, top_tokens, top_logprobs, partials, arrivals, shared);
 }
 
-template <int DT>
+template <int DT, unsigned int DRAW>
 __device__ __forceinline__ void unfiltered_rows_split(
     const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
     unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
@@ -701,8 +719,9 @@ __device__ __forceinline__ void unfiltered_rows_split(
     SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
 {
     __shared__ UnfilteredShared shared;
-    stream_row_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                         status, top_tokens, top_logprobs, partials, arrivals, shared);
+    stream_row_split<DT, DRAW>(logits, params, params_stride, vocab, method, top_n, tokens,
+                               logprobs, status, top_tokens, top_logprobs, partials, arrivals,
+                               shared);
 }
 
 #define SPLIT_ENTRY(NAME, RAW, MIN_BLOCKS, ROWS)                                                   \
@@ -722,11 +741,17 @@ SPLIT_ENTRY(sample_rows_split_f32, float, 1, sample_rows_split<DTYPE_F32>)
 SPLIT_ENTRY(sample_rows_split_f16, unsigned short, 1, sample_rows_split<DTYPE_F16>)
 SPLIT_ENTRY(sample_rows_split_bf16, unsigned short, 1, sample_rows_split<DTYPE_BF16>)
 SPLIT_ENTRY(sample_rows_unfiltered_split_f32, float, UNFILTERED_MIN_BLOCKS,
-            unfiltered_rows_split<DTYPE_F32>)
+            (unfiltered_rows_split<DTYPE_F32, DRAW_GUMBEL>))
 SPLIT_ENTRY(sample_rows_unfiltered_split_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-            unfiltered_rows_split<DTYPE_F16>)
+            (unfiltered_rows_split<DTYPE_F16, DRAW_GUMBEL>))
 SPLIT_ENTRY(sample_rows_unfiltered_split_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-            unfiltered_rows_split<DTYPE_BF16>)
+            (unfiltered_rows_split<DTYPE_BF16, DRAW_GUMBEL>))
+SPLIT_ENTRY(sample_rows_unfiltered_cdf_split_f32, float, UNFILTERED_MIN_BLOCKS,
+            (unfiltered_rows_split<DTYPE_F32, DRAW_INVERSE_CDF>))
+SPLIT_ENTRY(sample_rows_unfiltered_cdf_split_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
+            (unfiltered_rows_split<DTYPE_F16, DRAW_INVERSE_CDF>))
+SPLIT_ENTRY(sample_rows_unfiltered_cdf_split_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
+            (unfiltered_rows_split<DTYPE_BF16, DRAW_INVERSE_CDF>))
 
 #ifdef BATCHSAMPLE_HOST_SIMT
 extern "C" {
@@ -749,6 +774,9 @@ HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAM
 HOST_SIMT_EXPORT(sample_rows_unfiltered_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_unfiltered_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_unfiltered_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 #define SPLIT_PARAMS(LOGIT_T)                                                                      \
     (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
      unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
@@ -763,4 +791,7 @@ HOST_SIMT_EXPORT(sample_rows_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARG
 HOST_SIMT_EXPORT(sample_rows_unfiltered_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
 HOST_SIMT_EXPORT(sample_rows_unfiltered_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
 HOST_SIMT_EXPORT(sample_rows_unfiltered_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
+HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
 #endif

@@ -80,16 +80,62 @@ __device__ __forceinline__ const RangeSummary* stage_summaries(
     return reinterpret_cast<const RangeSummary*>(staged);
 }
 
+// Where an inverse-CDF row's draw falls, from its slices' summaries: the row's total (`norm`,
+// relative to the row's maximum) and target, the slice whose running sum first exceeds the
+// target (failing that, rounding: the last slice with mass), the row's sum before it, and its
+// rescaling to the row's maximum (`outer`).
+struct CdfSlice {
+    unsigned int slice;
+    float before, outer, target, norm;
+};
+
+// Every thread computes the same bits, from the staged summaries in slice order (as write_gumbel
+// sums a Gumbel row's masses).
+__device__ __forceinline__ CdfSlice cdf_slice(const SamplingParams& p, const RangeSummary* ranges,
+                                              unsigned int splits, float row_max)
+{
+    const TemperatureShift shifted(p.temperature);
+    auto outer = [&](unsigned int k) { return expf(shifted(ranges[k].max, row_max)); };
+    auto contribution = [&](unsigned int k) {
+        return ranges[k].finite == 0u ? 0.0f : ranges[k].mass * outer(k);
+    };
+    CdfSlice c;
+    c.norm = 0.0f;
+    for (unsigned int k = 0; k < splits; ++k) c.norm += contribution(k);
+    c.target = cdf_target(p, c.norm);
+    unsigned int chosen = 0xffffffffu, last = 0u;
+    float chosen_before = 0.0f, last_before = 0.0f, running = 0.0f;
+    for (unsigned int k = 0; k < splits; ++k) {
+        const float m = contribution(k);
+        if (m > 0.0f) {
+            if (chosen == 0xffffffffu && running + m > c.target) {
+                chosen = k;
+                chosen_before = running;
+            }
+            last = k;
+            last_before = running;
+        }
+        running += m;
+    }
+    const bool crossed = chosen != 0xffffffffu;
+    c.slice = crossed ? chosen : last;
+    c.before = crossed ? chosen_before : last_before;
+    c.outer = outer(c.slice);
+    return c;
+}
+
 // A streamable row's slice (grid = (splits, batch)): the block summarises its slice and publishes
-// it; the row's last block to arrive combines the summaries in slice order (write_combined).
-// Called by every thread. `ticket` is a shared word, `staged` shared room for SPLIT_MAX_SLICES
-// summaries.
-template <int DT>
+// it; the row's last block to arrive combines the summaries in slice order. An inverse-CDF row's
+// last block then reads the slice where the row's target falls once more and walks it
+// (cdf_walk: that slice's table was in another block). Called by every thread. `ticket` is a
+// shared word, `staged` shared room for SPLIT_MAX_SLICES summaries. `DRAW`: summarise_range.
+template <int DT, unsigned int DRAW>
 __device__ __forceinline__ void stream_slice(unsigned int row_index, const SamplingParams& p,
+                                             unsigned int method,
                                              const typename Dtype<DT>::Raw* __restrict__ row,
                                              unsigned int vocab,
                                              SlicePartial* __restrict__ row_partials,
-                                             unsigned int* __restrict__ arrivals,
+                                             unsigned int* __restrict__ arrivals, CdfTable& cdf,
                                              BlockScratch& scratch, unsigned int& ticket,
                                              unsigned int* staged, int* __restrict__ tokens,
                                              float* __restrict__ logprobs,
@@ -99,11 +145,25 @@ __device__ __forceinline__ void stream_slice(unsigned int row_index, const Sampl
     const Slice slice = slice_of<DT>(vocab, split, splits);
     const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
     const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
-    const RangeSummary s = stream_range<DT>(part, slice.len, slice.start, aligned, p, scratch);
+    const RangeSummary s = summarise_range<DT, DRAW>(part, slice.len, slice.start, aligned, p,
+                                                     method, cdf, scratch);
     if (threadIdx.x == 0) row_partials[split].summary = s;
     if (!last_to_arrive(arrivals, row_index, splits, ticket)) return;
     const RangeSummary* ranges = stage_summaries(row_partials, splits, arrivals, row_index, staged);
-    if (threadIdx.x == 0)
-        write_combined<DT>(row_index, p, row, [&](unsigned int k) { return ranges[k]; }, splits,
-                           tokens, logprobs, status);
+    auto range = [&](unsigned int k) { return ranges[k]; };
+    const RowTotals r = row_totals(range, splits);
+    if (write_undrawn(row_index, p, r, tokens, logprobs, status)) return;
+    if (DRAW != DRAW_GUMBEL && inverse_cdf_draw(p, method)) {
+        const CdfSlice draw = cdf_slice(p, ranges, splits, r.max);
+        const Slice chosen = slice_of<DT>(vocab, draw.slice, splits);
+        const typename Dtype<DT>::Raw* __restrict__ from = row + chosen.start;
+        const bool from_aligned = (reinterpret_cast<unsigned long long>(from) & 15ull) == 0ull;
+        const unsigned int token =
+            chosen.start + cdf_walk<DT>(from, chosen.len, from_aligned,
+                                        TemperatureShift(p.temperature), ranges[draw.slice].max,
+                                        draw.before, draw.outer, draw.target, scratch);
+        write_drawn<DT>(row_index, p, row, token, r.max, draw.norm, tokens, logprobs, status);
+    } else if (DRAW != DRAW_INVERSE_CDF && threadIdx.x == 0) {
+        write_gumbel<DT>(row_index, p, row, r, range, splits, tokens, logprobs, status);
+    }
 }

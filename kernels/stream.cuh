@@ -21,6 +21,8 @@
 #include "numerics.cuh"
 #include "params.cuh"
 #include "philox.cuh"
+#include "stream_cdf.cuh"
+#include "weights.cuh"
 
 // What a range contributes to its row's draw. The split kernels publish it per slice, at the
 // head of a SlicePartial (kernels/sampler.cu).
@@ -40,45 +42,6 @@ static_assert(sizeof(RangeSummary) == 8 * sizeof(unsigned int), "RangeSummary is
 __device__ __forceinline__ float gumbel_noise(float u)
 {
     return FastNumerics::noise_log(-FastNumerics::log(u));
-}
-
-constexpr float LOG2E = 1.44269504088896341f;
-
-// (x - m) / T as the fast kernels compute it: times 1/T, or divided where 1/T overflows (a
-// subnormal T). `log2` is the same in base 2, for exp2 weights: the hot loop's one multiply and
-// one MUFU a token (where log2(e)/T overflows, T below ~4.2e-39: the division, then the scale).
-struct TemperatureShift {
-    float temperature, inv, log2_scale;
-    bool inv_ok, log2_ok;
-
-    __device__ explicit TemperatureShift(float t)
-        : temperature(t), inv(1.0f / t), log2_scale(inv * LOG2E),
-          inv_ok(inv <= 3.402823466e38f), log2_ok(log2_scale <= 3.402823466e38f)
-    {
-    }
-    __device__ float operator()(float x, float m) const
-    {
-        return inv_ok ? (x - m) * inv : (x - m) / temperature;
-    }
-    __device__ float log2(float x, float m) const
-    {
-        return log2_ok ? (x - m) * log2_scale : (x - m) / temperature * LOG2E;
-    }
-};
-
-// 2^x by the hardware approximation (relative error about 2^-22), subnormal results flushed to 0:
-// a weight below 2^-126 of the running maximum's adds nothing to a mass of at least 1 and is far
-// below the skip bound. The host shim rounds exactly, then flushes the same way.
-__device__ __forceinline__ float exp2_flushed(float x)
-{
-#if defined(__CUDA_ARCH__)
-    float r;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-    return r;
-#else
-    const float r = exp2f(x);
-    return r < 1.17549435e-38f ? 0.0f : r;
-#endif
 }
 
 // Asks L2 for the bytes [begin, end) (rounded inward to 16 bytes, so nothing outside is touched).
@@ -169,29 +132,57 @@ __device__ __forceinline__ void block_reduce_summary(unsigned int finite, int ba
     __syncthreads();
 }
 
-// The rows these draws serve: valid parameters, greedy or Gumbel with no filter, no top-n. (top-k
-// at or above the vocabulary keeps every token, like top-k off.)
+// The rows these draws serve: valid parameters, greedy, or no filter and no top-n with the
+// Gumbel draw or the inverse CDF (rows whose windows fit its table: kernels/stream_cdf.cuh).
+// (top-k at or above the vocabulary keeps every token, like top-k off.)
 __device__ __forceinline__ bool streamable(const SamplingParams& p, unsigned int vocab,
                                            unsigned int method, unsigned int top_n)
 {
     const bool unfiltered =
         (p.top_k == 0u || p.top_k >= vocab) && p.top_p >= 1.0f && p.min_p <= 0.0f;
-    return top_n == 0u && (p.temperature == 0.0f || (method == DRAW_GUMBEL && unfiltered));
+    const bool draw_streams =
+        method == DRAW_GUMBEL || (method == DRAW_INVERSE_CDF && cdf_fits(vocab));
+    return top_n == 0u && (p.temperature == 0.0f || (draw_streams && unfiltered));
+}
+
+// Read 1 of a window of `wlen` logits at `win` (row index `base` on), from DRAM or from L2 after
+// the prefetch: adds the window's finite count and NaN / +inf flag to this thread's, and returns
+// the window's maximum (lowest index on ties: `*index`), the same in every thread. Then asks L2
+// for the range's next window, [next, end). Called by every thread.
+template <int DT>
+__device__ __forceinline__ float scan_window(const typename Dtype<DT>::Raw* __restrict__ win,
+                                             unsigned int wlen, unsigned int base, bool aligned,
+                                             const typename Dtype<DT>::Raw* next,
+                                             const typename Dtype<DT>::Raw* end,
+                                             unsigned int& finite, int& bad, unsigned int* index,
+                                             BlockScratch& scratch)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    RowScan scan;
+    for_each_chunk<DT>(win, wlen, aligned,
+                       [&](unsigned int at, const float (&x)[VEC]) { scan.add(base + at, x); });
+    finite += scan.finite;
+    bad |= scan.bad ? 1 : 0;
+    const float wmax = block_argmax(scan.best, scan.best_index, index, scratch);
+    prefetch_l2(next, end);
+    return wmax;
 }
 
 // The summary of `len` logits at `range` (row indices `first` on; `first` a multiple of the
-// dtype's vector width, so Philox blocks line up), for a row whose parameters pass
-// params_valid and streamable. Called by every thread; every thread gets the same summary. Greedy
-// (temperature 0) reads the range once and leaves the draw fields at -inf / 0xffffffff / 0.
-template <int DT>
+// dtype's vector width, so Philox blocks line up), for a greedy or Gumbel row whose parameters
+// pass params_valid and streamable. Called by every thread; every thread gets the same summary.
+// Greedy (temperature 0) reads the range once and leaves the draw fields at -inf / 0xffffffff /
+// 0.
+// (GUMBEL false: a kernel that sends its sampled rows elsewhere; only greedy rows come here.)
+template <int DT, bool GUMBEL = true>
 __device__ __forceinline__ RangeSummary
 stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len,
              unsigned int first, bool aligned, const SamplingParams& p, BlockScratch& scratch)
 {
     constexpr int VEC = Dtype<DT>::VEC;
-    const bool sampling = p.temperature > 0.0f;
+    const bool sampling = GUMBEL && p.temperature > 0.0f;
     // Greedy needs no second read: one window.
-    const unsigned int window = sampling ? 32u * blockDim.x : len;
+    const unsigned int window = sampling ? CDF_WINDOW_VALUES * blockDim.x : len;
     const TemperatureShift shifted(p.temperature);
 
     // The block's running maximum (the same in every thread) ...
@@ -220,15 +211,10 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
         const typename Dtype<DT>::Raw* __restrict__ win = range + w0;
         const unsigned int base = first + w0;  // row index of win[0]
 
-        // Read 1 (DRAM, or L2 after the prefetch): the window's maximum, finite count, NaN/+inf.
-        RowScan scan;
-        for_each_chunk<DT>(win, wlen, aligned,
-                           [&](unsigned int at, const float (&x)[VEC]) { scan.add(base + at, x); });
-        finite += scan.finite;
-        bad |= scan.bad ? 1 : 0;
         unsigned int wmax_index;
-        const float wmax = block_argmax(scan.best, scan.best_index, &wmax_index, scratch);
-        if (w0 + window < len) prefetch_l2(win + window, range + min(len, w0 + 2u * window));
+        const float wmax = scan_window<DT>(win, wlen, base, aligned, win + window,
+                                           range + min(len, w0 + 2u * window), finite, bad,
+                                           &wmax_index, scratch);
         if (!better(wmax, wmax_index, ref, ref_index)) {
             if (!sampling || wmax == NEG_INF) continue;
         } else if (!sampling) {
@@ -293,49 +279,148 @@ stream_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len
     return s;
 }
 
-// A row's result from the summaries of its ranges, in index order (thread 0 only): the row's
-// maximum, then each range's mass and best score rescaled to it.
-// `range(s)` returns the s-th summary (a callable, so a lone summary can stay in registers).
-template <int DT, typename Ranges>
-__device__ __forceinline__ void write_combined(unsigned int row_index, const SamplingParams& p,
-                                               const typename Dtype<DT>::Raw* __restrict__ row,
-                                               Ranges&& range, unsigned int count,
-                                               int* __restrict__ tokens,
-                                               float* __restrict__ logprobs,
-                                               unsigned int* __restrict__ status)
+// stream_range for an inverse-CDF row: the same windows and summary (no best score), with the
+// range's table of sub-tile masses left in `cdf` for cdf_pick and `mass` its scanned total.
+template <int DT>
+__device__ __forceinline__ RangeSummary
+stream_range_cdf(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len,
+                 unsigned int first, bool aligned, const SamplingParams& p, CdfTable& cdf,
+                 BlockScratch& scratch)
 {
-    const float nan = __int_as_float(0x7fffffff);
-    unsigned int any_bad = 0u, total_finite = 0u;
-    float row_max = NEG_INF;
-    unsigned int row_argmax = 0xffffffffu;
+    const unsigned int window = CDF_WINDOW_VALUES * blockDim.x;
+    const TemperatureShift shifted(p.temperature);
+    float ref = NEG_INF;  // the running maximum, the same in every thread
+    unsigned int ref_index = 0xffffffffu;
+    unsigned int finite = 0u;
+    int bad = 0;
+    bool weighed = false;  // the last window's warp sums await cdf_fold
+    unsigned int index = 0u;
+    for (unsigned int w0 = 0; w0 < len; w0 += window, ++index) {
+        const unsigned int wlen = min(window, len - w0);
+        const typename Dtype<DT>::Raw* __restrict__ win = range + w0;
+        unsigned int wmax_index;
+        const float wmax = scan_window<DT>(win, wlen, first + w0, aligned, win + window,
+                                           range + min(len, w0 + 2u * window), finite, bad,
+                                           &wmax_index, scratch);
+        // The previous window's warp sums are complete (scan_window's barriers): fold them.
+        if (index > 0u) cdf_fold<DT>(index - 1u, window, (index - 1u) & 1u, weighed, cdf);
+        if (better(wmax, wmax_index, ref, ref_index)) {
+            ref = wmax;
+            ref_index = wmax_index;
+        }
+        if (threadIdx.x == 0) cdf.ref[index] = ref;
+        weighed = ref != NEG_INF;  // windows before the first finite logit weigh nothing
+        if (weighed) cdf_weigh_window<DT>(win, wlen, aligned, shifted, ref, index & 1u, cdf);
+    }
+    RangeSummary s;
+    s.max = ref;
+    s.argmax = ref_index;
+    s.pad = 0u;
+    block_reduce_summary(finite, bad, NEG_INF, 0xffffffffu, 0.0f, scratch, s);
+    // The last window's warp sums are visible (block_reduce_summary's barriers).
+    if (index > 0u)
+        cdf_fold<DT>(index - 1u, len - (index - 1u) * window, (index - 1u) & 1u, weighed, cdf);
+    __syncthreads();
+    CdfRun unused;
+    s.mass = cdf_scan<DT>(cdf, index, ref, shifted, scratch, unused);
+    return s;
+}
+
+// The draw a kernel instance serves: DRAW_GUMBEL or DRAW_INVERSE_CDF, fixed when it is compiled
+// (the unfiltered kernels: one instance per method, so that neither walk's registers weigh on
+// the other's), or ANY_DRAW, the launch's `method` (the general kernels).
+constexpr unsigned int ANY_DRAW = 0xffffffffu;
+
+// A streamable row's range, summarised by the walk its draw needs.
+template <int DT, unsigned int DRAW>
+__device__ __forceinline__ RangeSummary
+summarise_range(const typename Dtype<DT>::Raw* __restrict__ range, unsigned int len,
+                unsigned int first, bool aligned, const SamplingParams& p, unsigned int method,
+                CdfTable& cdf, BlockScratch& scratch)
+{
+    if (DRAW != DRAW_GUMBEL && inverse_cdf_draw(p, method))
+        return stream_range_cdf<DT>(range, len, first, aligned, p, cdf, scratch);
+    return stream_range<DT, DRAW != DRAW_INVERSE_CDF>(range, len, first, aligned, p, scratch);
+}
+
+// What a row's ranges add up to: its maximum (lowest index on ties), whether any logit is NaN or
+// +inf, and how many are finite. `range(s)` returns the s-th summary (a callable, so a lone
+// summary can stay in registers).
+struct RowTotals {
+    float max;
+    unsigned int argmax;
+    unsigned int bad;
+    unsigned int finite;
+};
+
+template <typename Ranges>
+__device__ __forceinline__ RowTotals row_totals(Ranges&& range, unsigned int count)
+{
+    RowTotals r{NEG_INF, 0xffffffffu, 0u, 0u};
     for (unsigned int s = 0; s < count; ++s) {
         const RangeSummary c = range(s);
-        any_bad |= c.bad;
-        total_finite += c.finite;
-        if (c.finite > 0u && better(c.max, c.argmax, row_max, row_argmax)) {
-            row_max = c.max;
-            row_argmax = c.argmax;
+        r.bad |= c.bad;
+        r.finite += c.finite;
+        if (c.finite > 0u && better(c.max, c.argmax, r.max, r.argmax)) {
+            r.max = c.max;
+            r.argmax = c.argmax;
         }
     }
-    if (any_bad || total_finite == 0u) {
-        tokens[row_index] = -1;
-        logprobs[row_index] = nan;
-        status[row_index] = any_bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT;
-        return;
+    return r;
+}
+
+// Thread 0 writes a sampled row: `token`, its logprob against the row's maximum and mass.
+template <int DT>
+__device__ __forceinline__ void write_drawn(unsigned int row_index, const SamplingParams& p,
+                                            const typename Dtype<DT>::Raw* __restrict__ row,
+                                            unsigned int token, float row_max, float norm,
+                                            int* __restrict__ tokens,
+                                            float* __restrict__ logprobs,
+                                            unsigned int* __restrict__ status)
+{
+    if (threadIdx.x != 0) return;
+    const TemperatureShift shifted(p.temperature);
+    tokens[row_index] = (int)token;
+    logprobs[row_index] = shifted(Dtype<DT>::widen(row[token]), row_max) - logf(norm);
+    status[row_index] = STATUS_OK;
+}
+
+// Thread 0 writes a row that needs no draw: a failing row, or greedy (the argmax). Returns
+// whether the row is written (the same in every thread).
+__device__ __forceinline__ bool write_undrawn(unsigned int row_index, const SamplingParams& p,
+                                              const RowTotals& r, int* __restrict__ tokens,
+                                              float* __restrict__ logprobs,
+                                              unsigned int* __restrict__ status)
+{
+    const bool failed = r.bad != 0u || r.finite == 0u;
+    if (!failed && p.temperature > 0.0f) return false;
+    if (threadIdx.x == 0) {
+        tokens[row_index] = failed ? -1 : (int)r.argmax;
+        logprobs[row_index] = failed ? __int_as_float(0x7fffffff) : 0.0f;
+        status[row_index] = !failed  ? STATUS_OK
+                            : r.bad ? STATUS_NON_FINITE_LOGIT
+                                    : STATUS_NO_FINITE_LOGIT;
     }
-    if (p.temperature == 0.0f) {
-        tokens[row_index] = (int)row_argmax;
-        logprobs[row_index] = 0.0f;
-        status[row_index] = STATUS_OK;
-        return;
-    }
+    return true;
+}
+
+// A Gumbel row's result from the summaries of its ranges, in index order (thread 0 only): each
+// range's mass and best score rescaled to the row's maximum.
+template <int DT, typename Ranges>
+__device__ __forceinline__ void write_gumbel(unsigned int row_index, const SamplingParams& p,
+                                             const typename Dtype<DT>::Raw* __restrict__ row,
+                                             const RowTotals& r, Ranges&& range,
+                                             unsigned int count, int* __restrict__ tokens,
+                                             float* __restrict__ logprobs,
+                                             unsigned int* __restrict__ status)
+{
     const TemperatureShift shifted(p.temperature);
     float norm = 0.0f, top_score = NEG_INF;
     unsigned int token = 0xffffffffu;
     for (unsigned int s = 0; s < count; ++s) {
         const RangeSummary c = range(s);
         if (c.finite == 0u) continue;
-        const float offset = shifted(c.max, row_max);  // <= 0: this range's max, rescaled
+        const float offset = shifted(c.max, r.max);  // <= 0: this range's max, rescaled
         norm += c.mass * expf(offset);
         const float score = c.best_score + offset;
         if (better(score, c.best_token, top_score, token)) {
@@ -343,23 +428,31 @@ __device__ __forceinline__ void write_combined(unsigned int row_index, const Sam
             token = c.best_token;
         }
     }
-    tokens[row_index] = (int)token;
-    logprobs[row_index] = shifted(Dtype<DT>::widen(row[token]), row_max) - logf(norm);
-    status[row_index] = STATUS_OK;
+    write_drawn<DT>(row_index, p, row, token, r.max, norm, tokens, logprobs, status);
 }
 
-// A streamable row sampled by one block: one read, then thread 0 writes the result. Called by
-// every thread.
-template <int DT>
+// A streamable row sampled by one block: one read, then the result. Called by every thread.
+// `DRAW`: summarise_range.
+template <int DT, unsigned int DRAW>
 __device__ __forceinline__ void stream_whole_row(unsigned int row_index, const SamplingParams& p,
+                                                 unsigned int method,
                                                  const typename Dtype<DT>::Raw* __restrict__ row,
-                                                 unsigned int vocab, bool aligned,
+                                                 unsigned int vocab, bool aligned, CdfTable& cdf,
                                                  BlockScratch& scratch, int* __restrict__ tokens,
                                                  float* __restrict__ logprobs,
                                                  unsigned int* __restrict__ status)
 {
-    const RangeSummary s = stream_range<DT>(row, vocab, 0u, aligned, p, scratch);
-    if (threadIdx.x == 0)
-        write_combined<DT>(row_index, p, row, [&](unsigned int) { return s; }, 1u, tokens,
-                           logprobs, status);
+    const RangeSummary s =
+        summarise_range<DT, DRAW>(row, vocab, 0u, aligned, p, method, cdf, scratch);
+    auto only = [&](unsigned int) { return s; };
+    const RowTotals r = row_totals(only, 1u);
+    if (write_undrawn(row_index, p, r, tokens, logprobs, status)) return;
+    if (DRAW != DRAW_GUMBEL && inverse_cdf_draw(p, method)) {
+        const unsigned int token =
+            cdf_pick<DT>(row, vocab, aligned, TemperatureShift(p.temperature), s.max, 0.0f, 1.0f,
+                         cdf_target(p, s.mass), cdf, scratch);
+        write_drawn<DT>(row_index, p, row, token, s.max, s.mass, tokens, logprobs, status);
+    } else if (DRAW != DRAW_INVERSE_CDF && threadIdx.x == 0) {
+        write_gumbel<DT>(row_index, p, row, r, only, 1u, tokens, logprobs, status);
+    }
 }

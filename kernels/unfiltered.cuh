@@ -3,8 +3,9 @@
 // The sampler's kernels hold every path (radix selects, candidate lists, top-n), and ptxas gives
 // them 100-122 registers: a 512-thread block takes a whole SM, 16 warps whose loads alone cannot
 // keep HBM busy (v9 on an H200, BENCHMARKS.md: the temperature-only pass read 1.3 TB/s where
-// greedy read 2.9). A row that is greedy, or temperature-only with the Gumbel draw and no top-n
-// (`streamable`), needs only stream_range and write_combined. These kernels hold that path alone,
+// greedy read 2.9). A row that is greedy, or temperature-only with no top-n (`streamable`: the
+// Gumbel draw, or the inverse CDF on rows its table holds), needs only stream_range and the
+// row's finish (kernels/stream.cuh, kernels/stream_cdf.cuh). These kernels hold that path alone,
 // within 64 registers on sm_90 (__launch_bounds__(512, 2)): 32 warps an SM, and at batch 256 on
 // 132 SMs one wave where the general kernel runs two. (sm_80/89 spill a few words at 64: there
 // they keep one block an SM; the host asks the driver how many fit, src/gpu/launch.rs.) They
@@ -12,8 +13,9 @@
 // rows: the same bits (tests/stream_rows.rs).
 //
 // The host launches them only for batches it knows to be unfiltered (src/gpu/mod.rs,
-// BatchFilters). A row they cannot sample — invalid parameters, or a filter, top-n or the
-// inverse-CDF draw at a temperature above 0 — gets STATUS_INVALID_PARAMS, and only that row.
+// BatchFilters). A row they cannot sample — invalid parameters, or a filter, top-n or an
+// inverse-CDF draw on a row longer than its table — gets STATUS_INVALID_PARAMS, and only that
+// row.
 #pragma once
 
 #include "block.cuh"
@@ -31,17 +33,21 @@ struct UnfilteredShared {
     BlockScratch scratch;
     unsigned int ticket;
     RangeSummary staged[SPLIT_MAX_SLICES];
+    CdfTable cdf;
 };
 
-// Whether the unfiltered kernels can sample a row (else it is written as invalid).
+// Whether an unfiltered kernel compiled for the draw `DRAW` can sample a row (else it is
+// written as invalid): a greedy row under either method, a sampled one under its own.
+template <unsigned int DRAW>
 __device__ __forceinline__ bool unfiltered_sampleable(const SamplingParams& p, unsigned int vocab,
                                                       unsigned int method, unsigned int top_n)
 {
-    return params_valid(p) && streamable(p, vocab, method, top_n);
+    return params_valid(p) && streamable(p, vocab, method, top_n) &&
+           (p.temperature == 0.0f || method == DRAW);
 }
 
 // One block per row (grid.x = batch): the row in one read, as sample_row does it.
-template <int DT>
+template <int DT, unsigned int DRAW>
 __device__ __forceinline__ void stream_row(const typename Dtype<DT>::Raw* __restrict__ logits,
                                            const SamplingParams* __restrict__ params,
                                            unsigned int params_stride, unsigned int vocab,
@@ -53,18 +59,19 @@ __device__ __forceinline__ void stream_row(const typename Dtype<DT>::Raw* __rest
 {
     const unsigned int row_index = blockIdx.x;
     const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!unfiltered_sampleable(p, vocab, method, top_n)) {
+    if (!unfiltered_sampleable<DRAW>(p, vocab, method, top_n)) {
         write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens, top_logprobs);
         return;
     }
     const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
-    stream_whole_row<DT>(row_index, p, row, vocab, aligned, sh.scratch, tokens, logprobs, status);
+    stream_whole_row<DT, DRAW>(row_index, p, method, row, vocab, aligned, sh.cdf, sh.scratch,
+                               tokens, logprobs, status);
 }
 
 // Split rows (grid = (splits, batch)): each block summarises its slice and the row's last block
 // combines them, as sample_row_split does for streamed rows.
-template <int DT>
+template <int DT, unsigned int DRAW>
 __device__ __forceinline__ void stream_row_split(
     const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
     unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
@@ -75,14 +82,15 @@ __device__ __forceinline__ void stream_row_split(
 {
     const unsigned int row_index = blockIdx.y;
     const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!unfiltered_sampleable(p, vocab, method, top_n)) {
+    if (!unfiltered_sampleable<DRAW>(p, vocab, method, top_n)) {
         // Uniform over the row's blocks: the first writes the row, no block takes a ticket.
         if (blockIdx.x == 0u)
             write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens,
                               top_logprobs);
         return;
     }
-    stream_slice<DT>(row_index, p, logits + (size_t)row_index * vocab, vocab,
-                     partials + (size_t)row_index * gridDim.x, arrivals, sh.scratch, sh.ticket,
-                     reinterpret_cast<unsigned int*>(sh.staged), tokens, logprobs, status);
+    stream_slice<DT, DRAW>(row_index, p, method, logits + (size_t)row_index * vocab, vocab,
+                           partials + (size_t)row_index * gridDim.x, arrivals, sh.cdf,
+                           sh.scratch, sh.ticket, reinterpret_cast<unsigned int*>(sh.staged),
+                           tokens, logprobs, status);
 }

@@ -625,7 +625,10 @@ pub mod sampler {
         host_launch_sample_rows_invariant_bf16,
         host_launch_sample_rows_unfiltered_f32,
         host_launch_sample_rows_unfiltered_f16,
-        host_launch_sample_rows_unfiltered_bf16
+        host_launch_sample_rows_unfiltered_bf16,
+        host_launch_sample_rows_unfiltered_cdf_f32,
+        host_launch_sample_rows_unfiltered_cdf_f16,
+        host_launch_sample_rows_unfiltered_cdf_bf16
     );
 
     type Launcher = unsafe extern "C" fn(
@@ -678,8 +681,9 @@ pub mod sampler {
         run(entry, logits, vocab, params, opts, threads, schedule)
     }
 
-    /// [`sample_rows`] through `sample_rows_unfiltered_{dtype}` (kernels/unfiltered.cuh), which
-    /// ignores `opts.numerics` (it has the fast numerics only).
+    /// [`sample_rows`] through the unfiltered kernels of `opts.method` (kernels/unfiltered.cuh):
+    /// `sample_rows_unfiltered_{dtype}` for the Gumbel draw, `sample_rows_unfiltered_cdf_{dtype}`
+    /// for the inverse CDF. They ignore `opts.numerics` (they have the fast numerics only).
     pub fn sample_rows_unfiltered<T: Logit>(
         logits: &[T],
         vocab: usize,
@@ -688,10 +692,13 @@ pub mod sampler {
         threads: u32,
         schedule: Schedule,
     ) -> Result<Vec<RowOutput>, HostSimtError> {
-        let entry: Launcher = match T::DTYPE {
-            Dtype::F32 => host_launch_sample_rows_unfiltered_f32,
-            Dtype::F16 => host_launch_sample_rows_unfiltered_f16,
-            Dtype::Bf16 => host_launch_sample_rows_unfiltered_bf16,
+        let entry: Launcher = match (opts.method, T::DTYPE) {
+            (DrawMethod::Gumbel, Dtype::F32) => host_launch_sample_rows_unfiltered_f32,
+            (DrawMethod::Gumbel, Dtype::F16) => host_launch_sample_rows_unfiltered_f16,
+            (DrawMethod::Gumbel, Dtype::Bf16) => host_launch_sample_rows_unfiltered_bf16,
+            (DrawMethod::InverseCdf, Dtype::F32) => host_launch_sample_rows_unfiltered_cdf_f32,
+            (DrawMethod::InverseCdf, Dtype::F16) => host_launch_sample_rows_unfiltered_cdf_f16,
+            (DrawMethod::InverseCdf, Dtype::Bf16) => host_launch_sample_rows_unfiltered_cdf_bf16,
         };
         run(entry, logits, vocab, params, opts, threads, schedule)
     }
@@ -800,7 +807,10 @@ pub mod split {
         host_launch_sample_rows_split_bf16,
         host_launch_sample_rows_unfiltered_split_f32,
         host_launch_sample_rows_unfiltered_split_f16,
-        host_launch_sample_rows_unfiltered_split_bf16
+        host_launch_sample_rows_unfiltered_split_bf16,
+        host_launch_sample_rows_unfiltered_cdf_split_f32,
+        host_launch_sample_rows_unfiltered_cdf_split_f16,
+        host_launch_sample_rows_unfiltered_cdf_split_bf16
     );
 
     type SplitLauncher = unsafe extern "C" fn(
@@ -843,8 +853,9 @@ pub mod split {
         )
     }
 
-    /// [`sample_rows_split`] through `sample_rows_unfiltered_split_{dtype}`
-    /// (kernels/unfiltered.cuh).
+    /// [`sample_rows_split`] through the unfiltered split kernels of `opts.method`
+    /// (`sample_rows_unfiltered_split_{dtype}`, `sample_rows_unfiltered_cdf_split_{dtype}`:
+    /// kernels/unfiltered.cuh).
     #[allow(clippy::too_many_arguments)]
     pub fn sample_rows_unfiltered_split<T: Logit>(
         logits: &[T],
@@ -855,10 +866,19 @@ pub mod split {
         splits: u32,
         schedule: Schedule,
     ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
-        let entry: SplitLauncher = match T::DTYPE {
-            Dtype::F32 => host_launch_sample_rows_unfiltered_split_f32,
-            Dtype::F16 => host_launch_sample_rows_unfiltered_split_f16,
-            Dtype::Bf16 => host_launch_sample_rows_unfiltered_split_bf16,
+        let entry: SplitLauncher = match (opts.method, T::DTYPE) {
+            (DrawMethod::Gumbel, Dtype::F32) => host_launch_sample_rows_unfiltered_split_f32,
+            (DrawMethod::Gumbel, Dtype::F16) => host_launch_sample_rows_unfiltered_split_f16,
+            (DrawMethod::Gumbel, Dtype::Bf16) => host_launch_sample_rows_unfiltered_split_bf16,
+            (DrawMethod::InverseCdf, Dtype::F32) => {
+                host_launch_sample_rows_unfiltered_cdf_split_f32
+            }
+            (DrawMethod::InverseCdf, Dtype::F16) => {
+                host_launch_sample_rows_unfiltered_cdf_split_f16
+            }
+            (DrawMethod::InverseCdf, Dtype::Bf16) => {
+                host_launch_sample_rows_unfiltered_cdf_split_bf16
+            }
         };
         run(
             entry, logits, vocab, params, opts, threads, splits, schedule,

@@ -144,7 +144,9 @@ pub enum DrawMethod {
     Gumbel,
     /// One uniform per row, walked through the cumulative sum of the kept probabilities in token
     /// index order (what `torch.multinomial` does). Its prefix sum depends on summation order, so
-    /// a boundary can move between implementations.
+    /// a boundary can move between implementations. It needs no per-token random number: on
+    /// temperature-only rows (fast numerics, rows of up to `gpu::CDF_STREAM_MAX_VOCAB`) the GPU
+    /// reads the logits once, as for greedy (`kernels/stream_cdf.cuh`).
     InverseCdf,
 }
 
@@ -154,7 +156,7 @@ pub enum DrawMethod {
 pub enum Numerics {
     /// CUDA's `expf`/`logf` and f32 sums in the block's fixed order on the GPU (temperature-only
     /// rows: the hardware `ex2` and per-window sums rescaled to the running maximum,
-    /// `kernels/stream.cuh`); exact f64 on the CPU. Deterministic run to run and at any position
+    /// `kernels/stream.cuh`, `kernels/stream_cdf.cuh`); exact f64 on the CPU. Deterministic run to run and at any position
     /// in a batch, and within float rounding of the f64 reference. Not batch-size invariant:
     /// below about two blocks per SM, greedy and temperature-only rows are split over several
     /// blocks (`gpu::split_count`), whose partial sums and scores round differently — logprob

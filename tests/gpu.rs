@@ -436,12 +436,22 @@ fn gpu_sanitizer_workload() {
         println!("split rows, vocab {vocab}: {}", report.summary());
         report.assert_clean();
     }
-    // The unfiltered kernels (sample_host picks them for a batch without filters): one block
+    // The unfiltered kernels (sample_host picks them for a batch without filters), for both
+    // draws (the inverse CDF's table and its last block's second read of a slice): one block
     // and split, twice.
-    for _ in 0..2 {
-        let report = parity_of(&mut gpu, &logits[..2 * vocab], vocab, &params[..2], &opts);
-        println!("unfiltered rows, vocab {vocab}: {}", report.summary());
-        report.assert_clean();
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        let opts = SampleOptions {
+            method,
+            ..SampleOptions::default()
+        };
+        for _ in 0..2 {
+            let report = parity_of(&mut gpu, &logits[..2 * vocab], vocab, &params[..2], &opts);
+            println!(
+                "unfiltered rows, vocab {vocab}, {method:?}: {}",
+                report.summary()
+            );
+            report.assert_clean();
+        }
     }
 }
 
@@ -456,6 +466,10 @@ fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
     let mut g = rng(0x5eed_0008);
     let vocab = 128256;
     let opts = SampleOptions::default();
+    let inverse = SampleOptions {
+        method: DrawMethod::InverseCdf,
+        ..SampleOptions::default()
+    };
     let mut total = ParityReport::default();
     for batch in [1usize, 8, 64, 256] {
         let logits: Vec<f32> = (0..batch)
@@ -474,12 +488,20 @@ fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
             })
             .collect();
         assert_eq!(BatchFilters::of(&params, vocab), BatchFilters::Unfiltered);
-        let f32_report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
-        let bf16_report = parity_of(&mut gpu, &to_bf16(&logits), vocab, &params, &opts);
-        println!("unfiltered batch {batch}: f32 {}", f32_report.summary());
-        println!("unfiltered batch {batch}: bf16 {}", bf16_report.summary());
-        total.merge(f32_report);
-        total.merge(bf16_report);
+        for (name, opts) in [("Gumbel", &opts), ("inverse CDF", &inverse)] {
+            let f32_report = parity_of(&mut gpu, &logits, vocab, &params, opts);
+            let bf16_report = parity_of(&mut gpu, &to_bf16(&logits), vocab, &params, opts);
+            println!(
+                "unfiltered batch {batch}, {name}: f32 {}",
+                f32_report.summary()
+            );
+            println!(
+                "unfiltered batch {batch}, {name}: bf16 {}",
+                bf16_report.summary()
+            );
+            total.merge(f32_report);
+            total.merge(bf16_report);
+        }
     }
     total.assert_clean();
 

@@ -17,15 +17,18 @@ use parity::batches::{mixed_batch, to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
 
-/// The rows whose slices are summarised and combined (greedy, or temperature-only Gumbel without
-/// top-n; a top-k at or above the vocabulary keeps every token): `streamable` in
+/// The rows whose slices are summarised and combined (greedy, or temperature-only without top-n:
+/// Gumbel, or the inverse CDF on rows whose stream windows fit its table — 128 windows of 32
+/// values a thread; a top-k at or above the vocabulary keeps every token): `streamable` in
 /// kernels/stream.cuh. Their sums round differently from one block's. Every other row is sampled
 /// whole by one block, or (Gumbel with a top-k of at most 64) from the slices' top-k candidates
 /// merged — the same candidates in the same order, so the one-block kernel's bits either way.
-fn streamed(p: &SamplingParams, vocab: usize, opts: &SampleOptions) -> bool {
+fn streamed(p: &SamplingParams, vocab: usize, threads: u32, opts: &SampleOptions) -> bool {
+    let draw_streams =
+        opts.method == DrawMethod::Gumbel || vocab.div_ceil(32 * threads as usize) <= 128;
     opts.top_n == 0
         && (p.temperature == 0.0
-            || (opts.method == DrawMethod::Gumbel
+            || (draw_streams
                 && (p.top_k == 0 || p.top_k as usize >= vocab)
                 && p.top_p >= 1.0
                 && p.min_p <= 0.0))
@@ -66,7 +69,7 @@ fn check_split<T: Logit>(
     let whole = sample_rows(logits, vocab, params, opts, threads, Schedule::Forward).unwrap();
     for (r, (split, one)) in runs[0].iter().zip(&whole).enumerate() {
         let p = &params[if params.len() == 1 { 0 } else { r }];
-        if !streamed(p, vocab, opts) {
+        if !streamed(p, vocab, threads, opts) {
             assert!(
                 same_bits(split, one),
                 "row {r} (not streamed) differs from the one-block kernel: {split:?} vs {one:?}"

@@ -1,4 +1,5 @@
-//! The one-read temperature-only draw (`stream_range` in kernels/stream.cuh), run through the
+//! The one-read temperature-only draws (`stream_range` in kernels/stream.cuh for the Gumbel
+//! draw, `stream_range_cdf` and kernels/stream_cdf.cuh for the inverse CDF), run through the
 //! host SIMT shim: rows walked in several windows whose running maximum rises, falls behind,
 //! starts masked or turns bad late, in the one-block and the split kernels, against the exact
 //! reference and the exact distribution; and the unfiltered kernels (kernels/unfiltered.cuh),
@@ -15,7 +16,7 @@ use batchsample::host_simt::Schedule;
 use batchsample::{
     BatchFilters, DrawMethod, Logit, RowOutput, RowStatus, SampleOptions, SamplingParams,
 };
-use common::{assert_shim_draws_fit, assert_shim_kernel_draws_fit, lm_like_row, rng, same_bits};
+use common::{assert_shim_kernel_draws_fit, lm_like_row, rng, same_bits};
 use parity::batches::{to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 use rand::Rng;
@@ -124,8 +125,32 @@ fn check_window_row_facts(out: &[RowOutput], labels: &[&str]) {
     }
 }
 
+/// Both draws: no top-n, fast numerics, so every valid row streams.
+fn streamed_options() -> [SampleOptions; 2] {
+    [
+        SampleOptions::default(),
+        SampleOptions {
+            method: DrawMethod::InverseCdf,
+            ..SampleOptions::default()
+        },
+    ]
+}
+
 fn check_dtype<T: Logit>(logits: &[T], params: &[SamplingParams], labels: &[&str]) -> ParityReport {
-    let opts = SampleOptions::default(); // Gumbel, no top-n, fast numerics: the streamed rows
+    let mut total = ParityReport::default();
+    for opts in streamed_options() {
+        total.merge(check_dtype_with(logits, params, labels, &opts));
+    }
+    total
+}
+
+fn check_dtype_with<T: Logit>(
+    logits: &[T],
+    params: &[SamplingParams],
+    labels: &[&str],
+    opts: &SampleOptions,
+) -> ParityReport {
+    let opts = *opts;
     let mut total = ParityReport::default();
     for threads in [64u32, 128] {
         let runs: Vec<Vec<RowOutput>> = Schedule::all(threads as u64)
@@ -187,8 +212,11 @@ fn streamed_draws_follow_the_exact_distribution() {
         step: 0,
         ..Default::default()
     };
-    assert_shim_draws_fit(&row, &p, &[1, 2]);
-    assert_shim_kernel_draws_fit(&row, &p, &[1, 3], SamplerKernel::Unfiltered);
+    let (gumbel, inverse) = (DrawMethod::Gumbel, DrawMethod::InverseCdf);
+    assert_shim_kernel_draws_fit(&row, &p, &[1, 2], SamplerKernel::General, gumbel);
+    assert_shim_kernel_draws_fit(&row, &p, &[1, 3], SamplerKernel::Unfiltered, gumbel);
+    // The general kernels run the same inverse-CDF functions (the bits test below).
+    assert_shim_kernel_draws_fit(&row, &p, &[1, 3], SamplerKernel::Unfiltered, inverse);
 }
 
 /// The unfiltered kernels against the general ones on the same batch: every row the same bits,
@@ -243,10 +271,11 @@ fn assert_unfiltered_bits<T: Logit>(logits: &[T], params: &[SamplingParams], opt
 fn unfiltered_kernels_give_the_general_kernels_bits() {
     let (logits, params, _) = window_rows();
     assert_eq!(BatchFilters::of(&params, VOCAB), BatchFilters::Unfiltered);
-    let opts = SampleOptions::default();
-    assert_unfiltered_bits(&logits, &params, &opts);
-    assert_unfiltered_bits(&to_f16(&logits), &params, &opts);
-    assert_unfiltered_bits(&to_bf16(&logits), &params, &opts);
+    for opts in streamed_options() {
+        assert_unfiltered_bits(&logits, &params, &opts);
+        assert_unfiltered_bits(&to_f16(&logits), &params, &opts);
+        assert_unfiltered_bits(&to_bf16(&logits), &params, &opts);
+    }
     // Greedy rows stream with either draw method.
     let greedy: Vec<SamplingParams> = params
         .iter()
@@ -312,8 +341,7 @@ fn unfiltered_kernels_refuse_only_the_rows_they_cannot_sample() {
     ];
     let refused = |p: &SamplingParams, opts: &SampleOptions| {
         let filtered = !p.is_unfiltered(VOCAB) || p.temperature < 0.0 || p.top_p.is_nan();
-        let needs_other_draw = p.temperature > 0.0 && opts.method != DrawMethod::Gumbel;
-        filtered || needs_other_draw || opts.top_n > 0
+        filtered || opts.top_n > 0
     };
     let check = |opts: &SampleOptions, light: &[RowOutput], general: &[RowOutput], what: &str| {
         for (r, p) in params.iter().enumerate() {
@@ -368,4 +396,66 @@ fn unfiltered_kernels_refuse_only_the_rows_they_cannot_sample() {
         BatchFilters::of(&params[8..], VOCAB),
         BatchFilters::Unfiltered
     );
+}
+
+/// The inverse CDF streams a row while its stream windows fit the table (128 windows of 32
+/// values a thread: 262144 tokens at 64 threads), and leaves longer rows to the general kernels'
+/// ordered passes; the unfiltered kernels refuse those. Either way the draw matches the
+/// reference.
+#[test]
+fn inverse_cdf_streams_rows_up_to_its_table() {
+    let threads = 64u32;
+    let capacity = 128 * 32 * threads as usize;
+    let opts = SampleOptions {
+        method: DrawMethod::InverseCdf,
+        ..SampleOptions::default()
+    };
+    let mut g = rng(0xcdf);
+    for vocab in [capacity, capacity + 8] {
+        // The maximum in the last window, so every window is rescaled at the end.
+        let mut row = lm_like_row(&mut g, vocab);
+        let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row[vocab - 5] = top + 3.0;
+        let params = vec![
+            SamplingParams {
+                temperature: 1.0,
+                seed: 0x1,
+                ..Default::default()
+            },
+            SamplingParams {
+                temperature: 4.0,
+                seed: 0x2,
+                step: 9,
+                ..Default::default()
+            },
+        ];
+        let logits: Vec<f32> = params.iter().flat_map(|_| row.iter().copied()).collect();
+        let general = sample_rows(&logits, vocab, &params, &opts, threads, Schedule::Forward)
+            .expect("launch");
+        let report = check_parity(&logits, vocab, &params, &opts, &general, 2e-3);
+        println!("vocab {vocab}: {}", report.summary());
+        report.assert_clean();
+        let light =
+            sample_rows_unfiltered(&logits, vocab, &params, &opts, threads, Schedule::Forward)
+                .expect("unfiltered launch");
+        for (r, (a, b)) in light.iter().zip(&general).enumerate() {
+            if vocab <= capacity {
+                assert!(same_bits(a, b), "vocab {vocab}, row {r}: {a:?} vs {b:?}");
+            } else {
+                assert_eq!(a.status, RowStatus::InvalidParams, "vocab {vocab}, row {r}");
+            }
+        }
+    }
+    assert_eq!(batchsample::gpu::CDF_STREAM_MAX_VOCAB, 128 * 32 * 512);
+    let kernel = |vocab| {
+        SamplerKernel::for_launch(
+            BatchFilters::Unfiltered,
+            batchsample::Numerics::Fast,
+            DrawMethod::InverseCdf,
+            0,
+            vocab,
+        )
+    };
+    assert_eq!(kernel(1 << 21), SamplerKernel::Unfiltered);
+    assert_eq!(kernel((1 << 21) + 1), SamplerKernel::General);
 }

@@ -45,31 +45,42 @@ pub fn split_count(batch: usize, vocab: usize, slots: usize, numerics: Numerics)
         .unwrap_or(1)
 }
 
+/// Longest row the one-read inverse CDF serves (kernels/stream_cdf.cuh: a table of 128 stream
+/// windows of 32 values a thread, at the 512 threads [`threads_for`] gives such rows). Longer
+/// inverse-CDF rows take the general kernels' ordered passes.
+pub const CDF_STREAM_MAX_VOCAB: usize = 128 * 32 * SAMPLER_MAX_THREADS as usize;
+
+/// `DrawMethodCode` in `kernels/params.cuh`: the `method` argument of every sampler kernel.
+pub const DRAW_GUMBEL: u32 = 0;
+pub const DRAW_INVERSE_CDF: u32 = 1;
+
 /// Which family of sampler kernels a launch uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SamplerKernel {
     /// `sample_rows_*`, `sample_rows_invariant_*`, `sample_rows_split_*`: every row, every filter;
     /// up to 128 registers, so one 512-thread block an SM.
     General,
-    /// `sample_rows_unfiltered_*` and `sample_rows_unfiltered_split_*` (kernels/unfiltered.cuh):
-    /// greedy and temperature-only Gumbel rows only, within 64 registers on sm_90: two blocks
-    /// an SM.
+    /// `sample_rows_unfiltered[_cdf]_*` and `sample_rows_unfiltered[_cdf]_split_*`
+    /// (kernels/unfiltered.cuh), one set per draw method: greedy and temperature-only rows
+    /// only, within 64 registers on sm_90: two blocks an SM.
     Unfiltered,
 }
 
 impl SamplerKernel {
     /// The kernels a launch takes: the unfiltered ones when the caller vouches that no row
-    /// filters and the launch asks for nothing else they lack (fast numerics, the Gumbel draw,
-    /// no top-n), else the general ones.
+    /// filters and the launch asks for nothing else they lack (fast numerics, no top-n, and for
+    /// the inverse CDF rows of at most [`CDF_STREAM_MAX_VOCAB`]), else the general ones.
     pub fn for_launch(
         filters: BatchFilters,
         numerics: Numerics,
         method: DrawMethod,
         top_n: usize,
+        vocab: usize,
     ) -> Self {
+        let draw_streams = method == DrawMethod::Gumbel || vocab <= CDF_STREAM_MAX_VOCAB;
         let light = filters == BatchFilters::Unfiltered
             && numerics == Numerics::Fast
-            && method == DrawMethod::Gumbel
+            && draw_streams
             && top_n == 0;
         if light {
             SamplerKernel::Unfiltered
@@ -97,15 +108,17 @@ impl DtypeKernels {
 }
 
 /// Every sampler entry point: `sample_rows_{dtype}`, `sample_rows_invariant_{dtype}`,
-/// `sample_rows_split_{dtype}`, their unfiltered twins `sample_rows_unfiltered_{dtype}` and
-/// `sample_rows_unfiltered_split_{dtype}`, and `exact_math_probe` (the invariant numerics' exp
-/// and log over an array).
+/// `sample_rows_split_{dtype}`, their unfiltered twins for each draw method
+/// (`sample_rows_unfiltered[_cdf]_{dtype}`, `sample_rows_unfiltered[_cdf]_split_{dtype}`), and
+/// `exact_math_probe` (the invariant numerics' exp and log over an array).
 pub(crate) struct SamplerKernels {
     fast: DtypeKernels,
     invariant: DtypeKernels,
     split: DtypeKernels,
     unfiltered: DtypeKernels,
     unfiltered_split: DtypeKernels,
+    unfiltered_cdf: DtypeKernels,
+    unfiltered_cdf_split: DtypeKernels,
     /// Row blocks of [`SAMPLER_MAX_THREADS`] threads an SM holds at once, as the driver
     /// reports it for this device (the kernels' registers and shared memory decide).
     general_blocks_per_sm: usize,
@@ -131,14 +144,18 @@ impl SamplerKernels {
     pub(crate) fn load(module: &Arc<CudaModule>) -> Result<Self> {
         let split = DtypeKernels::load(module, "sample_rows_split")?;
         let unfiltered_split = DtypeKernels::load(module, "sample_rows_unfiltered_split")?;
+        let unfiltered_cdf_split = DtypeKernels::load(module, "sample_rows_unfiltered_cdf_split")?;
         Ok(SamplerKernels {
             fast: DtypeKernels::load(module, "sample_rows")?,
             invariant: DtypeKernels::load(module, "sample_rows_invariant")?,
             general_blocks_per_sm: blocks_per_sm(&split)?,
-            unfiltered_blocks_per_sm: blocks_per_sm(&unfiltered_split)?,
+            unfiltered_blocks_per_sm: blocks_per_sm(&unfiltered_split)?
+                .min(blocks_per_sm(&unfiltered_cdf_split)?),
             split,
             unfiltered: DtypeKernels::load(module, "sample_rows_unfiltered")?,
             unfiltered_split,
+            unfiltered_cdf: DtypeKernels::load(module, "sample_rows_unfiltered_cdf")?,
+            unfiltered_cdf_split,
             exact_math_probe: module.load_function("exact_math_probe")?,
         })
     }
@@ -156,10 +173,14 @@ impl SamplerKernels {
         &self,
         kernel: SamplerKernel,
         numerics: Numerics,
+        method: u32,
         dtype: Dtype,
         split: bool,
     ) -> &CudaFunction {
+        let cdf = method == DRAW_INVERSE_CDF;
         let set = match (kernel, numerics, split) {
+            (SamplerKernel::Unfiltered, _, false) if cdf => &self.unfiltered_cdf,
+            (SamplerKernel::Unfiltered, _, true) if cdf => &self.unfiltered_cdf_split,
             (SamplerKernel::Unfiltered, _, false) => &self.unfiltered,
             (SamplerKernel::Unfiltered, _, true) => &self.unfiltered_split,
             (SamplerKernel::General, Numerics::Fast, false) => &self.fast,
@@ -219,7 +240,7 @@ pub(crate) unsafe fn sample_rows<T>(
     params: &CudaView<'_, SamplingParams>, // [batch] or [1]
     params_stride: u32,                    // 1, or 0 to share params[0]
     vocab: u32,
-    method: u32, // DrawMethodCode
+    method: u32, // DrawMethodCode: DRAW_GUMBEL or DRAW_INVERSE_CDF
     top_n: u32,
     splits: u32,
     out: &mut SampleOutputsMut<'_>,
@@ -237,7 +258,7 @@ pub(crate) unsafe fn sample_rows<T>(
         block_dim: (threads_for(vocab as usize, dtype), 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = stream.launch_builder(kernels.get(kernel, numerics, dtype, split));
+    let mut b = stream.launch_builder(kernels.get(kernel, numerics, method, dtype, split));
     b.arg(logits);
     b.arg(params);
     b.arg(&params_stride);

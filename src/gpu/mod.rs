@@ -13,8 +13,8 @@ mod launch;
 
 pub use device::{gpu_available, DeviceInfo};
 pub use launch::{
-    split_count, threads_for, SamplerKernel, MAX_SPLITS, MAX_TOP_N, MIN_SPLIT_SLICE,
-    SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
+    split_count, threads_for, SamplerKernel, CDF_STREAM_MAX_VOCAB, MAX_SPLITS, MAX_TOP_N,
+    MIN_SPLIT_SLICE, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
 };
 
 use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
@@ -22,7 +22,7 @@ use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView, DeviceRepr};
-use launch::{SampleOutputsMut, SamplerKernels};
+use launch::{SampleOutputsMut, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF};
 use std::sync::Arc;
 
 /// Capacities a [`GpuSampler`]'s outputs are sized for.
@@ -142,8 +142,9 @@ impl GpuSampler {
     }
 
     /// [`GpuSampler::sample`] for a batch whose filters the caller knows: with
-    /// [`BatchFilters::Unfiltered`] (no row uses top-k, top-p or min-p), fast numerics, the
-    /// Gumbel draw and no top-n, the launch takes the unfiltered kernels
+    /// [`BatchFilters::Unfiltered`] (no row uses top-k, top-p or min-p), fast numerics and no
+    /// top-n (and rows of at most [`CDF_STREAM_MAX_VOCAB`] for the inverse CDF), the launch
+    /// takes the unfiltered kernels
     /// ([`SamplerKernel::Unfiltered`]: two row blocks an SM); a row that filters anyway
     /// gets `RowStatus::InvalidParams`, and the other rows are unharmed.
     pub fn sample_with<T: Logit + DeviceRepr>(
@@ -185,11 +186,12 @@ impl GpuSampler {
             }
         };
         let method = match opts.method {
-            DrawMethod::Gumbel => 0,
-            DrawMethod::InverseCdf => 1,
+            DrawMethod::Gumbel => DRAW_GUMBEL,
+            DrawMethod::InverseCdf => DRAW_INVERSE_CDF,
         };
         let top_len = (batch * opts.top_n).max(1);
-        let kernel = SamplerKernel::for_launch(filters, opts.numerics, opts.method, opts.top_n);
+        let kernel =
+            SamplerKernel::for_launch(filters, opts.numerics, opts.method, opts.top_n, vocab);
         let splits = split_count(
             batch,
             vocab,

@@ -219,16 +219,18 @@ pub fn assert_shim_draws_fit(row: &[f32], params: &SamplingParams, splits: &[u32
         params,
         splits,
         batchsample::gpu::SamplerKernel::General,
+        DrawMethod::Gumbel,
     );
 }
 
-/// [`assert_shim_draws_fit`] through `kernel`'s family of kernels.
+/// [`assert_shim_draws_fit`] through `kernel`'s family of kernels, drawing with `method`.
 #[cfg(feature = "host-simt")]
 pub fn assert_shim_kernel_draws_fit(
     row: &[f32],
     params: &SamplingParams,
     splits: &[u32],
     kernel: batchsample::gpu::SamplerKernel,
+    method: DrawMethod,
 ) {
     use batchsample::gpu::SamplerKernel;
     use batchsample::host_simt::sampler::{sample_rows, sample_rows_unfiltered};
@@ -237,7 +239,10 @@ pub fn assert_shim_kernel_draws_fit(
     let vocab = row.len();
     let probs = batchsample::cpu::final_distribution(row, params).expect("a sampleable row");
     let draws = draws_needed(&probs).clamp(20_000, 40_000) as usize;
-    let opts = SampleOptions::default();
+    let opts = SampleOptions {
+        method,
+        ..SampleOptions::default()
+    };
     let (one_block, split): (OneBlockShim, SplitShim) = match kernel {
         SamplerKernel::General => (sample_rows::<f32>, sample_rows_split::<f32>),
         SamplerKernel::Unfiltered => (
@@ -256,7 +261,10 @@ pub fn assert_shim_kernel_draws_fit(
             }
         });
         let test = chi_square(&counts, &probs);
-        assert!(test.fits(ALPHA), "{kernel:?}, {n} slice(s): {test:?}");
+        assert!(
+            test.fits(ALPHA),
+            "{kernel:?}, {method:?}, {n} slice(s): {test:?}"
+        );
     }
 }
 
