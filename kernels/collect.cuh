@@ -90,10 +90,11 @@ __device__ bool collect_top_k(const typename Dtype<DT>::Raw* __restrict__ range,
         const bool storing = floor != NEG_INF;
         RowScan scan;
         unsigned int found = 0u;
-        for_each_chunk<DT>(win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-            scan.add(base + at, x);
-            collect(base + at, x, storing, found);
-        });
+        for_each_chunk<DT, READ_AHEAD_CHUNKS>(win, wlen, aligned,
+                                              [&](unsigned int at, const float (&x)[VEC]) {
+                                                  scan.add(base + at, x);
+                                                  collect(base + at, x, storing, found);
+                                              });
         whole.finite += scan.finite;
         whole.bad |= scan.bad;
         if (scan.best > whole.best) {  // later windows hold higher indices: ties stay

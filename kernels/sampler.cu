@@ -105,8 +105,8 @@ __device__ void sample_row(unsigned int row_index,
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     RowScan scan;
     if (!windowed) {
-        for_each_chunk<DT>(row, vocab, aligned,
-                           [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
+        for_each_chunk<DT, READ_AHEAD_CHUNKS>(
+            row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
         // One fused reduction (kernels/stream.cuh) for the flag, the count and the argmax.
         block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f,
                              sh.select.scratch, first);

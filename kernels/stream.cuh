@@ -159,8 +159,8 @@ __device__ __forceinline__ float scan_window(const typename Dtype<DT>::Raw* __re
 {
     constexpr int VEC = Dtype<DT>::VEC;
     RowScan scan;
-    for_each_chunk<DT>(win, wlen, aligned,
-                       [&](unsigned int at, const float (&x)[VEC]) { scan.add(base + at, x); });
+    for_each_chunk<DT, READ_AHEAD_CHUNKS>(
+        win, wlen, aligned, [&](unsigned int at, const float (&x)[VEC]) { scan.add(base + at, x); });
     finite += scan.finite;
     bad |= scan.bad ? 1 : 0;
     const float wmax = block_argmax(scan.best, scan.best_index, index, scratch);
