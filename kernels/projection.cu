@@ -40,28 +40,14 @@ __device__ __forceinline__ bool proj_aligned16(const void* p)
 }
 
 // The raw bits of one full chunk of VEC elements starting at p: one 16-byte load when `vector`
-// (every row 16-byte aligned), element loads otherwise. Kept raw until used, widened by
-// proj_element: a bf16 chunk then takes 4 registers instead of 8. The loads never change the order.
+// (every row 16-byte aligned), element loads otherwise (load.cuh `load_raw`). Kept raw until
+// used, widened by proj_element: a bf16 chunk then takes 4 registers instead of 8. The loads never
+// change the order.
 template <int DT>
 __device__ __forceinline__ uint4 proj_load_chunk(const typename Dtype<DT>::Raw* __restrict__ p,
                                                  bool vector)
 {
-    if (vector) return *reinterpret_cast<const uint4*>(p);
-    unsigned int w[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        if constexpr (DT == DTYPE_F32) {
-            w[j] = __float_as_uint(p[j]);
-        } else {
-            w[j] = (unsigned int)p[2 * j] | ((unsigned int)p[2 * j + 1] << 16);
-        }
-    }
-    uint4 raw;
-    raw.x = w[0];
-    raw.y = w[1];
-    raw.z = w[2];
-    raw.w = w[3];
-    return raw;
+    return load_raw<DT>(p, Dtype<DT>::VEC, 0u, vector);
 }
 
 // Element j (a compile-time constant after unrolling) of a raw chunk, widened exactly to f32.

@@ -146,6 +146,49 @@ __device__ __forceinline__ float cdf_scan(const CdfTable& t, unsigned int window
     return total;
 }
 
+// The inverse-CDF token of a range read again whole: each token weighed against `top`, in index
+// order, a block scan a sub-tile; the first token at which c_before + outer * (the range's
+// running sum) exceeds `target`, failing that (rounding) the range's last weighted token. For a
+// split row's last block (the slice's table was another block's: `top` the slice's maximum) and
+// for cdf_pick's sub-tile (UNROLL 1: one chunk a thread). Called by every thread; every thread
+// gets the range-relative index.
+template <int DT, int UNROLL = default_unroll<DT>()>
+__device__ __forceinline__ unsigned int cdf_walk(const typename Dtype<DT>::Raw* __restrict__ range,
+                                                 unsigned int len, bool aligned,
+                                                 const TemperatureShift& shifted, float top,
+                                                 float c_before, float outer, float target,
+                                                 BlockScratch& scratch)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    constexpr unsigned int NONE = 0xffffffffu;
+    float running = 0.0f;  // the range's sum before the sub-tile (the same in every thread)
+    unsigned int first = NONE, last = NONE;
+    for_each_chunk<DT, UNROLL>(range, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
+        float w[VEC];
+        float local = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            w[j] = exp2_flushed(shifted.log2(x[j], top));
+            local += w[j];
+        }
+        float tile;
+        float partial = running + block_exclusive_scan_f32(local, &tile, scratch);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            if (w[j] <= 0.0f) continue;
+            partial += w[j];
+            if (first == NONE && c_before + outer * partial > target) first = at + j;
+            last = at + j;
+        }
+        running += tile;
+    });
+    unsigned int token;
+    block_argmax(first == NONE ? NEG_INF : 0.0f, first, &token, scratch);
+    if (token == NONE)  // token indices are below 2^24: exact as floats
+        block_argmax(last == NONE ? NEG_INF : (float)last, last, &token, scratch);
+    return token == NONE ? 0u : token;
+}
+
 // The inverse-CDF token of a range (`top` its maximum) whose table is built: the first token, in
 // index order, at which c_before + outer * (the range's running sum) exceeds `target`; failing
 // that (rounding), the last weighted token of the last entry with mass. (`c_before`, `outer`:
@@ -193,79 +236,13 @@ __device__ __forceinline__ unsigned int cdf_pick(const typename Dtype<DT>::Raw* 
         t.picked_before = crossed ? crossing_before : last_before;
     __syncthreads();
 
-    // The token: the entry's sub-tile read again, weighed as cdf_weigh_window weighed it.
+    // The token: the entry's sub-tile read again and walked, weighed as cdf_weigh_window weighed
+    // it (against its window's running maximum), its sums rescaled as the table's.
     const unsigned int window = entry / SUBS;
     const unsigned int start =
         window * CDF_WINDOW_VALUES * blockDim.x + (entry % SUBS) * blockDim.x * VEC;
-    const float ref = t.ref[window];
-    const float scale = cdf_scale(t, window, top, shifted);
     const float before_entry = t.picked_before;
-    float x[VEC];
-    load_chunk<DT>(range, len, start + threadIdx.x * VEC, aligned, x);
-    float w[VEC];
-    float local = 0.0f;
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-        w[j] = exp2_flushed(shifted.log2(x[j], ref));
-        local += w[j];
-    }
-    float unused;
-    float partial = block_exclusive_scan_f32(local, &unused, scratch);
-    unsigned int first = NONE, last_weighted = NONE;
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-        if (w[j] <= 0.0f) continue;
-        partial += w[j];
-        const unsigned int at = start + threadIdx.x * VEC + (unsigned int)j;
-        if (first == NONE && crosses(before_entry + scale * partial)) first = at;
-        last_weighted = at;
-    }
-    unsigned int token;
-    block_argmax(first == NONE ? NEG_INF : 0.0f, first, &token, scratch);
-    if (token == NONE)
-        block_argmax(last_weighted == NONE ? NEG_INF : (float)last_weighted, last_weighted,
-                     &token, scratch);
-    return token;
-}
-
-// The inverse-CDF token of a range read again whole, for a split row's last block (its table was
-// another block's): each token weighed against `top` (the range's maximum), in index order, a
-// block scan a sub-tile; the first token at which c_before + outer * (the range's running sum)
-// exceeds `target`, failing that (rounding) the range's last weighted token. Called by every
-// thread; every thread gets the range-relative index.
-template <int DT>
-__device__ __forceinline__ unsigned int cdf_walk(const typename Dtype<DT>::Raw* __restrict__ range,
-                                                 unsigned int len, bool aligned,
-                                                 const TemperatureShift& shifted, float top,
-                                                 float c_before, float outer, float target,
-                                                 BlockScratch& scratch)
-{
-    constexpr int VEC = Dtype<DT>::VEC;
-    constexpr unsigned int NONE = 0xffffffffu;
-    float running = 0.0f;  // the range's sum before the sub-tile (the same in every thread)
-    unsigned int first = NONE, last = NONE;
-    for_each_chunk<DT>(range, len, aligned, [&](unsigned int at, const float (&x)[VEC]) {
-        float w[VEC];
-        float local = 0.0f;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-            w[j] = exp2_flushed(shifted.log2(x[j], top));
-            local += w[j];
-        }
-        float tile;
-        float partial = running + block_exclusive_scan_f32(local, &tile, scratch);
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-            if (w[j] <= 0.0f) continue;
-            partial += w[j];
-            if (first == NONE && c_before + outer * partial > target) first = at + j;
-            last = at + j;
-        }
-        running += tile;
-    });
-    unsigned int token;
-    block_argmax(first == NONE ? NEG_INF : 0.0f, first, &token, scratch);
-    if (token == NONE)  // token indices are below 2^24: exact as floats
-        block_argmax(last == NONE ? NEG_INF : (float)last, last, &token, scratch);
-    return token == NONE ? 0u : token;
+    return start + cdf_walk<DT, 1>(range + start, min(blockDim.x * VEC, len - start), aligned,
+                                   shifted, t.ref[window], c_before + outer * before_entry,
+                                   outer * cdf_scale(t, window, top, shifted), target, scratch);
 }
