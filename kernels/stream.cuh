@@ -449,7 +449,7 @@ __device__ __forceinline__ void stream_whole_row(unsigned int row_index, const S
     if (write_undrawn(row_index, p, r, tokens, logprobs, status)) return;
     if (DRAW != DRAW_GUMBEL && inverse_cdf_draw(p, method)) {
         const unsigned int token =
-            cdf_pick<DT>(row, vocab, aligned, TemperatureShift(p.temperature), s.max, 0.0f, 1.0f,
+            cdf_pick<DT>(row, vocab, aligned, TemperatureShift(p.temperature), s.max,
                          cdf_target(p, s.mass), cdf, scratch);
         write_drawn<DT>(row_index, p, row, token, s.max, s.mass, tokens, logprobs, status);
     } else if (DRAW != DRAW_INVERSE_CDF && threadIdx.x == 0) {

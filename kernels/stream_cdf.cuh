@@ -189,33 +189,31 @@ __device__ __forceinline__ unsigned int cdf_walk(const typename Dtype<DT>::Raw* 
     return token == NONE ? 0u : token;
 }
 
-// The inverse-CDF token of a range (`top` its maximum) whose table is built: the first token, in
-// index order, at which c_before + outer * (the range's running sum) exceeds `target`; failing
-// that (rounding), the last weighted token of the last entry with mass. (`c_before`, `outer`:
-// the row's sum before this range and the range's rescaling to the row's maximum; 0 and 1 for a
-// whole row.) Called by every thread; every thread gets the range-relative index.
+// The inverse-CDF token of a whole row (`top` its maximum) whose table is built: the first
+// token, in index order, at which the row's running sum exceeds `target`; failing that
+// (rounding), the last weighted token of the last entry with mass. (Split rows' last block walks
+// its slice instead: cdf_walk.) Called by every thread; every thread gets the token.
 template <int DT>
-__device__ __forceinline__ unsigned int cdf_pick(const typename Dtype<DT>::Raw* __restrict__ range,
-                                                 unsigned int len, bool aligned,
+__device__ __forceinline__ unsigned int cdf_pick(const typename Dtype<DT>::Raw* __restrict__ row,
+                                                 unsigned int vocab, bool aligned,
                                                  const TemperatureShift& shifted, float top,
-                                                 float c_before, float outer, float target,
-                                                 CdfTable& t, BlockScratch& scratch)
+                                                 float target, CdfTable& t,
+                                                 BlockScratch& scratch)
 {
     constexpr int VEC = Dtype<DT>::VEC;
     constexpr unsigned int SUBS = cdf_subtiles<DT>();
     constexpr unsigned int NONE = 0xffffffffu;
-    auto crosses = [&](float range_sum) { return c_before + outer * range_sum > target; };
 
     // The entry: this thread's first crossing (or last with mass), then the block's lowest
     // crossing (or highest with mass).
     CdfRun run;
-    cdf_scan<DT>(t, cdf_windows(len), top, shifted, scratch, run);
+    cdf_scan<DT>(t, cdf_windows(vocab), top, shifted, scratch, run);
     unsigned int crossing = NONE, last = NONE;
     float crossing_before = 0.0f, last_before = 0.0f, running = run.before;
     for (unsigned int e = run.first; e < run.end; ++e) {
         const float m = cdf_scale(t, e / SUBS, top, shifted) * t.entry[e];
         if (m > 0.0f) {
-            if (crossing == NONE && crosses(running + m)) {
+            if (crossing == NONE && running + m > target) {
                 crossing = e;
                 crossing_before = running;
             }
@@ -229,7 +227,7 @@ __device__ __forceinline__ unsigned int cdf_pick(const typename Dtype<DT>::Raw* 
     const bool crossed = entry != NONE;
     if (!crossed)  // entry numbers are below 2^24: exact as floats
         block_argmax(last == NONE ? NEG_INF : (float)last, last, &entry, scratch);
-    // Unreachable for a range with a finite maximum (its own entry has mass 1 or more); kept so
+    // Unreachable for a row with a finite maximum (its own entry has mass 1 or more); kept so
     // that no input can index past the table.
     if (entry == NONE) return 0u;
     if (entry == (crossed ? crossing : last))
@@ -242,7 +240,7 @@ __device__ __forceinline__ unsigned int cdf_pick(const typename Dtype<DT>::Raw* 
     const unsigned int start =
         window * CDF_WINDOW_VALUES * blockDim.x + (entry % SUBS) * blockDim.x * VEC;
     const float before_entry = t.picked_before;
-    return start + cdf_walk<DT, 1>(range + start, min(blockDim.x * VEC, len - start), aligned,
-                                   shifted, t.ref[window], c_before + outer * before_entry,
-                                   outer * cdf_scale(t, window, top, shifted), target, scratch);
+    return start + cdf_walk<DT, 1>(row + start, min(blockDim.x * VEC, vocab - start), aligned,
+                                   shifted, t.ref[window], before_entry,
+                                   cdf_scale(t, window, top, shifted), target, scratch);
 }
