@@ -45,3 +45,19 @@ __device__ __forceinline__ void write_invalid_row(unsigned int row, unsigned int
     write_row(row, -1, __int_as_float(0x7fffffff), STATUS_INVALID_PARAMS, top_n, 0u, tokens,
               logprobs, status, top_tokens, top_logprobs);
 }
+
+// A greedy row: the distribution is a point mass on the argmax (logprob 0, top-n of one).
+__device__ __forceinline__ void write_greedy_row(unsigned int row, unsigned int argmax,
+                                                 unsigned int top_n, int* __restrict__ tokens,
+                                                 float* __restrict__ logprobs,
+                                                 unsigned int* __restrict__ status,
+                                                 int* __restrict__ top_tokens,
+                                                 float* __restrict__ top_logprobs)
+{
+    if (threadIdx.x == 0 && top_n > 0) {
+        top_tokens[(size_t)row * top_n] = (int)argmax;
+        top_logprobs[(size_t)row * top_n] = 0.0f;
+    }
+    write_row(row, (int)argmax, 0.0f, STATUS_OK, top_n, top_n > 0 ? 1u : 0u, tokens, logprobs,
+              status, top_tokens, top_logprobs);
+}

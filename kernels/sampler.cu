@@ -15,7 +15,9 @@
 // too: the windows collect the top-k candidates into shared memory (kernels/collect.cuh), where
 // top-k, top-p, min-p, the Gumbel draw and top-n find everything they need.
 // Batches without filters can take the unfiltered kernels instead (kernels/unfiltered.cuh): that
-// one-read path alone, light enough for two row blocks an SM.
+// one-read path alone, light enough for two row blocks an SM; batches of small top-k rows the
+// collected kernels (kernels/collected.cuh): the one-read collection and the finish from the
+// candidates (kernels/ranked.cuh) alone, as light.
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
 // are integer, float sums are fixed-order block reductions.
 
@@ -29,8 +31,10 @@
 #include "numerics.cuh"
 #include "stream.cuh"
 #include "collect.cuh"
+#include "ranked.cuh"
 #include "split.cuh"
 #include "unfiltered.cuh"
+#include "collected.cuh"
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
@@ -121,62 +125,23 @@ __device__ void sample_row(unsigned int row_index,
         return;
     }
     if (p.temperature == 0.0f) {
-        // Greedy: the distribution is a point mass on the argmax.
-        if (threadIdx.x == 0 && top_n > 0) {
-            top_tokens[(size_t)row_index * top_n] = (int)argmax;
-            top_logprobs[(size_t)row_index * top_n] = 0.0f;
-        }
-        write_row(row_index, (int)argmax, 0.0f, STATUS_OK, top_n, top_n > 0 ? 1u : 0u, tokens,
-                  logprobs, status, top_tokens, top_logprobs);
+        write_greedy_row(row_index, argmax, top_n, tokens, logprobs, status, top_tokens,
+                         top_logprobs);
         return;
     }
 
-    // Scaled, max-shifted logit and its weight exp(d) in (0, 1]: never overflows. A multiply by
-    // the reciprocal instead of a division per token: the f64 reference divides, and the two
-    // differ by rounding only (the parity tests bound it).
-    // A subnormal temperature has no finite reciprocal (0 * inf would be NaN at the maximum):
-    // such rows divide.
     typedef typename N::Mass Mass;
-    const float inv_temperature = N::div(1.0f, p.temperature);
-    const bool reciprocal_ok = inv_temperature <= 3.402823466e38f;
-    auto shifted = [&](float x) {
-        return reciprocal_ok ? N::mul(N::sub(x, max), inv_temperature)
-                             : N::div(N::sub(x, max), p.temperature);
-    };
-    auto weight_of = [&](float x) { return N::exp(shifted(x)); };
-    // Gumbel score: d + g, g = -ln(-ln u).
-    auto gumbel_score = [&](float d, float u) { return N::sub(d, N::noise_log(-N::log(u))); };
+    const ScaledRow<N> scale(max, p.temperature);
+    auto shifted = [&](float x) { return scale.shifted(x); };
+    auto weight_of = [&](float x) { return scale.weight(x); };
 
     // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
-    // candidates when they fit in shared memory, else by radix select over the row.
+    // candidates when they fit in shared memory (kernels/ranked.cuh), else by radix select over
+    // the row.
     Cut cut_k = whole_order();
     Cut cut_p = whole_order();
     unsigned int candidates = 0u;  // > 0: the first `candidates` kept tokens are sorted in hist
     const bool top_k_on = p.top_k > 0u && (unsigned long long)p.top_k < finite;
-    // The top k — or every finite token, when there are no more than k — sorted in rank order
-    // from the `count` collected (which hold them): the k-th is the top-k cut, and top-p takes
-    // its cut within them.
-    auto rank_collected = [&](unsigned int count) {
-        sort_collected(sh.select.hist, count);
-        const unsigned long long* ranked = sh.select.hist;
-        if (top_k_on) {
-            const unsigned long long kth = ranked[p.top_k - 1u];
-            cut_k = Cut{candidate_key(kth), candidate_index(kth)};
-            candidates = p.top_k;
-        } else {
-            candidates = count;
-        }
-        if (p.top_p < 1.0f) {
-            auto mass = [&](unsigned int j) {
-                return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
-            };
-            const unsigned long long target =
-                mass_target(p.top_p, candidate_total(candidates, mass, sh.select));
-            const unsigned int m = candidate_crossing(candidates, target, mass, sh.select);
-            cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
-            candidates = m;
-        }
-    };
     // The two-read small-k path, where the one-read collection above did not run. Each thread's
     // maximum is one of the row's tokens, so the k-th largest of the block's thread maxima is at
     // most the row's k-th largest logit: every top-k token is at or above it, and for k much
@@ -188,7 +153,7 @@ __device__ void sample_row(unsigned int row_index,
     const bool top_p_only = !top_k_on && p.top_p < 1.0f;
     const unsigned int guess = top_k_on ? p.top_k : blockDim.x / 4u;
     if (windowed) {
-        rank_collected(collected);
+        candidates = rank_candidates(p, top_k_on, collected, scale, sh.select, cut_k, cut_p);
     } else if ((top_k_on && p.top_k <= blockDim.x) || top_p_only) {
         unsigned long long* ranked = sh.select.hist;
         ranked[threadIdx.x] = pack_candidate(order_key(scan.best), scan.best_index);
@@ -231,7 +196,7 @@ __device__ void sample_row(unsigned int row_index,
                 candidates = m;
             }
         } else if (count <= CANDIDATE_CAPACITY) {
-            rank_collected(count);
+            candidates = rank_candidates(p, top_k_on, count, scale, sh.select, cut_k, cut_p);
         }
     }
     if (candidates == 0u && top_k_on) {
@@ -256,16 +221,8 @@ __device__ void sample_row(unsigned int row_index,
         cut_p = cut_at<DT>(row, vocab, aligned, r, fixed_mass(weight_of(key_to_float(r.tau))),
                            in_top_k, sh.select);
     }
-    if (candidates > 0u && p.min_p > 0.0f) {
-        // min-p keeps a prefix of the rank order too: trim the candidates to it.
-        const float min_p = p.min_p;
-        const unsigned long long* ranked = sh.select.hist;
-        auto below = [&](unsigned int j) {
-            return weight_of(key_to_float(candidate_key(ranked[j]))) >= min_p ? 0ull : 1ull;
-        };
-        // Candidates are in rank order, so the ones below min-p form a suffix.
-        candidates -= (unsigned int)candidate_total(candidates, below, sh.select);
-    }
+    if (candidates > 0u && p.min_p > 0.0f)
+        candidates = trim_to_min_p(candidates, p.min_p, scale, sh.select);
 
     const float min_p = p.min_p;
     auto kept = [&](unsigned int key, unsigned int index, float x, float w) {
@@ -279,24 +236,9 @@ __device__ void sample_row(unsigned int row_index,
     Mass norm = 0;
     if (method == DRAW_GUMBEL && candidates > 0u) {
         // The kept tokens are the first `candidates` in shared memory: no pass over the row.
-        const unsigned long long* ranked = sh.select.hist;
-        float best_score = NEG_INF;
-        unsigned int best_token = 0xffffffffu;
-        Mass mass = 0;
-        for (unsigned int j = threadIdx.x; j < candidates; j += blockDim.x) {
-            const unsigned int index = candidate_index(ranked[j]);
-            const float d = shifted(key_to_float(candidate_key(ranked[j])));
-            mass += N::mass(N::exp(d));
-            const float score = gumbel_score(d, token_uniform(p.seed, p.step, index));
-            if (better(score, index, best_score, best_token)) {
-                best_score = score;
-                best_token = index;
-            }
-        }
-        unsigned int winner;
-        block_argmax(best_score, best_token, &winner, sh.select.scratch);
-        norm = block_sum(mass, sh.select.scratch);
-        token = (int)winner;
+        const CandidateDraw<N> draw = draw_candidates(p, candidates, scale, sh.select);
+        norm = draw.norm;
+        token = (int)draw.token;
         kept_count = threadIdx.x == 0 ? candidates : 0u;  // summed over the block below
     } else if (method == DRAW_GUMBEL) {
         // Gumbel noise is bounded: u <= 1 - 2^-24 gives g = -ln(-ln u) <= 16.64. A token whose
@@ -304,7 +246,7 @@ __device__ void sample_row(unsigned int row_index,
         // call and no logarithms — exactly. Most of an LM's vocabulary is that far below the top.
         // Seeded with the row maximum's own score (the maximum is always kept; its owner computes
         // the same bits and does not displace it), so the bound skips from the first sub-tile.
-        float best_score = gumbel_score(shifted(max), token_uniform(p.seed, p.step, argmax));
+        float best_score = gumbel_score<N>(shifted(max), token_uniform(p.seed, p.step, argmax));
         unsigned int best_token = argmax;
         Mass mass = 0;
         const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
@@ -338,7 +280,7 @@ __device__ void sample_row(unsigned int row_index,
                 }
                 const unsigned int quad = start + 4 * q;  // a multiple of 4
                 for_each_contender(p.seed, p.step, quad, noisy, w, reach, [&](int j, float u) {
-                    const float score = gumbel_score(shifted(x[4 * q + j]), u);
+                    const float score = gumbel_score<N>(shifted(x[4 * q + j]), u);
                     if (better(score, quad + j, best_score, best_token)) {
                         best_score = score;
                         best_token = quad + j;
@@ -421,12 +363,8 @@ __device__ void sample_row(unsigned int row_index,
     if (wanted > 0ull && candidates > 0u) {
         // Already in rank order.
         filled = (unsigned int)wanted;
-        for (unsigned int i = threadIdx.x; i < filled; i += blockDim.x) {
-            const unsigned long long c = sh.select.hist[i];
-            top_tokens[(size_t)row_index * top_n + i] = (int)candidate_index(c);
-            top_logprobs[(size_t)row_index * top_n + i] =
-                N::sub(shifted(key_to_float(candidate_key(c))), log_norm);
-        }
+        write_candidate_top_n(row_index, top_n, filled, scale, log_norm, sh.select, top_tokens,
+                              top_logprobs);
     } else if (wanted > 0ull) {
         auto kept_count_weight = [&](unsigned int key, unsigned int index, float x) {
             return kept(key, index, x, weight_of(x)) ? 1ull : 0ull;
@@ -655,6 +593,23 @@ __device__ __forceinline__ void unfiltered_rows(
                          status, top_tokens, top_logprobs, shared);
 }
 
+struct CollectedShared {
+    SelectShared select;
+    unsigned long long maxima[SAMPLER_MAX_THREADS];  // collect_top_k's window maxima
+};
+
+template <int DT>
+__device__ __forceinline__ void collected_rows(
+    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
+    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
+    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
+    int* __restrict__ top_tokens, float* __restrict__ top_logprobs)
+{
+    __shared__ CollectedShared shared;
+    collected_row<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
+                      status, top_tokens, top_logprobs, shared.select, shared.maxima);
+}
+
 // `MIN_BLOCKS` row blocks of SAMPLER_MAX_THREADS threads must fit an SM: 1 for the general
 // kernels (up to 128 registers), UNFILTERED_MIN_BLOCKS for the unfiltered ones. `ROWS` is the
 // template above that the entry point instantiates.
@@ -694,6 +649,11 @@ SAMPLER_ENTRY(sample_rows_unfiltered_cdf_f16, unsigned short, UNFILTERED_MIN_BLO
               (unfiltered_rows<DTYPE_F16, DRAW_INVERSE_CDF>))
 SAMPLER_ENTRY(sample_rows_unfiltered_cdf_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
               (unfiltered_rows<DTYPE_BF16, DRAW_INVERSE_CDF>))
+SAMPLER_ENTRY(sample_rows_collected_f32, float, UNFILTERED_MIN_BLOCKS, collected_rows<DTYPE_F32>)
+SAMPLER_ENTRY(sample_rows_collected_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
+              collected_rows<DTYPE_F16>)
+SAMPLER_ENTRY(sample_rows_collected_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
+              collected_rows<DTYPE_BF16>)
 
 // Split-row entry points (fast numerics). `partials` holds batch * splits SlicePartial entries,
 // `arrivals` batch counters that start at 0 and are left at 0.
@@ -777,6 +737,9 @@ HOST_SIMT_EXPORT(sample_rows_unfiltered_bf16, SAMPLER_PARAMS(unsigned short), SA
 HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_collected_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_collected_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
+HOST_SIMT_EXPORT(sample_rows_collected_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
 #define SPLIT_PARAMS(LOGIT_T)                                                                      \
     (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
      unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \

@@ -628,7 +628,10 @@ pub mod sampler {
         host_launch_sample_rows_unfiltered_bf16,
         host_launch_sample_rows_unfiltered_cdf_f32,
         host_launch_sample_rows_unfiltered_cdf_f16,
-        host_launch_sample_rows_unfiltered_cdf_bf16
+        host_launch_sample_rows_unfiltered_cdf_bf16,
+        host_launch_sample_rows_collected_f32,
+        host_launch_sample_rows_collected_f16,
+        host_launch_sample_rows_collected_bf16
     );
 
     type Launcher = unsafe extern "C" fn(
@@ -699,6 +702,25 @@ pub mod sampler {
             (DrawMethod::InverseCdf, Dtype::F32) => host_launch_sample_rows_unfiltered_cdf_f32,
             (DrawMethod::InverseCdf, Dtype::F16) => host_launch_sample_rows_unfiltered_cdf_f16,
             (DrawMethod::InverseCdf, Dtype::Bf16) => host_launch_sample_rows_unfiltered_cdf_bf16,
+        };
+        run(entry, logits, vocab, params, opts, threads, schedule)
+    }
+
+    /// [`sample_rows`] through the collected kernels (`sample_rows_collected_{dtype}`,
+    /// kernels/collected.cuh): greedy rows and Gumbel rows with a small top-k. They ignore
+    /// `opts.numerics` (they have the fast numerics only).
+    pub fn sample_rows_collected<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<RowOutput>, HostSimtError> {
+        let entry: Launcher = match T::DTYPE {
+            Dtype::F32 => host_launch_sample_rows_collected_f32,
+            Dtype::F16 => host_launch_sample_rows_collected_f16,
+            Dtype::Bf16 => host_launch_sample_rows_collected_bf16,
         };
         run(entry, logits, vocab, params, opts, threads, schedule)
     }

@@ -56,4 +56,6 @@ mod svg;
 pub use cpu::{RowOutput, SampleOptions, TokenLogprob};
 pub use dtype::{Dtype, Logit, LogitsBuf};
 pub use error::{Result, SampleError};
-pub use params::{BatchFilters, DrawMethod, Numerics, RowStatus, SamplingParams};
+pub use params::{
+    BatchFilters, DrawMethod, Numerics, RowStatus, SamplingParams, COLLECTED_MAX_TOP_K,
+};

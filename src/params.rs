@@ -82,11 +82,23 @@ impl SamplingParams {
                 && self.top_p >= 1.0
                 && self.min_p <= 0.0)
     }
+
+    /// Greedy, or a top-k of 1 to [`COLLECTED_MAX_TOP_K`] (with any top-p and min-p): a row the
+    /// collected kernels (kernels/collected.cuh) sample from the candidates of one read. Their
+    /// `collected_sampleable` test mirrors it (and asks for the Gumbel draw).
+    pub fn is_small_top_k(&self) -> bool {
+        self.temperature == 0.0 || (1..=COLLECTED_MAX_TOP_K).contains(&self.top_k)
+    }
 }
+
+/// The largest top-k the collected kernels serve (`COLLECTED_MAX_TOP_K` in kernels/collected.cuh,
+/// the split kernels' `SPLIT_SLICE_CANDIDATES`).
+pub const COLLECTED_MAX_TOP_K: u32 = 64;
 
 /// What the caller knows of a batch's filters, as vLLM's `no_top_k` / `no_top_p` flags tell its
 /// sampler which paths to take. With [`BatchFilters::Unfiltered`] the GPU sampler may launch its
-/// unfiltered kernels (kernels/unfiltered.cuh), which are lighter: two row blocks share an SM.
+/// unfiltered kernels (kernels/unfiltered.cuh), with [`BatchFilters::SmallTopK`] its collected
+/// kernels (kernels/collected.cuh): both lighter, so that two row blocks share an SM.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BatchFilters {
     /// Rows may use top-k, top-p and min-p.
@@ -95,6 +107,10 @@ pub enum BatchFilters {
     /// No row uses a filter ([`SamplingParams::is_unfiltered`]). A row that does anyway gets
     /// [`RowStatus::InvalidParams`] from the unfiltered kernels; the other rows are unharmed.
     Unfiltered,
+    /// Every row is greedy or has a top-k of 1 to [`COLLECTED_MAX_TOP_K`], with any top-p and
+    /// min-p ([`SamplingParams::is_small_top_k`]). A row that is not gets
+    /// [`RowStatus::InvalidParams`] from the collected kernels; the other rows are unharmed.
+    SmallTopK,
 }
 
 impl BatchFilters {
@@ -102,6 +118,8 @@ impl BatchFilters {
     pub fn of(params: &[SamplingParams], vocab: usize) -> Self {
         if params.iter().all(|p| p.is_unfiltered(vocab)) {
             BatchFilters::Unfiltered
+        } else if params.iter().all(SamplingParams::is_small_top_k) {
+            BatchFilters::SmallTopK
         } else {
             BatchFilters::Any
         }
@@ -210,6 +228,33 @@ mod tests {
         assert_eq!(std::mem::offset_of!(SamplingParams, min_p), 12);
         assert_eq!(std::mem::offset_of!(SamplingParams, seed), 16);
         assert_eq!(std::mem::offset_of!(SamplingParams, step), 24);
+    }
+
+    #[test]
+    fn batch_filters_name_the_lightest_kernels_every_row_allows() {
+        let vocab = 1000;
+        let plain = SamplingParams::default();
+        let greedy = SamplingParams {
+            temperature: 0.0,
+            top_p: 0.5,
+            ..plain
+        };
+        let k = |top_k| SamplingParams {
+            top_k,
+            top_p: 0.9,
+            min_p: 0.05,
+            ..plain
+        };
+        let of = |rows: &[SamplingParams]| BatchFilters::of(rows, vocab);
+        assert_eq!(of(&[plain, greedy]), BatchFilters::Unfiltered);
+        assert_eq!(
+            of(&[k(1), greedy, k(COLLECTED_MAX_TOP_K)]),
+            BatchFilters::SmallTopK
+        );
+        // A temperature-only row needs the unfiltered path, which the collected kernels lack.
+        assert_eq!(of(&[k(50), plain]), BatchFilters::Any);
+        assert_eq!(of(&[k(50), k(COLLECTED_MAX_TOP_K + 1)]), BatchFilters::Any);
+        assert_eq!(of(&[k(50), k(0)]), BatchFilters::Any);
     }
 
     #[test]

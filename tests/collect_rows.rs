@@ -9,13 +9,14 @@ mod common;
 mod parity;
 
 use batchsample::cpu::invariant;
-use batchsample::host_simt::sampler::{collect_fallbacks, sample_rows};
+use batchsample::gpu::SamplerKernel;
+use batchsample::host_simt::sampler::{collect_fallbacks, sample_rows, sample_rows_collected};
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;
 use batchsample::{
-    DrawMethod, Logit, Numerics, RowOutput, RowStatus, SampleOptions, SamplingParams,
+    BatchFilters, DrawMethod, Logit, Numerics, RowOutput, RowStatus, SampleOptions, SamplingParams,
 };
-use common::{assert_shim_draws_fit, lm_like_row, rng, same_bits};
+use common::{assert_shim_draws_fit, assert_shim_kernel_draws_fit, lm_like_row, rng, same_bits};
 use parity::batches::{to_bf16, to_f16};
 use parity::{check_parity, ParityReport};
 
@@ -308,4 +309,112 @@ fn collected_draws_follow_the_exact_distribution() {
         ..Default::default()
     };
     assert_shim_draws_fit(&row, &p, &[1, 3]);
+    assert_shim_kernel_draws_fit(&row, &p, &[1], SamplerKernel::Collected, DrawMethod::Gumbel);
+}
+
+/// The collected kernels (kernels/collected.cuh: small top-k and greedy rows, two row blocks an
+/// SM) on every row and parameter set above, with greedy rows among them: the general one-block
+/// kernel's bits, every schedule, with and without top-n; only the all-tied rows leave the
+/// one-read path. Rows they cannot serve — top-p alone, a top-k of 65, temperature-only, invalid
+/// parameters, or any row under the inverse CDF — get InvalidParams, and the others keep their
+/// bits.
+fn check_collected<T: Logit>(logits: &[T], params: &[SamplingParams], labels: &[&str]) {
+    // Sampled all-tied rows (greedy rows collect nothing).
+    let tied = labels
+        .iter()
+        .zip(params)
+        .filter(|(l, p)| **l == "all tied: fallback" && p.temperature > 0.0)
+        .count() as u64;
+    for threads in [64u32, 128] {
+        for top_n in [0usize, 5] {
+            let opts = options(DrawMethod::Gumbel, top_n, Numerics::Fast);
+            let general = sample_rows(logits, VOCAB, params, &opts, threads, Schedule::Forward)
+                .expect("launch");
+            let schedules = if top_n == 0 {
+                Schedule::all(threads as u64).to_vec()
+            } else {
+                vec![Schedule::Reverse]
+            };
+            for schedule in schedules {
+                let before = collect_fallbacks();
+                let collected =
+                    sample_rows_collected(logits, VOCAB, params, &opts, threads, schedule)
+                        .expect("launch");
+                assert_eq!(
+                    collect_fallbacks() - before,
+                    tied,
+                    "{threads} threads, {schedule:?}: rows that left the one-read path"
+                );
+                for (r, (a, b)) in collected.iter().zip(&general).enumerate() {
+                    assert!(
+                        same_bits(a, b),
+                        "{threads} threads, top-n {top_n}, {schedule:?}: row {r} ({}, {:?}): \
+                         collected {a:?} vs general {b:?}",
+                        labels[r],
+                        params[r]
+                    );
+                }
+            }
+        }
+    }
+
+    // Rows the collected kernels refuse, among rows they serve.
+    let mut mixed = params.to_vec();
+    let refused = [1usize, 4, 9, 16, 25];
+    mixed[1] = SamplingParams {
+        top_k: 0,
+        top_p: 0.9,
+        ..mixed[1]
+    };
+    mixed[4].top_k = 65;
+    mixed[9] = SamplingParams {
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        ..mixed[9]
+    };
+    mixed[16].temperature = -1.0;
+    mixed[25].top_k = 0;
+    mixed[25].min_p = 0.1;
+    assert_eq!(BatchFilters::of(&mixed, VOCAB), BatchFilters::Any);
+    let opts = options(DrawMethod::Gumbel, 5, Numerics::Fast);
+    let general = sample_rows(logits, VOCAB, &mixed, &opts, 64, Schedule::Forward).expect("launch");
+    let collected = sample_rows_collected(logits, VOCAB, &mixed, &opts, 64, Schedule::Random(5))
+        .expect("launch");
+    for (r, (a, b)) in collected.iter().zip(&general).enumerate() {
+        if refused.contains(&r) {
+            assert_eq!(a.status, RowStatus::InvalidParams, "row {r}: {a:?}");
+            assert!(
+                a.token.is_none() && a.top_logprobs.is_empty(),
+                "row {r}: {a:?}"
+            );
+        } else {
+            assert!(same_bits(a, b), "row {r}: collected {a:?} vs general {b:?}");
+        }
+    }
+    // The inverse CDF: every row refused.
+    let inverse = options(DrawMethod::InverseCdf, 0, Numerics::Fast);
+    let sampled = sample_rows_collected(logits, VOCAB, params, &inverse, 64, Schedule::Forward)
+        .expect("launch");
+    for (r, o) in sampled.iter().enumerate() {
+        let want = if params[r].temperature == 0.0 {
+            general[r].status
+        } else {
+            RowStatus::InvalidParams
+        };
+        assert_eq!(o.status, want, "row {r}: {o:?}");
+    }
+}
+
+#[test]
+fn collected_kernels_give_the_general_kernels_bits() {
+    let (logits, mut params, labels) = batch();
+    // Greedy rows among the sampled ones (their top-k is ignored).
+    for p in params.iter_mut().skip(3).step_by(7) {
+        p.temperature = 0.0;
+    }
+    assert_eq!(BatchFilters::of(&params, VOCAB), BatchFilters::SmallTopK);
+    check_collected(&logits, &params, &labels);
+    check_collected(&to_f16(&logits), &params, &labels);
+    check_collected(&to_bf16(&logits), &params, &labels);
 }

@@ -33,9 +33,9 @@ fn parity_of<T: Logit + cudarc::driver::DeviceRepr>(
 
 /// One launch through `GpuSampler::sample_with` on device copies of `logits` and `params`, as a
 /// serving loop makes it (no host validation: the kernels' own checks), downloaded.
-fn sample_on_device(
+fn sample_on_device<T: Logit + cudarc::driver::DeviceRepr>(
     gpu: &GpuSampler,
-    logits: &[f32],
+    logits: &[T],
     vocab: usize,
     params: &[SamplingParams],
     filters: BatchFilters,
@@ -453,6 +453,19 @@ fn gpu_sanitizer_workload() {
             report.assert_clean();
         }
     }
+    // The collected kernels (sample_host picks them for a batch of small top-k rows and greedy
+    // rows; at vocab 4097 rows do not split), with top-n, twice.
+    let vocab = 4097;
+    let (logits, params) = small_top_k_batch(&mut g, 24, vocab);
+    let opts = SampleOptions {
+        top_n: 4,
+        ..SampleOptions::default()
+    };
+    for _ in 0..2 {
+        let report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+        println!("collected rows, vocab {vocab}: {}", report.summary());
+        report.assert_clean();
+    }
 }
 
 /// The unfiltered kernels on batches of every path they take (one block per row, two an SM;
@@ -528,6 +541,119 @@ fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
         BatchFilters::Unfiltered,
         &opts,
     );
+    assert_odd_rows_refused(&got, &logits, vocab, &params, &opts);
+}
+
+/// Rows the collected kernels serve: top-k of 1 to 64 (half with top-p 0.9, a third with min-p),
+/// every fifth row greedy, each with its own seed.
+fn small_top_k_batch(
+    g: &mut rand::rngs::StdRng,
+    batch: usize,
+    vocab: usize,
+) -> (Vec<f32>, Vec<SamplingParams>) {
+    let logits: Vec<f32> = (0..batch).flat_map(|_| lm_like_row(g, vocab)).collect();
+    let params = (0..batch as u64)
+        .map(|i| SamplingParams {
+            temperature: if i % 5 == 4 {
+                0.0
+            } else {
+                0.5 + 0.1 * (i % 9) as f32
+            },
+            top_k: [1, 20, 50, 64][(i % 4) as usize],
+            top_p: if i % 2 == 0 { 0.9 } else { 1.0 },
+            min_p: if i % 3 == 0 { 0.05 } else { 0.0 },
+            seed: 0xc011 + i,
+            step: 3 * i,
+        })
+        .collect();
+    (logits, params)
+}
+
+/// The collected kernels (small top-k rows, two row blocks an SM on sm_90) on batches that do
+/// not split: the general kernels' bits and the exact reference, f32 and bf16, with top-n; and a
+/// batch wrongly vouched for: only the rows they cannot serve fail, with InvalidParams.
+#[test]
+fn gpu_collected_kernels_match_the_general_ones_and_refuse_other_rows() {
+    let Some(gpu) = sampler(256, 5) else {
+        return;
+    };
+    let mut g = rng(0x5eed_0009);
+    let vocab = 128256;
+    let opts = SampleOptions {
+        top_n: 5,
+        ..SampleOptions::default()
+    };
+    let mut total = ParityReport::default();
+    for batch in [132usize, 256] {
+        let (logits, params) = small_top_k_batch(&mut g, batch, vocab);
+        assert_eq!(BatchFilters::of(&params, vocab), BatchFilters::SmallTopK);
+        let bf16 = to_bf16(&logits);
+        for (name, collected, general) in [
+            (
+                "f32",
+                sample_on_device(
+                    &gpu,
+                    &logits,
+                    vocab,
+                    &params,
+                    BatchFilters::SmallTopK,
+                    &opts,
+                ),
+                sample_on_device(&gpu, &logits, vocab, &params, BatchFilters::Any, &opts),
+            ),
+            (
+                "bf16",
+                sample_on_device(&gpu, &bf16, vocab, &params, BatchFilters::SmallTopK, &opts),
+                sample_on_device(&gpu, &bf16, vocab, &params, BatchFilters::Any, &opts),
+            ),
+        ] {
+            for (r, (a, b)) in collected.iter().zip(&general).enumerate() {
+                assert!(
+                    common::same_bits(a, b),
+                    "{name} batch {batch} row {r}: collected {a:?} vs general {b:?}"
+                );
+            }
+            let report = if name == "f32" {
+                check_parity(&logits, vocab, &params, &opts, &collected, 2e-3)
+            } else {
+                check_parity(&bf16, vocab, &params, &opts, &collected, 2e-3)
+            };
+            println!("collected batch {batch}, {name}: {}", report.summary());
+            total.merge(report);
+        }
+    }
+    total.assert_clean();
+
+    // Vouched for, wrongly: row 1 has top-p alone, row 3 a top-k of 65, row 5 the default
+    // parameters (temperature-only).
+    let batch = 6;
+    let (logits, mut params) = small_top_k_batch(&mut g, batch, vocab);
+    params[1].top_k = 0;
+    params[3].top_k = 65;
+    params[5] = SamplingParams {
+        temperature: 0.8,
+        ..Default::default()
+    };
+    let got = sample_on_device(
+        &gpu,
+        &logits,
+        vocab,
+        &params,
+        BatchFilters::SmallTopK,
+        &opts,
+    );
+    assert_odd_rows_refused(&got, &logits, vocab, &params, &opts);
+}
+
+/// A batch wrongly vouched for to a light kernel: its odd rows (the ones that kernel cannot
+/// serve) get InvalidParams, and every other row the token the reference draws for it alone.
+fn assert_odd_rows_refused(
+    got: &[batchsample::RowOutput],
+    logits: &[f32],
+    vocab: usize,
+    params: &[SamplingParams],
+    opts: &SampleOptions,
+) {
     for (r, o) in got.iter().enumerate() {
         if r % 2 == 1 {
             assert_eq!(o.status, RowStatus::InvalidParams, "row {r}");
@@ -536,7 +662,7 @@ fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
                 &logits[r * vocab..(r + 1) * vocab],
                 vocab,
                 &params[r..r + 1],
-                &opts,
+                opts,
             )
             .unwrap();
             assert_eq!(o.status, RowStatus::Ok, "row {r}");

@@ -20,10 +20,11 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum BenchKernels {
     /// What `GpuSampler::sample_host` picks from the batch's parameters: the unfiltered kernels
-    /// for batches without top-k, top-p or min-p, the general ones otherwise.
+    /// for batches without top-k, top-p or min-p, the collected ones for batches whose rows all
+    /// have a top-k of at most 64 (`BatchFilters::of`), the general ones otherwise.
     #[default]
     Auto,
-    /// The general kernels for every batch: the baseline the unfiltered kernels are measured
+    /// The general kernels for every batch: the baseline the light kernels are measured
     /// against, in the same run.
     General,
 }

@@ -270,9 +270,9 @@ pub struct BenchArgs {
     /// top-p sets) or peaked (closer to a trained LM: top-p 0.9 keeps a few dozen tokens).
     #[arg(long, default_value = "spiky")]
     pub shape: batchsample::bench::RowShape,
-    /// GPU kernels: auto (the unfiltered kernels for batches without top-k, top-p or min-p, as
-    /// `sample` picks them), general (the general kernels for every batch). Both: each case is
-    /// timed both ways in one run.
+    /// GPU kernels: auto (as `sample` picks them: the unfiltered kernels for batches without
+    /// top-k, top-p or min-p, the collected ones for batches of small top-k rows), general (the
+    /// general kernels for every batch). Both: each case is timed both ways in one run.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     pub kernels: Vec<batchsample::bench::BenchKernels>,
     /// GPU timing by CUDA-graph replay (one launch per rotated input buffer, time per launch):

@@ -64,12 +64,19 @@ pub enum SamplerKernel {
     /// (kernels/unfiltered.cuh), one set per draw method: greedy and temperature-only rows
     /// only, within 64 registers on sm_90: two blocks an SM.
     Unfiltered,
+    /// `sample_rows_collected_*` (kernels/collected.cuh): greedy rows and Gumbel rows with a
+    /// top-k of at most [`COLLECTED_MAX_TOP_K`](crate::params::COLLECTED_MAX_TOP_K), within 64 registers on sm_90: two blocks an
+    /// SM. One block per row; a launch that splits rows takes the general split kernels, which
+    /// serve the same rows from the same candidates.
+    Collected,
 }
 
 impl SamplerKernel {
     /// The kernels a launch takes: the unfiltered ones when the caller vouches that no row
     /// filters and the launch asks for nothing else they lack (fast numerics, no top-n, and for
-    /// the inverse CDF rows of at most [`CDF_STREAM_MAX_VOCAB`]), else the general ones.
+    /// the inverse CDF rows of at most [`CDF_STREAM_MAX_VOCAB`]); the collected ones when it
+    /// vouches for small top-k rows, with fast numerics and the Gumbel draw; else the general
+    /// ones.
     pub fn for_launch(
         filters: BatchFilters,
         numerics: Numerics,
@@ -82,8 +89,13 @@ impl SamplerKernel {
             && numerics == Numerics::Fast
             && draw_streams
             && top_n == 0;
+        let collected = filters == BatchFilters::SmallTopK
+            && numerics == Numerics::Fast
+            && method == DrawMethod::Gumbel;
         if light {
             SamplerKernel::Unfiltered
+        } else if collected {
+            SamplerKernel::Collected
         } else {
             SamplerKernel::General
         }
@@ -109,7 +121,8 @@ impl DtypeKernels {
 
 /// Every sampler entry point: `sample_rows_{dtype}`, `sample_rows_invariant_{dtype}`,
 /// `sample_rows_split_{dtype}`, their unfiltered twins for each draw method
-/// (`sample_rows_unfiltered[_cdf]_{dtype}`, `sample_rows_unfiltered[_cdf]_split_{dtype}`), and
+/// (`sample_rows_unfiltered[_cdf]_{dtype}`, `sample_rows_unfiltered[_cdf]_split_{dtype}`),
+/// `sample_rows_collected_{dtype}`, and
 /// `exact_math_probe` (the invariant numerics' exp and log over an array).
 pub(crate) struct SamplerKernels {
     fast: DtypeKernels,
@@ -119,6 +132,7 @@ pub(crate) struct SamplerKernels {
     unfiltered_split: DtypeKernels,
     unfiltered_cdf: DtypeKernels,
     unfiltered_cdf_split: DtypeKernels,
+    collected: DtypeKernels,
     /// Row blocks of [`SAMPLER_MAX_THREADS`] threads an SM holds at once, as the driver
     /// reports it for this device (the kernels' registers and shared memory decide).
     general_blocks_per_sm: usize,
@@ -156,15 +170,17 @@ impl SamplerKernels {
             unfiltered_split,
             unfiltered_cdf: DtypeKernels::load(module, "sample_rows_unfiltered_cdf")?,
             unfiltered_cdf_split,
+            collected: DtypeKernels::load(module, "sample_rows_collected")?,
             exact_math_probe: module.load_function("exact_math_probe")?,
         })
     }
 
     /// How many row blocks of `kernel`'s split kernels an SM holds at once: what the split count
-    /// ([`split_count`]) takes the GPU's width to be.
+    /// ([`split_count`]) takes the GPU's width to be. (The collected family splits with the
+    /// general split kernels.)
     pub(crate) fn blocks_per_sm(&self, kernel: SamplerKernel) -> usize {
         match kernel {
-            SamplerKernel::General => self.general_blocks_per_sm,
+            SamplerKernel::General | SamplerKernel::Collected => self.general_blocks_per_sm,
             SamplerKernel::Unfiltered => self.unfiltered_blocks_per_sm,
         }
     }
@@ -183,9 +199,11 @@ impl SamplerKernels {
             (SamplerKernel::Unfiltered, _, true) if cdf => &self.unfiltered_cdf_split,
             (SamplerKernel::Unfiltered, _, false) => &self.unfiltered,
             (SamplerKernel::Unfiltered, _, true) => &self.unfiltered_split,
-            (SamplerKernel::General, Numerics::Fast, false) => &self.fast,
-            (SamplerKernel::General, Numerics::Fast, true) => &self.split,
+            (SamplerKernel::Collected, _, false) => &self.collected,
             (SamplerKernel::General, Numerics::Invariant, _) => &self.invariant,
+            // Split launches are fast-numerics only; collected rows split the general way.
+            (_, _, true) => &self.split,
+            (SamplerKernel::General, Numerics::Fast, false) => &self.fast,
         };
         match dtype {
             Dtype::F32 => &set.f32,
@@ -218,7 +236,8 @@ pub(crate) struct SampleOutputsMut<'a> {
 /// `sample_rows_{f32,f16,bf16}` or, for [`Numerics::Invariant`], `sample_rows_invariant_*`: one
 /// block per row; with `splits > 1` (fast numerics only), `sample_rows_split_*` on a
 /// `(splits, batch)` grid. [`SamplerKernel::Unfiltered`] (fast numerics only) takes the
-/// `sample_rows_unfiltered_*` twins, whose arguments are the same.
+/// `sample_rows_unfiltered_*` twins, [`SamplerKernel::Collected`] `sample_rows_collected_*` (one
+/// block per row; split launches take `sample_rows_split_*`), whose arguments are the same.
 ///
 /// # Safety
 /// The caller guarantees: `logits` holds `batch * vocab` elements of `dtype` (f16/bf16 as their
@@ -513,5 +532,39 @@ impl crate::drift::batch_size::gpu::CublasHandle {
             .result()
             .ok()?;
         Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launches_take_the_light_kernels_only_where_they_serve_every_row() {
+        let for_launch = |filters, numerics, method, top_n| {
+            SamplerKernel::for_launch(filters, numerics, method, top_n, 128256)
+        };
+        let (fast, gumbel) = (Numerics::Fast, DrawMethod::Gumbel);
+        assert_eq!(
+            for_launch(BatchFilters::SmallTopK, fast, gumbel, 5),
+            SamplerKernel::Collected
+        );
+        // The collected kernels draw with Gumbel noise and have the fast numerics only.
+        assert_eq!(
+            for_launch(BatchFilters::SmallTopK, fast, DrawMethod::InverseCdf, 0),
+            SamplerKernel::General
+        );
+        assert_eq!(
+            for_launch(BatchFilters::SmallTopK, Numerics::Invariant, gumbel, 0),
+            SamplerKernel::General
+        );
+        assert_eq!(
+            for_launch(BatchFilters::Unfiltered, fast, gumbel, 0),
+            SamplerKernel::Unfiltered
+        );
+        assert_eq!(
+            for_launch(BatchFilters::Any, fast, gumbel, 0),
+            SamplerKernel::General
+        );
     }
 }

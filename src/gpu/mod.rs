@@ -146,7 +146,11 @@ impl GpuSampler {
     /// top-n (and rows of at most [`CDF_STREAM_MAX_VOCAB`] for the inverse CDF), the launch
     /// takes the unfiltered kernels
     /// ([`SamplerKernel::Unfiltered`]: two row blocks an SM); a row that filters anyway
-    /// gets `RowStatus::InvalidParams`, and the other rows are unharmed.
+    /// gets `RowStatus::InvalidParams`, and the other rows are unharmed. With
+    /// [`BatchFilters::SmallTopK`] (every row greedy or with a top-k of at most
+    /// [`crate::COLLECTED_MAX_TOP_K`]), fast numerics and the Gumbel draw, a batch too large to
+    /// split takes the collected kernels ([`SamplerKernel::Collected`], the same), with the same
+    /// guarantee for a row that is not.
     pub fn sample_with<T: Logit + DeviceRepr>(
         &self,
         logits: &CudaView<'_, T>,

@@ -233,7 +233,9 @@ pub fn assert_shim_kernel_draws_fit(
     method: DrawMethod,
 ) {
     use batchsample::gpu::SamplerKernel;
-    use batchsample::host_simt::sampler::{sample_rows, sample_rows_unfiltered};
+    use batchsample::host_simt::sampler::{
+        sample_rows, sample_rows_collected, sample_rows_unfiltered,
+    };
     use batchsample::host_simt::split::{sample_rows_split, sample_rows_unfiltered_split};
     use batchsample::host_simt::Schedule;
     let vocab = row.len();
@@ -249,6 +251,8 @@ pub fn assert_shim_kernel_draws_fit(
             sample_rows_unfiltered::<f32>,
             sample_rows_unfiltered_split::<f32>,
         ),
+        // Collected rows split the general way.
+        SamplerKernel::Collected => (sample_rows_collected::<f32>, sample_rows_split::<f32>),
     };
     for &n in splits {
         let counts = batched_draw_counts(row, params, draws, |logits, steps| {
