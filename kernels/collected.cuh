@@ -49,12 +49,7 @@ __device__ unsigned int select_top_k(const typename Dtype<DT>::Raw* __restrict__
                                      SelectShared& sh)
 {
     constexpr int VEC = Dtype<DT>::VEC;
-    auto counted = [&](unsigned int, unsigned int, float x) {
-        return x != NEG_INF ? 1ull : 0ull;
-    };
-    auto finite = [&](unsigned int, unsigned int, float x) { return x != NEG_INF; };
-    const SelectResult r = radix_select<DT>(row, vocab, aligned, k, 0.0f, counted, sh);
-    const Cut cut = cut_at<DT>(row, vocab, aligned, r, 1ull, finite, sh);
+    const Cut cut = top_k_cut<DT>(row, vocab, aligned, k, sh);
     if (threadIdx.x == 0) sh.candidate_count = 0u;
     __syncthreads();
     for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
@@ -82,7 +77,6 @@ __device__ void collected_row(const typename Dtype<DT>::Raw* __restrict__ logits
                               SelectShared& sh, unsigned long long* maxima)
 {
     typedef FastNumerics N;
-    constexpr int VEC = Dtype<DT>::VEC;
     const unsigned int row_index = blockIdx.x;
     const SamplingParams p = params[(size_t)row_index * params_stride];
     if (!collected_sampleable(p, method)) {
@@ -101,10 +95,7 @@ __device__ void collected_row(const typename Dtype<DT>::Raw* __restrict__ logits
         collect_top_k<DT>(row, vocab, 0u, aligned, p.top_k, sh, maxima, first, &count);
     if (!windowed) {
         RowScan scan;
-        for_each_chunk<DT, READ_AHEAD_CHUNKS>(
-            row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
-        block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f,
-                             sh.scratch, first);
+        scan_row<DT>(row, vocab, aligned, sh.scratch, scan, first);
     }
     if (first.bad != 0u || first.finite == 0u) {
         write_row(row_index, -1, __int_as_float(0x7fffffff),

@@ -10,6 +10,7 @@
 #include "collect.cuh"
 #include "philox.cuh"
 #include "select.cuh"
+#include "stream.cuh"
 
 // A row's scaled, max-shifted logit d = (x - max) / T and its weight exp(d) in (0, 1]: never
 // overflows. A multiply by the reciprocal instead of a division per token: the f64 reference
@@ -24,7 +25,7 @@ struct ScaledRow {
 
     __device__ __forceinline__ ScaledRow(float row_max, float t)
         : max(row_max), temperature(t), inv_temperature(N::div(1.0f, t)),
-          reciprocal_ok(N::div(1.0f, t) <= 3.402823466e38f)
+          reciprocal_ok(inv_temperature <= 3.402823466e38f)
     {
     }
     __device__ __forceinline__ float shifted(float x) const
@@ -39,7 +40,29 @@ struct ScaledRow {
 template <typename N>
 __device__ __forceinline__ float gumbel_score(float d, float u)
 {
-    return N::sub(d, N::noise_log(-N::log(u)));
+    return N::sub(d, gumbel_noise<N>(u));
+}
+
+// The fixed-point mass of sorted candidate j, as top-p weighs it (an integer: sums in any order
+// are the same).
+template <typename N>
+__device__ __forceinline__ auto candidate_mass(const ScaledRow<N>& s,
+                                               const unsigned long long* ranked)
+{
+    return [&s, ranked](unsigned int j) {
+        return fixed_mass(s.weight(key_to_float(candidate_key(ranked[j]))));
+    };
+}
+
+// The top-p cut within the first n sorted candidates in sh.hist: the fewest whose mass reaches
+// `target` (n if none do). Returns their count; `cut_p` gets the cut.
+template <typename Mass>
+__device__ unsigned int top_p_cut(unsigned int n, unsigned long long target, Mass mass,
+                                  SelectShared& sh, Cut& cut_p)
+{
+    const unsigned int m = candidate_crossing(n, target, mass, sh);
+    cut_p = Cut{candidate_key(sh.hist[m - 1u]), candidate_index(sh.hist[m - 1u])};
+    return m;
 }
 
 // Sorts the `count` collected tokens in sh.hist into rank order and takes the top-k and top-p
@@ -59,14 +82,10 @@ __device__ unsigned int rank_candidates(const SamplingParams& p, bool top_k_on,
         candidates = p.top_k;
     }
     if (p.top_p < 1.0f) {
-        auto mass = [&](unsigned int j) {
-            return fixed_mass(s.weight(key_to_float(candidate_key(ranked[j]))));
-        };
+        const auto mass = candidate_mass(s, ranked);
         const unsigned long long target =
             mass_target(p.top_p, candidate_total(candidates, mass, sh));
-        const unsigned int m = candidate_crossing(candidates, target, mass, sh);
-        cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
-        candidates = m;
+        candidates = top_p_cut(candidates, target, mass, sh, cut_p);
     }
     return candidates;
 }

@@ -108,13 +108,7 @@ __device__ void sample_row(unsigned int row_index,
                                      first, &collected);
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     RowScan scan;
-    if (!windowed) {
-        for_each_chunk<DT, READ_AHEAD_CHUNKS>(
-            row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
-        // One fused reduction (kernels/stream.cuh) for the flag, the count and the argmax.
-        block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f,
-                             sh.select.scratch, first);
-    }
+    if (!windowed) scan_row<DT>(row, vocab, aligned, sh.select.scratch, scan, first);
     const bool bad = first.bad != 0u;
     const unsigned int argmax = first.best_token;
     const float max = first.best_score;
@@ -132,8 +126,6 @@ __device__ void sample_row(unsigned int row_index,
 
     typedef typename N::Mass Mass;
     const ScaledRow<N> scale(max, p.temperature);
-    auto shifted = [&](float x) { return scale.shifted(x); };
-    auto weight_of = [&](float x) { return scale.weight(x); };
 
     // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
     // candidates when they fit in shared memory (kernels/ranked.cuh), else by radix select over
@@ -171,7 +163,7 @@ __device__ void sample_row(unsigned int row_index,
         for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                if (top_p_only && x[j] != NEG_INF) row_mass += fixed_mass(weight_of(x[j]));
+                if (top_p_only && x[j] != NEG_INF) row_mass += fixed_mass(scale.weight(x[j]));
                 if (x[j] >= floor_value && x[j] != NEG_INF) {
                     const unsigned int slot = atomicAdd(&sh.select.candidate_count, 1u);
                     if (slot < CANDIDATE_CAPACITY)
@@ -186,39 +178,25 @@ __device__ void sample_row(unsigned int row_index,
         if (count <= CANDIDATE_CAPACITY && top_p_only) {
             // Every finite token at or above the floor: a prefix of the rank order.
             sort_collected(ranked, count);
-            auto mass = [&](unsigned int j) {
-                return fixed_mass(weight_of(key_to_float(candidate_key(ranked[j]))));
-            };
+            const auto mass = candidate_mass(scale, ranked);
             const unsigned long long target = mass_target(p.top_p, row_mass);
-            if (candidate_total(count, mass, sh.select) >= target) {
-                const unsigned int m = candidate_crossing(count, target, mass, sh.select);
-                cut_p = Cut{candidate_key(ranked[m - 1u]), candidate_index(ranked[m - 1u])};
-                candidates = m;
-            }
+            if (candidate_total(count, mass, sh.select) >= target)
+                candidates = top_p_cut(count, target, mass, sh.select, cut_p);
         } else if (count <= CANDIDATE_CAPACITY) {
             candidates = rank_candidates(p, top_k_on, count, scale, sh.select, cut_k, cut_p);
         }
     }
-    if (candidates == 0u && top_k_on) {
-        auto counted = [&](unsigned int, unsigned int, float x) {
-            return x != NEG_INF ? 1ull : 0ull;
-        };
-        const SelectResult r =
-            radix_select<DT>(row, vocab, aligned, p.top_k, 0.0f, counted, sh.select);
-        cut_k = cut_at<DT>(row, vocab, aligned, r, 1ull,
-                           [&](unsigned int, unsigned int, float x) { return x != NEG_INF; },
-                           sh.select);
-    }
+    if (candidates == 0u && top_k_on) cut_k = top_k_cut<DT>(row, vocab, aligned, p.top_k, sh.select);
     if (candidates == 0u && p.top_p < 1.0f) {
         auto in_top_k = [&](unsigned int key, unsigned int index, float x) {
             return x != NEG_INF && in_cut(cut_k, key, index);
         };
         auto mass = [&](unsigned int key, unsigned int index, float x) {
-            return in_top_k(key, index, x) ? fixed_mass(weight_of(x)) : 0ull;
+            return in_top_k(key, index, x) ? fixed_mass(scale.weight(x)) : 0ull;
         };
         const SelectResult r =
             radix_select<DT>(row, vocab, aligned, 0ull, p.top_p, mass, sh.select);
-        cut_p = cut_at<DT>(row, vocab, aligned, r, fixed_mass(weight_of(key_to_float(r.tau))),
+        cut_p = cut_at<DT>(row, vocab, aligned, r, fixed_mass(scale.weight(key_to_float(r.tau))),
                            in_top_k, sh.select);
     }
     if (candidates > 0u && p.min_p > 0.0f)
@@ -246,7 +224,7 @@ __device__ void sample_row(unsigned int row_index,
         // call and no logarithms — exactly. Most of an LM's vocabulary is that far below the top.
         // Seeded with the row maximum's own score (the maximum is always kept; its owner computes
         // the same bits and does not displace it), so the bound skips from the first sub-tile.
-        float best_score = gumbel_score<N>(shifted(max), token_uniform(p.seed, p.step, argmax));
+        float best_score = gumbel_score<N>(scale.shifted(max), token_uniform(p.seed, p.step, argmax));
         unsigned int best_token = argmax;
         Mass mass = 0;
         const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
@@ -267,7 +245,7 @@ __device__ void sample_row(unsigned int row_index,
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const float xj = x[4 * q + j];
-                    const float d = shifted(xj);
+                    const float d = scale.shifted(xj);
                     w[j] = N::exp(d);
                     const bool keep = unfiltered
                                           ? xj != NEG_INF
@@ -280,7 +258,7 @@ __device__ void sample_row(unsigned int row_index,
                 }
                 const unsigned int quad = start + 4 * q;  // a multiple of 4
                 for_each_contender(p.seed, p.step, quad, noisy, w, reach, [&](int j, float u) {
-                    const float score = gumbel_score<N>(shifted(x[4 * q + j]), u);
+                    const float score = gumbel_score<N>(scale.shifted(x[4 * q + j]), u);
                     if (better(score, quad + j, best_score, best_token)) {
                         best_score = score;
                         best_token = quad + j;
@@ -301,7 +279,7 @@ __device__ void sample_row(unsigned int row_index,
             Mass local = 0;
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                const float w = weight_of(x[j]);
+                const float w = scale.weight(x[j]);
                 if (kept(order_key(x[j]), start + j, x[j], w)) {
                     local += N::mass(w);
                     ++kept_count;
@@ -326,7 +304,7 @@ __device__ void sample_row(unsigned int row_index,
             Mass local = 0;
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                const float weight = weight_of(x[j]);
+                const float weight = scale.weight(x[j]);
                 w[j] = kept(order_key(x[j]), start + j, x[j], weight) ? N::mass(weight) : Mass(0);
                 local += w[j];
             }
@@ -355,7 +333,7 @@ __device__ void sample_row(unsigned int row_index,
     kept_count = block_sum_u64(kept_count, sh.select.scratch);
     const float log_norm = N::log_of_mass(norm);
     const float chosen_logit = Dtype<DT>::widen(row[token]);
-    const float logprob = N::sub(shifted(chosen_logit), log_norm);
+    const float logprob = N::sub(scale.shifted(chosen_logit), log_norm);
 
     // top-n: the first n kept tokens in rank order, collected and ordered in shared memory.
     unsigned int filled = 0u;
@@ -367,10 +345,10 @@ __device__ void sample_row(unsigned int row_index,
                               top_logprobs);
     } else if (wanted > 0ull) {
         auto kept_count_weight = [&](unsigned int key, unsigned int index, float x) {
-            return kept(key, index, x, weight_of(x)) ? 1ull : 0ull;
+            return kept(key, index, x, scale.weight(x)) ? 1ull : 0ull;
         };
         auto kept_accept = [&](unsigned int key, unsigned int index, float x) {
-            return kept(key, index, x, weight_of(x));
+            return kept(key, index, x, scale.weight(x));
         };
         Cut cut_n = whole_order();
         if (wanted < kept_count) {
@@ -403,7 +381,7 @@ __device__ void sample_row(unsigned int row_index,
             }
             top_tokens[(size_t)row_index * top_n + rank] = (int)index;
             top_logprobs[(size_t)row_index * top_n + rank] =
-                N::sub(shifted(key_to_float(key)), log_norm);
+                N::sub(scale.shifted(key_to_float(key)), log_norm);
         }
     }
     write_row(row_index, token, logprob, STATUS_OK, top_n, filled, tokens, logprobs, status,

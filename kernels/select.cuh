@@ -185,3 +185,16 @@ __device__ Cut cut_at(const typename Dtype<DT>::Raw* __restrict__ row, unsigned 
     if (needed >= available) return Cut{r.tau, 0xffffffffu};
     return Cut{r.tau, nth_equal_index<DT>(row, vocab, aligned, r.tau, needed, accept, sh)};
 }
+
+// The top-k cut: the first k finite tokens in rank order, k below the row's finite count.
+template <int DT>
+__device__ Cut top_k_cut(const typename Dtype<DT>::Raw* __restrict__ row, unsigned int vocab,
+                         bool aligned, unsigned int k, SelectShared& sh)
+{
+    auto counted = [&](unsigned int, unsigned int, float x) {
+        return x != NEG_INF ? 1ull : 0ull;
+    };
+    auto finite = [&](unsigned int, unsigned int, float x) { return x != NEG_INF; };
+    const SelectResult r = radix_select<DT>(row, vocab, aligned, k, 0.0f, counted, sh);
+    return cut_at<DT>(row, vocab, aligned, r, 1ull, finite, sh);
+}

@@ -38,10 +38,11 @@ struct RangeSummary {
 };
 static_assert(sizeof(RangeSummary) == 8 * sizeof(unsigned int), "RangeSummary is 8 words");
 
-// g = -ln(-ln u), as FastNumerics computes it in sample_row.
+// ln(-ln u) = -g for the Gumbel noise g = -ln(-ln u), in numerics N: a score is d - this.
+template <typename N = FastNumerics>
 __device__ __forceinline__ float gumbel_noise(float u)
 {
-    return FastNumerics::noise_log(-FastNumerics::log(u));
+    return N::noise_log(-N::log(u));
 }
 
 // Asks L2 for the bytes [begin, end) (rounded inward to 16 bytes, so nothing outside is touched).
@@ -149,6 +150,21 @@ __device__ __forceinline__ bool streamable(const SamplingParams& p, unsigned int
 // the prefetch: adds the window's finite count and NaN / +inf flag to this thread's, and returns
 // the window's maximum (lowest index on ties: `*index`), the same in every thread. Then asks L2
 // for the range's next window, [next, end). Called by every thread.
+// Pass 1 over a whole row: this thread's share in `scan` (its maximum: the small-k floor's input)
+// and the block's summary in `first` (max as best_score / best_token, finite count, bad flag;
+// one fused reduction).
+template <int DT>
+__device__ __forceinline__ void scan_row(const typename Dtype<DT>::Raw* __restrict__ row,
+                                         unsigned int vocab, bool aligned, BlockScratch& scratch,
+                                         RowScan& scan, RangeSummary& first)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    for_each_chunk<DT, READ_AHEAD_CHUNKS>(
+        row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) { scan.add(start, x); });
+    block_reduce_summary(scan.finite, scan.bad ? 1 : 0, scan.best, scan.best_index, 0.0f, scratch,
+                         first);
+}
+
 template <int DT>
 __device__ __forceinline__ float scan_window(const typename Dtype<DT>::Raw* __restrict__ win,
                                              unsigned int wlen, unsigned int base, bool aligned,

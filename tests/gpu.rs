@@ -587,40 +587,12 @@ fn gpu_collected_kernels_match_the_general_ones_and_refuse_other_rows() {
     for batch in [132usize, 256] {
         let (logits, params) = small_top_k_batch(&mut g, batch, vocab);
         assert_eq!(BatchFilters::of(&params, vocab), BatchFilters::SmallTopK);
-        let bf16 = to_bf16(&logits);
-        for (name, collected, general) in [
-            (
-                "f32",
-                sample_on_device(
-                    &gpu,
-                    &logits,
-                    vocab,
-                    &params,
-                    BatchFilters::SmallTopK,
-                    &opts,
-                ),
-                sample_on_device(&gpu, &logits, vocab, &params, BatchFilters::Any, &opts),
-            ),
-            (
-                "bf16",
-                sample_on_device(&gpu, &bf16, vocab, &params, BatchFilters::SmallTopK, &opts),
-                sample_on_device(&gpu, &bf16, vocab, &params, BatchFilters::Any, &opts),
-            ),
-        ] {
-            for (r, (a, b)) in collected.iter().zip(&general).enumerate() {
-                assert!(
-                    common::same_bits(a, b),
-                    "{name} batch {batch} row {r}: collected {a:?} vs general {b:?}"
-                );
-            }
-            let report = if name == "f32" {
-                check_parity(&logits, vocab, &params, &opts, &collected, 2e-3)
-            } else {
-                check_parity(&bf16, vocab, &params, &opts, &collected, 2e-3)
-            };
-            println!("collected batch {batch}, {name}: {}", report.summary());
-            total.merge(report);
-        }
+        let f32_report = collected_against_general(&gpu, &logits, vocab, &params, &opts);
+        let bf16_report = collected_against_general(&gpu, &to_bf16(&logits), vocab, &params, &opts);
+        println!("collected batch {batch}, f32: {}", f32_report.summary());
+        println!("collected batch {batch}, bf16: {}", bf16_report.summary());
+        total.merge(f32_report);
+        total.merge(bf16_report);
     }
     total.assert_clean();
 
@@ -643,6 +615,28 @@ fn gpu_collected_kernels_match_the_general_ones_and_refuse_other_rows() {
         &opts,
     );
     assert_odd_rows_refused(&got, &logits, vocab, &params, &opts);
+}
+
+/// One batch through the collected kernels and the general ones: the same bits on every row;
+/// the collected results' parity with the exact reference.
+fn collected_against_general<T: Logit + cudarc::driver::DeviceRepr>(
+    gpu: &GpuSampler,
+    logits: &[T],
+    vocab: usize,
+    params: &[SamplingParams],
+    opts: &SampleOptions,
+) -> ParityReport {
+    let collected = sample_on_device(gpu, logits, vocab, params, BatchFilters::SmallTopK, opts);
+    let general = sample_on_device(gpu, logits, vocab, params, BatchFilters::Any, opts);
+    for (r, (a, b)) in collected.iter().zip(&general).enumerate() {
+        assert!(
+            common::same_bits(a, b),
+            "{:?} row {r} of {}: collected {a:?} vs general {b:?}",
+            T::DTYPE,
+            collected.len()
+        );
+    }
+    check_parity(logits, vocab, params, opts, &collected, 2e-3)
 }
 
 /// A batch wrongly vouched for to a light kernel: its odd rows (the ones that kernel cannot

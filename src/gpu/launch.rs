@@ -65,9 +65,9 @@ pub enum SamplerKernel {
     /// only, within 64 registers on sm_90: two blocks an SM.
     Unfiltered,
     /// `sample_rows_collected_*` (kernels/collected.cuh): greedy rows and Gumbel rows with a
-    /// top-k of at most [`COLLECTED_MAX_TOP_K`](crate::params::COLLECTED_MAX_TOP_K), within 64 registers on sm_90: two blocks an
-    /// SM. One block per row; a launch that splits rows takes the general split kernels, which
-    /// serve the same rows from the same candidates.
+    /// top-k of at most [`COLLECTED_MAX_TOP_K`](crate::params::COLLECTED_MAX_TOP_K), within 64
+    /// registers on sm_90: two blocks an SM. One block per row; a launch that splits rows takes
+    /// the general split kernels, which serve the same rows from the same candidates.
     Collected,
 }
 
