@@ -1,7 +1,11 @@
 //! The device-image half of `build.rs` (included with `#[path]`).
 //!
-//! Finds nvcc and builds `OUT_DIR/kernels.fatbin` (emitting `cfg(batchsample_fatbin)`), or embeds
-//! the kernel sources for NVRTC (`OUT_DIR/kernel_sources.rs`). Writes only under `OUT_DIR`.
+//! Embeds the kernel sources for NVRTC (`OUT_DIR/kernel_sources.rs`, always: a binary with a
+//! fatbin can still be told to compile them at run time, see `src/gpu/kernels_image.rs`), finds
+//! nvcc and builds `OUT_DIR/kernels.fatbin` (emitting `cfg(batchsample_fatbin)`) with its ptxas
+//! report and compute_90 PTX beside it, for `tests/kernel_compile.rs`. Writes under `OUT_DIR`,
+//! and into the build cache (`build/cache.rs`), which a rebuild of the same sources with the same
+//! nvcc and flags copies from instead of compiling again.
 //!
 //! nvcc is looked for in this order; the first hit is used:
 //! 1. `$BATCHSAMPLE_NVCC` (must exist when set),
@@ -10,7 +14,9 @@
 //! 4. `nvcc` on `PATH`,
 //! 5. `/usr/local/cuda/bin/nvcc`.
 //!
-//! `BATCHSAMPLE_FORCE_NVRTC=1` skips the search and embeds the sources.
+//! `BATCHSAMPLE_FORCE_NVRTC=1` skips the search: no fatbin, the sources only.
+//! `BATCHSAMPLE_CUDA_ARCHS=sm_90` (a comma list of sm_80, sm_89, sm_90; sm_90 required, as it
+//! carries the PTX) builds fewer architectures: `scripts/test --quick` uses it. Unset: all three.
 
 use std::env;
 use std::ffi::OsString;
@@ -19,27 +25,73 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cache::{Cache, Key};
+
 /// The cfg that `src/gpu/kernels_image.rs` selects the fatbin with.
 pub const FATBIN_CFG: &str = "batchsample_fatbin";
 /// Output names inside `OUT_DIR` (`src/gpu/kernels_image.rs` includes them).
 pub const FATBIN_FILE: &str = "kernels.fatbin";
 pub const SOURCES_RS_FILE: &str = "kernel_sources.rs";
 pub const REPORT_FILE: &str = "ptxas-report.txt";
+/// The compute_90 PTX that the fatbin carries, as nvcc generated it (kept for the PTX ISA check).
+pub const PTX_FILE: &str = "kernels.compute_90.ptx";
 /// The single translation unit `#include`-ing every `kernels/*.cu`, when there is more than one.
 pub const UNITY_FILE: &str = "kernels_unity.cu";
 
-/// The real targets: sm_80 (A100), sm_89 (L40/4090), sm_90 (H100/H200) + compute_90 PTX.
-const GENCODE: &[&str] = &[
-    "-gencode",
-    "arch=compute_80,code=sm_80",
-    "-gencode",
-    "arch=compute_89,code=sm_89",
-    "-gencode",
-    "arch=compute_90,code=[sm_90,compute_90]",
-];
+/// The real targets: sm_80 (A100), sm_89 (L40/4090), sm_90 (H100/H200), plus compute_90 PTX.
+/// sm_80 and sm_89 are both assembled from compute_80 PTX: cicc's compute_89 PTX was the same
+/// text but for its `.target` line, and ptxas made the same SASS from either (only the cubin's
+/// `.note.nv.cuinfo` names the PTX arch), so a second cicc run (~1 minute) bought nothing.
+pub const ARCHS: &[&str] = &["sm_80", "sm_89", "sm_90"];
+
+/// `-gencode` flags for the architectures asked for (all of [`ARCHS`] by default).
+fn gencode(archs: &[&str]) -> Vec<String> {
+    let mut flags = Vec::new();
+    let from_80: Vec<&str> = archs
+        .iter()
+        .copied()
+        .filter(|a| matches!(*a, "sm_80" | "sm_89"))
+        .collect();
+    if !from_80.is_empty() {
+        flags.push("-gencode".to_string());
+        flags.push(format!("arch=compute_80,code=[{}]", from_80.join(",")));
+    }
+    if archs.contains(&"sm_90") {
+        flags.push("-gencode".to_string());
+        flags.push("arch=compute_90,code=[sm_90,compute_90]".to_string());
+    }
+    flags
+}
+
+/// `$BATCHSAMPLE_CUDA_ARCHS` (comma list), else every architecture. Panics on a name it does not
+/// know or a list without sm_90 (the PTX the fatbin carries is compute_90's).
+fn requested_archs() -> Vec<&'static str> {
+    println!("cargo::rerun-if-env-changed=BATCHSAMPLE_CUDA_ARCHS");
+    let Some(list) = env::var("BATCHSAMPLE_CUDA_ARCHS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return ARCHS.to_vec();
+    };
+    let mut archs = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let known = ARCHS.iter().find(|a| **a == name).unwrap_or_else(|| {
+            panic!("BATCHSAMPLE_CUDA_ARCHS: unknown architecture {name:?} (known: {ARCHS:?})")
+        });
+        if !archs.contains(known) {
+            archs.push(*known);
+        }
+    }
+    assert!(
+        archs.contains(&"sm_90"),
+        "BATCHSAMPLE_CUDA_ARCHS={list:?} must include sm_90 (it carries the compute_90 PTX)"
+    );
+    archs
+}
+
 /// Warnings are errors; ptxas reports registers and fails on spills or local memory.
 /// Never `-arch=native`, never `--use_fast_math`.
-const STRICT: &[&str] = &[
+pub const STRICT: &[&str] = &[
     "-Werror",
     "all-warnings",
     "-Xptxas",
@@ -98,8 +150,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Builds the fatbin, or embeds the sources, and tells rustc which (see module docs).
-pub fn build(kernels: &KernelSet, manifest_dir: &Path, out_dir: &Path) {
+/// Embeds the sources, builds the fatbin when nvcc is there, and tells rustc which image the
+/// crate has (see module docs).
+pub fn build(kernels: &KernelSet, manifest_dir: &Path, out_dir: &Path, cache: Option<&Cache>) {
     println!("cargo::rustc-check-cfg=cfg({FATBIN_CFG})");
     for var in [
         "BATCHSAMPLE_NVCC",
@@ -121,21 +174,20 @@ pub fn build(kernels: &KernelSet, manifest_dir: &Path, out_dir: &Path) {
 
     // One translation unit for both paths: the single .cu, or a generated unity file.
     let unity = unity_unit(kernels, out_dir);
+    write_sources_rs(kernels, out_dir, unity.as_deref());
 
     if force_nvrtc() {
-        write_sources_rs(kernels, out_dir, unity.as_deref());
         set_build_info("nvrtc-source (BATCHSAMPLE_FORCE_NVRTC)");
         return;
     }
     let Some(nvcc) = find_nvcc(manifest_dir) else {
-        write_sources_rs(kernels, out_dir, unity.as_deref());
         set_build_info("nvrtc-source (no nvcc found)");
         return;
     };
     println!("cargo::rerun-if-changed={}", nvcc.display());
 
     let input = unity.unwrap_or_else(|| kernels.translation_units[0].clone());
-    compile_fatbin(&nvcc, kernels, &input, manifest_dir, out_dir);
+    compile_fatbin(&nvcc, kernels, &input, manifest_dir, out_dir, cache);
     println!("cargo::rustc-cfg={FATBIN_CFG}");
     set_build_info(&format!("fatbin ({})", nvcc.display()));
 }
@@ -212,36 +264,80 @@ fn unity_unit(kernels: &KernelSet, out_dir: &Path) -> Option<PathBuf> {
     Some(path)
 }
 
+/// What the fatbin's cache entry holds.
+const CACHED: &[&str] = &[FATBIN_FILE, REPORT_FILE, PTX_FILE];
+
 fn compile_fatbin(
     nvcc: &Path,
     kernels: &KernelSet,
     input: &Path,
     manifest_dir: &Path,
     out_dir: &Path,
+    cache: Option<&Cache>,
 ) {
     let out = out_dir.join(FATBIN_FILE);
     let report = out_dir.join(REPORT_FILE);
-    let _ = fs::remove_file(&out);
-    // nvcc's and gcc's temporaries go under OUT_DIR too.
+    for f in CACHED {
+        let _ = fs::remove_file(out_dir.join(f));
+    }
+    // nvcc's and gcc's temporaries go under OUT_DIR too; --keep leaves the PTX there.
     let tmp = out_dir.join("nvcc-tmp");
+    let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).expect("create OUT_DIR/nvcc-tmp");
 
-    let mut cmd = Command::new(nvcc);
-    cmd.current_dir(manifest_dir)
-        .env("TMPDIR", &tmp)
-        .args(["-std=c++17", "--fatbin"])
-        .args(GENCODE)
-        .args(STRICT)
-        .arg("-I")
-        .arg(rel(&kernels.dir, manifest_dir));
+    // nvcc runs the architectures' pipelines in parallel (--threads) and ptxas splits the
+    // kernels over threads (--split-compile; each kernel is compiled on its own either way, so
+    // the SASS is the same). Cargo's job count bounds both.
+    let jobs = env::var("NUM_JOBS")
+        .ok()
+        .and_then(|j| j.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut flags: Vec<OsString> = ["-std=c++17", "--fatbin"].map(OsString::from).to_vec();
+    flags.extend(gencode(&requested_archs()).into_iter().map(OsString::from));
+    flags.extend(STRICT.iter().map(OsString::from));
+    flags.push("-I".into());
+    flags.push(rel(&kernels.dir, manifest_dir).into());
     // The wheels (and CUDA 13 toolkits) keep CUB/libcu++ (`nv/target`) in include/cccl.
     if let Some(root) = nvcc.parent().and_then(Path::parent) {
         let cccl = root.join("include").join("cccl");
         if cccl.is_dir() {
-            cmd.arg("-I").arg(cccl);
+            flags.push("-I".into());
+            flags.push(cccl.into());
         }
     }
-    cmd.arg(rel(input, manifest_dir)).arg("-o").arg(&out);
+
+    // The key: every file under kernels/ (the unity file is made of their names), the flags, and
+    // the compiler as installed. Not the job count: it does not change the output.
+    let mut key = Key::new("fatbin");
+    key.add_str(&rel(input, out_dir).to_string_lossy());
+    for f in kernel_files(&kernels.dir) {
+        key.add_str(&rel(&f, &kernels.dir).to_string_lossy());
+        key.add(&fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
+    }
+    for f in &flags {
+        key.add_str(&f.to_string_lossy());
+    }
+    add_compiler_identity(&mut key, nvcc);
+    if let Some(cache) = cache {
+        if cache.fetch("fatbin", &key, CACHED, out_dir) {
+            let _ = fs::remove_dir_all(&tmp);
+            return;
+        }
+    }
+
+    let mut cmd = Command::new(nvcc);
+    cmd.current_dir(manifest_dir)
+        .env("TMPDIR", &tmp)
+        .args(&flags)
+        .arg(format!("--threads={jobs}"))
+        .arg(format!("-Xptxas=--split-compile={jobs}"))
+        .arg("--keep")
+        .arg("--keep-dir")
+        .arg(&tmp)
+        .arg(rel(input, manifest_dir))
+        .arg("-o")
+        .arg(&out);
 
     let shown = show_command(&cmd);
     let result = cmd.output();
@@ -279,6 +375,66 @@ fn compile_fatbin(
             eprintln!("  {line}");
         }
         std::process::exit(1);
+    }
+
+    // nvcc names the kept PTX `<input stem>.compute_90.ptx`; the rest of --keep's files (the
+    // preprocessed sources, the cubins: ~60 MB) go.
+    let stem = input
+        .file_stem()
+        .expect("input has a name")
+        .to_string_lossy();
+    let kept = tmp.join(format!("{stem}.compute_90.ptx"));
+    fs::rename(&kept, out_dir.join(PTX_FILE))
+        .unwrap_or_else(|e| panic!("nvcc --keep left no {}: {e}", kept.display()));
+    let _ = fs::remove_dir_all(&tmp);
+    if let Some(cache) = cache {
+        cache.store("fatbin", &key, CACHED, out_dir);
+    }
+}
+
+/// Every file under `dir`, sorted (what the kernels can include).
+fn kernel_files(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    collect_files(dir, &mut all);
+    all.sort();
+    all
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// nvcc as installed: its `--version`, and the path, size and mtime of nvcc, cicc, ptxas and the
+/// header directories (a reinstalled wheel or toolkit changes them).
+fn add_compiler_identity(key: &mut Key, nvcc: &Path) {
+    let version = Command::new(nvcc)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    key.add_str(&version);
+    let nvcc = nvcc.canonicalize().unwrap_or_else(|_| nvcc.to_path_buf());
+    key.add_metadata(&nvcc);
+    if let Some(root) = nvcc.parent().and_then(Path::parent) {
+        for part in [
+            "bin/ptxas",
+            "nvvm/bin/cicc",
+            "include",
+            "include/cccl",
+            "include/crt",
+        ] {
+            key.add_metadata(&root.join(part));
+        }
     }
 }
 

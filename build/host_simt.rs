@@ -22,11 +22,14 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::cache::{Cache, Key};
+
 /// Rewrites, compiles and links `kernel_sources` (the top-level `kernels/*.cu`), the shim's own
 /// test kernels `tests/simt/selftest.cu` (always added: `src/host_simt.rs` wraps them) and the
-/// shim runtime, as the static library `batchsample_host_simt`. Panics with the compiler's or
-/// the rewriter's message on failure.
-pub fn build(kernel_sources: &[PathBuf], out_dir: &Path) {
+/// shim runtime, as the static library `batchsample_host_simt` — or copies that library from the
+/// build cache when the rewritten sources, the runtime and the compiler command are the same as
+/// when it was stored. Panics with the compiler's or the rewriter's message on failure.
+pub fn build(kernel_sources: &[PathBuf], out_dir: &Path, cache: Option<&Cache>) {
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is not set"));
     let mut sources: Vec<PathBuf> = kernel_sources.to_vec();
@@ -48,10 +51,15 @@ pub fn build(kernel_sources: &[PathBuf], out_dir: &Path) {
     fs::create_dir_all(&gen_root).expect("create OUT_DIR/host_simt");
 
     let mut build = cc::Build::new();
+    // No debug info whatever the profile says: it doubles g++'s time on the kernels, and one
+    // command line for every profile lets `cargo test`, `cargo clippy` and `cargo build` share
+    // one cached library. The link lines are printed below, the same on a hit and a miss.
     build
         .cpp(true)
         .std("c++20")
         .opt_level(2)
+        .debug(false)
+        .cargo_metadata(false)
         .warnings(true)
         .extra_warnings(false)
         .flag("-fno-strict-aliasing")
@@ -108,7 +116,78 @@ pub fn build(kernel_sources: &[PathBuf], out_dir: &Path) {
         build.file(out);
     }
     build.file(&runtime);
-    build.compile("batchsample_host_simt");
+
+    let mut key = Key::new("host-simt");
+    let compiler = build.get_compiler();
+    key.add_metadata(compiler.path());
+    for arg in compiler.args() {
+        key.add_str(&arg.to_string_lossy());
+    }
+    let version = compiler
+        .to_command()
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    key.add_str(&version);
+    // What g++ reads: the rewritten sources and headers, the shim, the CUDA headers' install.
+    let mut generated = Vec::new();
+    list_files(&gen_root, &mut generated);
+    generated.sort();
+    for f in &generated {
+        let name = f.strip_prefix(&gen_root).unwrap_or(f);
+        key.add_str(&name.to_string_lossy());
+        key.add(&fs::read(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
+    }
+    key.add(&fs::read(&header).expect("read kernels/host/simt.h"));
+    key.add(&fs::read(&runtime).expect("read kernels/host/simt_runtime.cpp"));
+    if let Some(inc) = cuda_include(&manifest) {
+        for h in [
+            "cuda_fp16.h",
+            "cuda_fp16.hpp",
+            "cuda_bf16.h",
+            "cuda_bf16.hpp",
+        ] {
+            key.add_metadata(&inc.join(h));
+        }
+    }
+
+    let lib = format!("lib{LIB}.a");
+    let hit = cache.is_some_and(|c| c.fetch("host-simt", &key, &[&lib], out_dir));
+    if !hit {
+        build.compile(LIB);
+        if let Some(c) = cache {
+            c.store("host-simt", &key, &[&lib], out_dir);
+        }
+    }
+    for var in ["CXX", "CXXFLAGS", "HOST_CXX", "HOST_CXXFLAGS", "CXXSTDLIB"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rustc-link-search=native={}", out_dir.display());
+    println!("cargo:rustc-link-lib=static={LIB}");
+    let stdlib = if env::var("CARGO_CFG_TARGET_VENDOR").as_deref() == Ok("apple") {
+        "c++"
+    } else {
+        "stdc++"
+    };
+    println!("cargo:rustc-link-lib={stdlib}");
+}
+
+/// The static library's name (`lib<LIB>.a` in `OUT_DIR`).
+const LIB: &str = "batchsample_host_simt";
+
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            list_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 fn cuda_include(manifest: &Path) -> Option<PathBuf> {

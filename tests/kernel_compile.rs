@@ -1,7 +1,11 @@
-//! Every `kernels/*.cu` compiles — with nvcc from the pinned CUDA 13.0 wheels for sm_80, sm_89 and
-//! sm_90 separately (warnings, spills and local memory are errors) and with NVRTC through cudarc —
-//! and the kernel image embedded by `build.rs` is complete. No GPU needed.
+//! The kernels compile — the fatbin that `build.rs` built with nvcc from the pinned CUDA 13.0
+//! wheels for sm_80, sm_89 and sm_90 (warnings, spills and local memory are errors), and the
+//! embedded sources through NVRTC, as the run-time path compiles them — and the kernel images
+//! embedded by `build.rs` are complete. No GPU needed.
 //!
+//! The nvcc checks read what the build wrote beside the fatbin (`OUT_DIR/ptxas-report.txt`, the
+//! kept compute_90 PTX) rather than compiling the kernels again: the build is the compile (it
+//! fails on a spill), and these tests hold its report to every architecture and kernel.
 //! Without the wheels or libnvrtc these tests print `SKIP: ...` and pass; with `CI=true` they
 //! fail instead (`.ci/run` installs the wheels). Run them through `scripts/test`, which installs
 //! the wheels and sets `BATCHSAMPLE_CUDA_ROOT` and `LD_LIBRARY_PATH` (cudarc dlopens the bare
@@ -11,17 +15,19 @@ use std::collections::BTreeSet;
 use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[allow(dead_code)]
 #[path = "../src/gpu/kernels_image.rs"]
 mod kernels_image;
 
-use kernels_image::{kernel_image, KernelImage, BUILD_INFO};
+use kernels_image::{embedded_fatbin, embedded_source, KernelImage, BUILD_INFO};
 
 /// The GPU machines run driver 580 (CUDA 13.0): it loads PTX ISA up to 9.0.
 const MAX_PTX_VERSION: (u32, u32) = (9, 0);
 const ARCHS: &[&str] = &["sm_80", "sm_89", "sm_90"];
+/// What build.rs leaves beside the fatbin (build/fatbin.rs: REPORT_FILE, PTX_FILE).
+const REPORT: &str = concat!(env!("OUT_DIR"), "/ptxas-report.txt");
+const NVCC_PTX: &str = concat!(env!("OUT_DIR"), "/kernels.compute_90.ptx");
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,11 +41,6 @@ fn in_ci() -> bool {
     env::var("CI").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
-fn force_nvrtc() -> bool {
-    env::var("BATCHSAMPLE_FORCE_NVRTC")
-        .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no" | "off"))
-}
-
 /// Prints `SKIP: why` (the caller then returns), or panics under `CI=true`.
 fn skip(why: &str) {
     assert!(
@@ -48,6 +49,33 @@ fn skip(why: &str) {
          wheels and set LD_LIBRARY_PATH)"
     );
     println!("SKIP: {why} (run scripts/test)");
+}
+
+/// The architectures the fatbin must hold: all three, or `$BATCHSAMPLE_CUDA_ARCHS` as
+/// `scripts/test --quick` sets it for the build and the tests alike (never under `CI=true`).
+fn expected_archs() -> Vec<String> {
+    match env::var("BATCHSAMPLE_CUDA_ARCHS") {
+        Ok(list) if !list.trim().is_empty() => {
+            assert!(
+                !in_ci(),
+                "BATCHSAMPLE_CUDA_ARCHS={list:?} under CI=true: CI builds every architecture"
+            );
+            list.split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect()
+        }
+        _ => ARCHS.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// The fatbin this build embedded, or `None` after a skip (no nvcc at build time).
+fn fatbin_or_skip() -> Option<&'static [u8]> {
+    let fatbin = embedded_fatbin();
+    if fatbin.is_none() {
+        skip(&format!("no fatbin in this build ({BUILD_INFO})"));
+    }
+    fatbin
 }
 
 /// Top-level `kernels/*.cu`, sorted; panics when there are none.
@@ -100,23 +128,6 @@ fn cuda_root() -> Option<PathBuf> {
     cu.is_dir().then_some(cu)
 }
 
-fn nvcc() -> Option<PathBuf> {
-    let root = cuda_root()?;
-    let nvcc = root.join("bin/nvcc");
-    nvcc.is_file().then_some(nvcc)
-}
-
-/// `-I` flags every compile gets: `kernels/`, and the cccl headers (`nv/target`, CUB) if present.
-fn include_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![root.join("include")];
-    let cccl = root.join("include/cccl");
-    if cccl.is_dir() {
-        dirs.push(cccl);
-    }
-    dirs.push(kernels_dir());
-    dirs
-}
-
 /// The `.version X.Y` of a PTX text.
 fn ptx_version(ptx: &str) -> Option<(u32, u32)> {
     let line = ptx
@@ -124,6 +135,21 @@ fn ptx_version(ptx: &str) -> Option<(u32, u32)> {
         .find_map(|l| l.trim().strip_prefix(".version"))?;
     let (maj, min) = line.trim().split_once('.')?;
     Some((maj.trim().parse().ok()?, min.trim().parse().ok()?))
+}
+
+/// The kernels a PTX text defines (its `.entry` names).
+fn ptx_entries(ptx: &str) -> BTreeSet<String> {
+    ptx.lines()
+        .filter_map(|l| l.split(".entry").nth(1))
+        .filter_map(|rest| {
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
 }
 
 /// Per-kernel figures parsed from `ptxas -v`.
@@ -174,129 +200,97 @@ fn parse_ptxas(log: &str) -> Vec<PtxasEntry> {
     out
 }
 
-/// (1) nvcc from the pinned wheels, `-cubin` for each arch separately, strict flags; prints the
-/// per-kernel register / spill report and fails on any error, spill or local memory.
+/// (1) The build's nvcc run: strict flags, every architecture, and for each of them every kernel
+/// with a register count and no spills, stack frame or local memory. Prints the per-kernel table.
 #[test]
-fn nvcc_cubin_each_arch_without_spills() {
-    let units = kernel_units();
-    let Some(nvcc) = nvcc() else {
-        skip("nvcc from the CUDA 13.0 wheels not found (scripts/install-cuda-wheels)");
+fn fatbin_build_has_every_kernel_for_every_arch_without_spills() {
+    if fatbin_or_skip().is_none() {
         return;
-    };
-    let root = cuda_root().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    }
+    let log = std::fs::read_to_string(REPORT)
+        .unwrap_or_else(|e| panic!("{REPORT}: {e} (build.rs writes it with the fatbin)"));
+    let command = log.lines().next().unwrap_or_default();
+    for flag in [
+        "-Werror all-warnings",
+        "-warn-spills",
+        "-warn-lmem-usage",
+        "-Werror",
+    ] {
+        assert!(
+            command.contains(flag),
+            "the fatbin was built without {flag}: {command}"
+        );
+    }
+    assert!(
+        !command.contains("fast_math") && !command.contains("fast-math"),
+        "the fatbin was built with fast math: {command}"
+    );
+    let nvcc_ptx = std::fs::read_to_string(NVCC_PTX)
+        .unwrap_or_else(|e| panic!("{NVCC_PTX}: {e} (build.rs keeps nvcc's compute_90 PTX)"));
+    let kernels = ptx_entries(&nvcc_ptx);
+    assert!(!kernels.is_empty(), "no .entry in nvcc's PTX");
+
+    let entries = parse_ptxas(&log);
     let mut failures = String::new();
     let mut table = String::from(
         "kernel                                   arch   regs  smem  stack  spill st/ld\n",
     );
-    for unit in &units {
-        for arch in ARCHS {
-            let cubin = tmp.path().join(format!("{}.{arch}.cubin", file_name(unit)));
-            let mut cmd = Command::new(&nvcc);
-            cmd.env("TMPDIR", tmp.path())
-                .args(["-std=c++17", &format!("-arch={arch}"), "-cubin"])
-                .args(["-Werror", "all-warnings"])
-                .args(["-Xptxas", "-v,-warn-spills,-warn-lmem-usage,-Werror"]);
-            for d in include_dirs(&root) {
-                cmd.arg("-I").arg(d);
-            }
-            cmd.arg(unit).arg("-o").arg(&cubin);
-            let out = cmd.output().expect("run nvcc");
-            let log = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let entries = parse_ptxas(&log);
-            // The exit status, checked directly (not through a pipe).
-            if !out.status.success() {
+    for arch in expected_archs() {
+        let of_arch: Vec<&PtxasEntry> = entries.iter().filter(|e| e.arch == arch).collect();
+        let names: BTreeSet<String> = of_arch.iter().map(|e| e.kernel.clone()).collect();
+        if names != kernels {
+            writeln!(
+                failures,
+                "{arch}: ptxas compiled {names:?}, the PTX defines {kernels:?}"
+            )
+            .unwrap();
+        }
+        for e in of_arch {
+            let regs = e.registers.map_or("?".into(), |r| r.to_string());
+            writeln!(
+                table,
+                "{:<40} {:<6} {:>4} {:>5} {:>6} {:>5}/{}",
+                e.kernel, e.arch, regs, e.smem, e.stack_frame, e.spill_stores, e.spill_loads
+            )
+            .unwrap();
+            if e.registers.is_none() {
                 writeln!(
                     failures,
-                    "nvcc {arch} {} failed ({}):\n{log}",
-                    file_name(unit),
-                    out.status
-                )
-                .unwrap();
-            } else if entries.is_empty() {
-                writeln!(
-                    failures,
-                    "nvcc {arch} {}: no ptxas report parsed:\n{log}",
-                    file_name(unit)
+                    "{} {}: no register count in the ptxas report",
+                    e.kernel, e.arch
                 )
                 .unwrap();
             }
-            for e in entries {
-                let regs = e.registers.map_or("?".into(), |r| r.to_string());
+            if e.spill_stores + e.spill_loads > 0 || e.stack_frame > 0 {
                 writeln!(
-                    table,
-                    "{:<40} {:<6} {:>4} {:>5} {:>6} {:>5}/{}",
-                    e.kernel, e.arch, regs, e.smem, e.stack_frame, e.spill_stores, e.spill_loads
+                    failures,
+                    "{} {}: spills {}/{} bytes, stack frame {} bytes (local memory)",
+                    e.kernel, e.arch, e.spill_stores, e.spill_loads, e.stack_frame
                 )
                 .unwrap();
-                if e.registers.is_none() {
-                    writeln!(
-                        failures,
-                        "{} {}: no register count in the ptxas report",
-                        e.kernel, e.arch
-                    )
-                    .unwrap();
-                }
-                if e.spill_stores + e.spill_loads > 0 || e.stack_frame > 0 {
-                    writeln!(
-                        failures,
-                        "{} {}: spills {}/{} bytes, stack frame {} bytes (local memory)",
-                        e.kernel, e.arch, e.spill_stores, e.spill_loads, e.stack_frame
-                    )
-                    .unwrap();
-                }
             }
         }
     }
-    println!("nvcc {} -- ptxas report:\n{table}", nvcc.display());
+    println!("{BUILD_INFO} -- ptxas report:\n{table}");
     assert!(failures.is_empty(), "{failures}");
 }
 
 /// nvcc's PTX (what the fatbin carries for compute_90) stays within the driver's PTX ISA.
 #[test]
-fn nvcc_ptx_version_within_driver_limit() {
-    let units = kernel_units();
-    let Some(nvcc) = nvcc() else {
-        skip("nvcc from the CUDA 13.0 wheels not found (scripts/install-cuda-wheels)");
+fn fatbin_ptx_version_within_driver_limit() {
+    if fatbin_or_skip().is_none() {
         return;
-    };
-    let root = cuda_root().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    for unit in &units {
-        let ptx_path = tmp.path().join(format!("{}.ptx", file_name(unit)));
-        let mut cmd = Command::new(&nvcc);
-        cmd.env("TMPDIR", tmp.path())
-            .args(["-std=c++17", "-arch=compute_90", "-ptx"]);
-        for d in include_dirs(&root) {
-            cmd.arg("-I").arg(d);
-        }
-        let out = cmd
-            .arg(unit)
-            .arg("-o")
-            .arg(&ptx_path)
-            .output()
-            .expect("run nvcc");
-        assert!(
-            out.status.success(),
-            "nvcc -ptx {} failed:\n{}{}",
-            file_name(unit),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ptx = std::fs::read_to_string(&ptx_path).unwrap();
-        let v = ptx_version(&ptx).expect("no .version line in nvcc's PTX");
-        println!("{}: nvcc PTX .version {}.{}", file_name(unit), v.0, v.1);
-        assert!(
-            v <= MAX_PTX_VERSION,
-            "PTX .version {}.{} > 9.0: driver 580 rejects it (wheels not pinned to 13.0?)",
-            v.0,
-            v.1
-        );
     }
+    let ptx = std::fs::read_to_string(NVCC_PTX).unwrap_or_else(|e| panic!("{NVCC_PTX}: {e}"));
+    let v = ptx_version(&ptx).expect("no .version line in nvcc's PTX");
+    println!("nvcc PTX .version {}.{}", v.0, v.1);
+    assert!(
+        v <= MAX_PTX_VERSION,
+        "PTX .version {}.{} > 9.0: driver 580 rejects it (wheels not pinned to 13.0?)",
+        v.0,
+        v.1
+    );
+    assert!(ptx.contains(".target sm_90"), "nvcc's PTX is not for sm_90");
 }
 
 fn nvrtc_present() -> bool {
@@ -352,27 +346,6 @@ fn check_nvrtc_ptx(what: &str, ptx: &str) {
     );
 }
 
-/// (2) Every kernel through NVRTC (cudarc), as the run-time path does.
-#[test]
-fn nvrtc_compiles_each_kernel() {
-    let units = kernel_units();
-    let Some(root) = cuda_root() else {
-        skip("CUDA 13.0 wheels (headers for NVRTC) not found (scripts/install-cuda-wheels)");
-        return;
-    };
-    if !nvrtc_present() {
-        skip("libnvrtc.so.13 not loadable: set LD_LIBRARY_PATH=$CU/lib before starting the tests");
-        return;
-    }
-    let includes = include_dirs(&root);
-    for unit in &units {
-        let src = std::fs::read_to_string(unit).unwrap();
-        let name = file_name(unit);
-        let ptx = nvrtc_compile(&src, &name, &includes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        check_nvrtc_ptx(&name, &ptx);
-    }
-}
-
 const FATBIN_MAGIC: u32 = 0xBA55_ED50;
 
 /// `(kind, sm)` of each entry of a fatbin: kind 1 = PTX, 2 = ELF (SASS).
@@ -400,83 +373,132 @@ fn fatbin_entries(bytes: &[u8]) -> Vec<(u16, u32)> {
     entries
 }
 
-/// The image `build.rs` embedded: a fatbin with SASS for every target (+ PTX), or the complete
-/// sources, which NVRTC then compiles from the embedded headers alone.
+/// (2) The embedded fatbin has SASS for every architecture and the compute_90 PTX.
 #[test]
-fn embedded_kernel_image_is_complete() {
-    let units = kernel_units();
+fn embedded_fatbin_is_complete() {
+    let Some(bytes) = fatbin_or_skip() else {
+        return;
+    };
     println!("kernel image: {BUILD_INFO}");
-    match kernel_image() {
-        KernelImage::Fatbin(bytes) => {
+    let entries: BTreeSet<(u16, u32)> = fatbin_entries(bytes).into_iter().collect();
+    println!(
+        "fatbin: {} bytes, entries (kind 1 = PTX, 2 = SASS, sm): {entries:?}",
+        bytes.len()
+    );
+    for arch in expected_archs() {
+        let sm: u32 = arch.trim_start_matches("sm_").parse().expect("sm_XY");
+        assert!(
+            entries.contains(&(2, sm)),
+            "fatbin lacks SASS for {arch}: {entries:?}"
+        );
+    }
+    assert!(
+        entries.contains(&(1, 90)),
+        "fatbin lacks compute_90 PTX: {entries:?}"
+    );
+}
+
+/// (3) The embedded sources, which every build carries, are the files in `kernels/`: every
+/// header, and the translation unit (the one `.cu`, or a unity file including each of them).
+#[test]
+fn embedded_sources_are_the_kernel_files() {
+    let units = kernel_units();
+    let KernelImage::Source { source, headers } = embedded_source() else {
+        panic!("embedded_source() is not a source image");
+    };
+    let names: BTreeSet<&str> = headers.iter().map(|(n, _)| *n).collect();
+    for h in kernel_headers() {
+        let text = std::fs::read_to_string(&h).unwrap();
+        let name = file_name(&h);
+        let got = headers.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+        assert_eq!(
+            got,
+            Some(text.as_str()),
+            "embedded header {name} missing or stale; have {names:?}"
+        );
+    }
+    if units.len() == 1 {
+        let text = std::fs::read_to_string(&units[0]).unwrap();
+        assert_eq!(
+            source,
+            text,
+            "embedded source is not {}",
+            units[0].display()
+        );
+    } else {
+        for u in &units {
+            let name = file_name(u);
+            let text = std::fs::read_to_string(u).unwrap();
             assert!(
-                !force_nvrtc(),
-                "BATCHSAMPLE_FORCE_NVRTC is set but a fatbin was embedded"
+                source.contains(&format!("#include \"{name}\"")),
+                "unity source lacks {name}"
             );
-            let entries: BTreeSet<(u16, u32)> = fatbin_entries(bytes).into_iter().collect();
-            println!(
-                "fatbin: {} bytes, entries (kind 1 = PTX, 2 = SASS, sm): {entries:?}",
-                bytes.len()
-            );
-            for sm in [80, 89, 90] {
-                assert!(
-                    entries.contains(&(2, sm)),
-                    "fatbin lacks SASS for sm_{sm}: {entries:?}"
-                );
-            }
-            assert!(
-                entries.contains(&(1, 90)),
-                "fatbin lacks compute_90 PTX: {entries:?}"
+            let got = headers.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+            assert_eq!(
+                got,
+                Some(text.as_str()),
+                "embedded {name} missing or stale; have {names:?}"
             );
         }
-        KernelImage::Source { source, headers } => {
-            if in_ci() && !force_nvrtc() {
-                panic!("CI=true without BATCHSAMPLE_FORCE_NVRTC, but no fatbin was built: {BUILD_INFO}");
-            }
-            let names: BTreeSet<&str> = headers.iter().map(|(n, _)| *n).collect();
-            for h in kernel_headers() {
-                let text = std::fs::read_to_string(&h).unwrap();
-                let name = file_name(&h);
-                let got = headers.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-                assert_eq!(
-                    got,
-                    Some(text.as_str()),
-                    "embedded header {name} missing or stale; have {names:?}"
-                );
-            }
-            if units.len() == 1 {
-                let text = std::fs::read_to_string(&units[0]).unwrap();
-                assert_eq!(
-                    source,
-                    text,
-                    "embedded source is not {}",
-                    units[0].display()
-                );
-            } else {
-                for u in &units {
-                    let name = file_name(u);
-                    assert!(
-                        source.contains(&format!("#include \"{name}\"")),
-                        "unity source lacks {name}"
-                    );
-                    assert!(
-                        names.contains(name.as_str()),
-                        "embedded headers lack {name}"
-                    );
-                }
-            }
-            // Compile what is embedded as the run time does (src/gpu/device.rs): the embedded
-            // headers written to a directory that is the only include path.
-            if !nvrtc_present() {
-                skip("libnvrtc.so.13 not loadable; embedded source not compiled");
-                return;
-            }
-            let tmp = tempfile::tempdir().unwrap();
-            kernel_image().write_headers(tmp.path()).unwrap();
-            let includes = vec![tmp.path().to_path_buf()];
-            let ptx = nvrtc_compile(source, "kernels.cu", &includes)
-                .unwrap_or_else(|e| panic!("embedded source: {e}"));
-            check_nvrtc_ptx("embedded source", &ptx);
+    }
+}
+
+/// (4) Every kernel through NVRTC (cudarc), as the run-time path compiles them: the embedded
+/// translation unit, with the embedded headers written to a directory that is the only include
+/// path (src/gpu/device.rs), and the same kernels as nvcc's PTX when the build has a fatbin.
+#[test]
+fn embedded_source_compiles_with_nvrtc() {
+    if cuda_root().is_none() {
+        skip("CUDA 13.0 wheels not found (scripts/install-cuda-wheels)");
+        return;
+    }
+    if !nvrtc_present() {
+        skip("libnvrtc.so.13 not loadable: set LD_LIBRARY_PATH=$CU/lib before starting the tests");
+        return;
+    }
+    let image = embedded_source();
+    let KernelImage::Source { source, .. } = image else {
+        unreachable!()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    image.write_headers(tmp.path()).unwrap();
+    let includes = vec![tmp.path().to_path_buf()];
+    let ptx = nvrtc_compile(source, "kernels.cu", &includes)
+        .unwrap_or_else(|e| panic!("embedded source: {e}"));
+    check_nvrtc_ptx("embedded source", &ptx);
+    let compiled = ptx_entries(&ptx);
+    println!("NVRTC compiled {} kernels", compiled.len());
+    assert!(!compiled.is_empty(), "no .entry in NVRTC's PTX");
+    if embedded_fatbin().is_some() {
+        let nvcc_ptx =
+            std::fs::read_to_string(NVCC_PTX).unwrap_or_else(|e| panic!("{NVCC_PTX}: {e}"));
+        assert_eq!(
+            compiled,
+            ptx_entries(&nvcc_ptx),
+            "NVRTC and nvcc compiled different kernel sets"
+        );
+    }
+}
+
+/// (5) The run-time choice between the images (`BATCHSAMPLE_KERNEL_IMAGE`).
+#[test]
+fn kernel_image_choice() {
+    let is_source = |r: Result<(KernelImage, &str), String>| {
+        matches!(r.expect("a valid choice").0, KernelImage::Source { .. })
+    };
+    assert!(is_source(kernels_image::choose_image("source")));
+    assert!(is_source(kernels_image::choose_image(" nvrtc ")));
+    assert!(kernels_image::choose_image("ptx").is_err());
+    let auto = kernels_image::choose_image("").expect("auto");
+    match (auto.0, embedded_fatbin()) {
+        (KernelImage::Fatbin(bytes), Some(built)) => assert_eq!(bytes.as_ptr(), built.as_ptr()),
+        (KernelImage::Source { .. }, None) => {
+            assert!(kernels_image::choose_image("fatbin").is_err())
         }
+        (got, built) => panic!(
+            "auto chose {got:?} with fatbin {:?}",
+            built.map(<[u8]>::len)
+        ),
     }
 }
 

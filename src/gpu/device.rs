@@ -12,7 +12,8 @@ pub struct DeviceInfo {
     pub name: String,
     pub compute_capability: (i32, i32),
     pub multiprocessors: i32,
-    /// How the kernels were built (`fatbin (...)` or `nvrtc-source (...)`).
+    /// Which kernel image the sampler loads (`fatbin (...)` or `nvrtc-source (...)`; see
+    /// `BATCHSAMPLE_KERNEL_IMAGE` in `gpu::kernels_image`).
     pub kernel_image: &'static str,
 }
 
@@ -49,7 +50,7 @@ pub fn device_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
             ctx.attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
         ),
         multiprocessors: ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
-        kernel_image: BUILD_INFO,
+        kernel_image: kernel_image().map_or(BUILD_INFO, |(_, what)| what),
     })
 }
 
@@ -69,7 +70,8 @@ fn nvrtc_arch(cc: (i32, i32)) -> Option<&'static str> {
 
 /// Loads the compiled-in kernels: the fatbin as is, or the sources through NVRTC.
 pub fn load_sampler_module(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc<CudaModule>> {
-    match kernel_image() {
+    let (image, _) = kernel_image().map_err(SampleError::Compile)?;
+    match image {
         KernelImage::Fatbin(bytes) => {
             Ok(ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bytes.to_vec()))?)
         }
