@@ -14,6 +14,7 @@
 //! [`KEEP_PER_KIND`] are removed.
 
 use std::env;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -76,23 +77,37 @@ pub struct Cache {
     root: PathBuf,
 }
 
+/// Where the cache lives for `OUT_DIR` and a `BATCHSAMPLE_BUILD_CACHE` setting: the setting's
+/// directory, nowhere for `off`/`0`/`false`/`no`, else `<target-dir>/batchsample-build-cache`
+/// found from `OUT_DIR`'s layout; nowhere when the layout is not cargo's.
+pub fn root_for(out_dir: &Path, setting: Option<&OsStr>) -> Option<PathBuf> {
+    match setting.filter(|v| !v.is_empty()) {
+        Some(v) if matches!(v.to_str(), Some("off" | "0" | "false" | "no")) => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => {
+            // out -> <pkg>-<hash> -> build -> <profile> -> target dir (or <triple> dir)
+            let build = out_dir.ancestors().nth(2)?;
+            if build.file_name()? != "build" || out_dir.file_name()? != "out" {
+                return None;
+            }
+            Some(build.ancestors().nth(2)?.join("batchsample-build-cache"))
+        }
+    }
+}
+
 impl Cache {
     /// The cache for this build, or `None` when disabled or `OUT_DIR` is not laid out as cargo
     /// lays it out (then every build compiles, as without a cache).
     pub fn open(out_dir: &Path) -> Option<Cache> {
         println!("cargo::rerun-if-env-changed=BATCHSAMPLE_BUILD_CACHE");
-        let root = match env::var_os("BATCHSAMPLE_BUILD_CACHE").filter(|v| !v.is_empty()) {
-            Some(v) if matches!(v.to_str(), Some("off" | "0" | "false" | "no")) => return None,
-            Some(v) => PathBuf::from(v),
-            None => {
-                // out -> <pkg>-<hash> -> build -> <profile> -> target dir (or <triple> dir)
-                let build = out_dir.ancestors().nth(2)?;
-                if build.file_name()? != "build" {
-                    return None;
-                }
-                build.ancestors().nth(2)?.join("batchsample-build-cache")
-            }
-        };
+        Cache::at(root_for(
+            out_dir,
+            env::var_os("BATCHSAMPLE_BUILD_CACHE").as_deref(),
+        )?)
+    }
+
+    /// The cache in `root` (created if missing).
+    pub fn at(root: PathBuf) -> Option<Cache> {
         fs::create_dir_all(&root).ok()?;
         Some(Cache { root })
     }

@@ -307,18 +307,8 @@ fn compile_fatbin(
         }
     }
 
-    // The key: every file under kernels/ (the unity file is made of their names), the flags, and
-    // the compiler as installed. Not the job count: it does not change the output.
-    let mut key = Key::new("fatbin");
-    key.add_str(&rel(input, out_dir).to_string_lossy());
-    for f in kernel_files(&kernels.dir) {
-        key.add_str(&rel(&f, &kernels.dir).to_string_lossy());
-        key.add(&fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
-    }
-    for f in &flags {
-        key.add_str(&f.to_string_lossy());
-    }
-    add_compiler_identity(&mut key, nvcc);
+    let input_name = rel(input, out_dir).to_string_lossy().into_owned();
+    let key = fatbin_key(&input_name, &kernels.dir, &flags, nvcc);
     if let Some(cache) = cache {
         if cache.fetch("fatbin", &key, CACHED, out_dir) {
             let _ = fs::remove_dir_all(&tmp);
@@ -390,6 +380,23 @@ fn compile_fatbin(
     if let Some(cache) = cache {
         cache.store("fatbin", &key, CACHED, out_dir);
     }
+}
+
+/// The fatbin's cache key: the translation unit's name, every file under `kernels_dir` (names
+/// and bytes: the unity file is made of the names), the flags, and the compiler as installed.
+/// Not the job count (`--threads`, `--split-compile`): the SASS is the same whatever it is.
+pub fn fatbin_key(input_name: &str, kernels_dir: &Path, flags: &[OsString], nvcc: &Path) -> Key {
+    let mut key = Key::new("fatbin");
+    key.add_str(input_name);
+    for f in kernel_files(kernels_dir) {
+        key.add_str(&rel(&f, kernels_dir).to_string_lossy());
+        key.add(&fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
+    }
+    for f in flags {
+        key.add_str(&f.to_string_lossy());
+    }
+    add_compiler_identity(&mut key, nvcc);
+    key
 }
 
 /// Every file under `dir`, sorted (what the kernels can include).

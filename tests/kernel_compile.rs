@@ -20,6 +20,14 @@ use std::path::{Path, PathBuf};
 #[path = "../src/gpu/kernels_image.rs"]
 mod kernels_image;
 
+// The build script's cache and fatbin key, as build.rs includes them (`crate::cache`).
+#[allow(dead_code)]
+#[path = "../build/cache.rs"]
+mod cache;
+#[allow(dead_code)]
+#[path = "../build/fatbin.rs"]
+mod fatbin;
+
 use kernels_image::{embedded_fatbin, embedded_source, KernelImage, BUILD_INFO};
 
 /// The GPU machines run driver 580 (CUDA 13.0): it loads PTX ISA up to 9.0.
@@ -523,5 +531,121 @@ fn ptxas_report_parser() {
     assert_eq!(
         ptx_version("//\n.version 9.0\n.target sm_90\n"),
         Some((9, 0))
+    );
+}
+
+/// (6) The build cache's key changes with every input that decides the fatbin — a kernel file's
+/// bytes, a file added, a flag, the translation unit — and with nothing else (where `OUT_DIR`
+/// is, which differs per profile and tool, does not enter it): a stale hit would ship old
+/// kernels, a needless miss costs minutes of nvcc.
+#[test]
+fn build_cache_key_follows_the_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("kernels");
+    std::fs::create_dir_all(dir.join("host")).unwrap();
+    std::fs::write(dir.join("a.cu"), "kernel a").unwrap();
+    std::fs::write(dir.join("b.cuh"), "header b").unwrap();
+    std::fs::write(dir.join("host/simt.h"), "shim").unwrap();
+    let nvcc = tmp.path().join("no-nvcc-here");
+    let flags: Vec<std::ffi::OsString> = vec!["-std=c++17".into(), "--fatbin".into()];
+    let key = |unit: &str, flags: &[std::ffi::OsString]| {
+        fatbin::fatbin_key(unit, &dir, flags, &nvcc).hex()
+    };
+    let base = key("kernels_unity.cu", &flags);
+    assert_eq!(base, key("kernels_unity.cu", &flags), "not deterministic");
+    assert_eq!(base.len(), 32);
+
+    std::fs::write(dir.join("b.cuh"), "header b'").unwrap();
+    let edited = key("kernels_unity.cu", &flags);
+    assert_ne!(edited, base, "a header's bytes");
+    std::fs::write(dir.join("host/simt.h"), "shim'").unwrap();
+    let nested = key("kernels_unity.cu", &flags);
+    assert_ne!(nested, edited, "a file below kernels/");
+    std::fs::write(dir.join("c.cu"), "kernel c").unwrap();
+    let added = key("kernels_unity.cu", &flags);
+    assert_ne!(added, nested, "a file added");
+    let mut more = flags.clone();
+    more.push("-G".into());
+    assert_ne!(key("kernels_unity.cu", &more), added, "a flag");
+    assert_ne!(key("a.cu", &flags), added, "the translation unit");
+    // Length-prefixed fields: moving a byte from one field to the next is a different key.
+    let mut a = cache::Key::new("k");
+    a.add_str("ab").add_str("c");
+    let mut b = cache::Key::new("k");
+    b.add_str("a").add_str("bc");
+    assert_ne!(a.hex(), b.hex());
+}
+
+/// (7) Where the cache lives, and what a fetch, a store and pruning do.
+#[test]
+fn build_cache_stores_fetches_and_prunes() {
+    use std::ffi::OsStr;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("target/debug/build/batchsample-0123/out");
+    assert_eq!(
+        cache::root_for(&out, None),
+        Some(tmp.path().join("target/batchsample-build-cache"))
+    );
+    let cross = tmp
+        .path()
+        .join("target/x86_64-unknown-linux-gnu/release/build/b-1/out");
+    assert_eq!(
+        cache::root_for(&cross, None),
+        Some(
+            tmp.path()
+                .join("target/x86_64-unknown-linux-gnu/batchsample-build-cache")
+        )
+    );
+    assert_eq!(cache::root_for(&tmp.path().join("elsewhere"), None), None);
+    assert_eq!(cache::root_for(&out, Some(OsStr::new("off"))), None);
+    assert_eq!(
+        cache::root_for(&out, Some(OsStr::new("/c"))),
+        Some(PathBuf::from("/c"))
+    );
+
+    let c = cache::Cache::at(tmp.path().join("cache")).unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&dst).unwrap();
+    let key = |n: &str| {
+        let mut k = cache::Key::new("t");
+        k.add_str(n);
+        k
+    };
+    assert!(
+        !c.fetch("t", &key("0"), &["f"], &dst),
+        "an empty cache hits"
+    );
+    std::fs::write(src.join("f"), "zero").unwrap();
+    std::fs::write(src.join("g"), "gee").unwrap();
+    c.store("t", &key("0"), &["f", "g"], &src);
+    assert!(c.fetch("t", &key("0"), &["f", "g"], &dst));
+    assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "zero");
+    assert!(
+        !c.fetch("t", &key("0"), &["f", "h"], &dst),
+        "a file the entry lacks"
+    );
+    // A second store of the same key keeps the first entry (another build got there first).
+    std::fs::write(src.join("f"), "other").unwrap();
+    c.store("t", &key("0"), &["f", "g"], &src);
+    assert!(c.fetch("t", &key("0"), &["f"], &dst));
+    assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "zero");
+    // Pruning keeps the most recently used entries of the kind, and no temporary directories.
+    for n in ["1", "2", "3", "4"] {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        c.store("t", &key(n), &["f"], &src);
+    }
+    let names: BTreeSet<String> = std::fs::read_dir(tmp.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        !c.fetch("t", &key("0"), &["f"], &dst),
+        "the oldest was kept"
+    );
+    assert!(
+        c.fetch("t", &key("4"), &["f"], &dst),
+        "the newest was pruned"
     );
 }
