@@ -91,7 +91,7 @@ fn requested_archs() -> Vec<&'static str> {
 
 /// Warnings are errors; ptxas reports registers and fails on spills or local memory.
 /// Never `-arch=native`, never `--use_fast_math`.
-pub const STRICT: &[&str] = &[
+const STRICT: &[&str] = &[
     "-Werror",
     "all-warnings",
     "-Xptxas",
@@ -367,15 +367,20 @@ fn compile_fatbin(
         std::process::exit(1);
     }
 
-    // nvcc names the kept PTX `<input stem>.compute_90.ptx`; the rest of --keep's files (the
-    // preprocessed sources, the cubins: ~60 MB) go.
+    // nvcc names the kept PTX `<input stem>.compute_90.ptx`, or `<input stem>.ptx` when it is
+    // the only virtual architecture; the rest of --keep's files (the preprocessed sources, the
+    // cubins: ~60 MB) go.
     let stem = input
         .file_stem()
         .expect("input has a name")
         .to_string_lossy();
-    let kept = tmp.join(format!("{stem}.compute_90.ptx"));
+    let kept = [format!("{stem}.compute_90.ptx"), format!("{stem}.ptx")]
+        .into_iter()
+        .map(|name| tmp.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("nvcc --keep left no compute_90 PTX in {}", tmp.display()));
     fs::rename(&kept, out_dir.join(PTX_FILE))
-        .unwrap_or_else(|e| panic!("nvcc --keep left no {}: {e}", kept.display()));
+        .unwrap_or_else(|e| panic!("move {}: {e}", kept.display()));
     let _ = fs::remove_dir_all(&tmp);
     if let Some(cache) = cache {
         cache.store("fatbin", &key, CACHED, out_dir);
