@@ -53,6 +53,16 @@ impl Key {
         self.add(s.as_bytes())
     }
 
+    /// Adds every file under `dir`: its path relative to `dir` and its bytes, in sorted order.
+    pub fn add_tree(&mut self, dir: &Path) -> &mut Self {
+        for f in tree(dir).0 {
+            let name = f.strip_prefix(dir).unwrap_or(&f);
+            self.add_str(&name.to_string_lossy());
+            self.add(&fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
+        }
+        self
+    }
+
     /// Adds what identifies an installed file without reading it: path, size and mtime.
     pub fn add_metadata(&mut self, path: &Path) -> &mut Self {
         self.add_str(&path.to_string_lossy());
@@ -75,6 +85,31 @@ impl Key {
 
 pub struct Cache {
     root: PathBuf,
+}
+
+/// The files and the directories below `dir` (recursively), each list sorted.
+pub fn tree(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    walk(&path, files, dirs);
+                    dirs.push(path);
+                }
+                Ok(_) => files.push(path),
+                Err(_) => {}
+            }
+        }
+    }
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    walk(dir, &mut files, &mut dirs);
+    files.sort();
+    dirs.sort();
+    (files, dirs)
 }
 
 /// Where the cache lives for `OUT_DIR` and a `BATCHSAMPLE_BUILD_CACHE` setting: the setting's

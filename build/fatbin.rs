@@ -25,7 +25,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cache::{Cache, Key};
+use crate::cache::{tree, Cache, Key};
 
 /// The cfg that `src/gpu/kernels_image.rs` selects the fatbin with.
 pub const FATBIN_CFG: &str = "batchsample_fatbin";
@@ -113,9 +113,10 @@ impl KernelSet {
     /// so `kernels/host/**` is covered too).
     pub fn scan(dir: &Path) -> Self {
         println!("cargo::rerun-if-changed={}", dir.display());
-        let mut all = Vec::new();
-        walk(dir, &mut all);
-        all.sort();
+        let (all, dirs) = tree(dir);
+        for d in &dirs {
+            println!("cargo::rerun-if-changed={}", d.display());
+        }
         for f in &all {
             println!("cargo::rerun-if-changed={}", f.display());
         }
@@ -129,23 +130,6 @@ impl KernelSet {
             dir: dir.to_path_buf(),
             translation_units: top("cu"),
             headers: top("cuh"),
-        }
-    }
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => {
-                println!("cargo::rerun-if-changed={}", path.display());
-                walk(&path, out);
-            }
-            Ok(_) => out.push(path),
-            Err(_) => {}
         }
     }
 }
@@ -392,38 +376,12 @@ fn compile_fatbin(
 /// Not the job count (`--threads`, `--split-compile`): the SASS is the same whatever it is.
 pub fn fatbin_key(input_name: &str, kernels_dir: &Path, flags: &[OsString], nvcc: &Path) -> Key {
     let mut key = Key::new("fatbin");
-    key.add_str(input_name);
-    for f in kernel_files(kernels_dir) {
-        key.add_str(&rel(&f, kernels_dir).to_string_lossy());
-        key.add(&fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
-    }
+    key.add_str(input_name).add_tree(kernels_dir);
     for f in flags {
         key.add_str(&f.to_string_lossy());
     }
     add_compiler_identity(&mut key, nvcc);
     key
-}
-
-/// Every file under `dir`, sorted (what the kernels can include).
-fn kernel_files(dir: &Path) -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    collect_files(dir, &mut all);
-    all.sort();
-    all
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_files(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
 }
 
 /// nvcc as installed: its `--version`, and the path, size and mtime of nvcc, cicc, ptxas and the

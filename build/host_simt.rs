@@ -131,14 +131,7 @@ pub fn build(kernel_sources: &[PathBuf], out_dir: &Path, cache: Option<&Cache>) 
         .unwrap_or_default();
     key.add_str(&version);
     // What g++ reads: the rewritten sources and headers, the shim, the CUDA headers' install.
-    let mut generated = Vec::new();
-    list_files(&gen_root, &mut generated);
-    generated.sort();
-    for f in &generated {
-        let name = f.strip_prefix(&gen_root).unwrap_or(f);
-        key.add_str(&name.to_string_lossy());
-        key.add(&fs::read(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())));
-    }
+    key.add_tree(&gen_root);
     key.add(&fs::read(&header).expect("read kernels/host/simt.h"));
     key.add(&fs::read(&runtime).expect("read kernels/host/simt_runtime.cpp"));
     if let Some(inc) = cuda_include(&manifest) {
@@ -175,20 +168,6 @@ pub fn build(kernel_sources: &[PathBuf], out_dir: &Path, cache: Option<&Cache>) 
 
 /// The static library's name (`lib<LIB>.a` in `OUT_DIR`).
 const LIB: &str = "batchsample_host_simt";
-
-fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            list_files(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 fn cuda_include(manifest: &Path) -> Option<PathBuf> {
     let mut roots = Vec::new();

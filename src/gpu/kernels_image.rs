@@ -7,9 +7,9 @@
 //!   [`KernelImage::write_headers`]) plus `$CUDA/include` (and `$CUDA/include/cccl`). Use
 //!   `--std=c++17`, the device's `compute_XY` arch and no fast math.
 //!
-//! [`kernel_image`] picks the fatbin when there is one, the source otherwise; `BATCHSAMPLE_
-//! KERNEL_IMAGE=source` at run time picks the source even when a fatbin is embedded (one binary
-//! tests both paths on a GPU machine), `=fatbin` insists on the fatbin.
+//! [`kernel_image`] picks the fatbin when there is one, the source otherwise;
+//! `BATCHSAMPLE_KERNEL_IMAGE=source` at run time picks the source even when a fatbin is embedded
+//! (one binary tests both paths on a GPU machine), `=fatbin` insists on the fatbin.
 
 use std::path::Path;
 
