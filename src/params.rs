@@ -95,10 +95,18 @@ impl SamplingParams {
 /// the split kernels' `SPLIT_SLICE_CANDIDATES`).
 pub const COLLECTED_MAX_TOP_K: u32 = 64;
 
-/// What the caller knows of a batch's filters, as vLLM's `no_top_k` / `no_top_p` flags tell its
-/// sampler which paths to take. With [`BatchFilters::Unfiltered`] the GPU sampler may launch its
-/// unfiltered kernels (kernels/unfiltered.cuh), with [`BatchFilters::SmallTopK`] its collected
-/// kernels (kernels/collected.cuh): both lighter, so that two row blocks share an SM.
+/// What the caller knows of a batch's filters, as vLLM's `no_top_k` / `no_top_p` / `all_greedy`
+/// flags tell its sampler which paths to take. With [`BatchFilters::Unfiltered`] the GPU sampler
+/// may launch its unfiltered kernels (kernels/unfiltered.cuh), with [`BatchFilters::SmallTopK`]
+/// its collected kernels (kernels/collected.cuh): both within 64 registers, so that two row
+/// blocks share an SM (what that buys on a given card is measured by `batchsample bench
+/// --filters`, BENCHMARKS.md). [`BatchFilters::Any`] is always correct.
+///
+/// **A wrong hint never changes a token.** The light kernels check every row against their rule
+/// and give a row they cannot serve [`RowStatus::InvalidParams`] (no token), leaving the other
+/// rows unharmed; the tokens they do return are the general kernels' draws. The safe choice is
+/// automatic where the parameters are on the host: [`BatchFilters::of`] (which the host paths
+/// and the CLI use), or [`BatchFilters::from_flags`] from per-batch flags an engine keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BatchFilters {
     /// Rows may use top-k, top-p and min-p.
@@ -114,6 +122,26 @@ pub enum BatchFilters {
 }
 
 impl BatchFilters {
+    /// From per-batch flags as an engine keeps them (vLLM's `SamplingMetadata`): every row
+    /// greedy; no row with top-k; no row with top-p; no row with min-p; and, where every
+    /// non-greedy row has a top-k (`k >= 1`), the largest (`None` otherwise or when unknown).
+    /// The lightest choice the flags prove, else [`BatchFilters::Any`].
+    pub fn from_flags(
+        all_greedy: bool,
+        no_top_k: bool,
+        no_top_p: bool,
+        no_min_p: bool,
+        every_top_k_at_most: Option<u32>,
+    ) -> Self {
+        if all_greedy || (no_top_k && no_top_p && no_min_p) {
+            BatchFilters::Unfiltered
+        } else if every_top_k_at_most.is_some_and(|k| (1..=COLLECTED_MAX_TOP_K).contains(&k)) {
+            BatchFilters::SmallTopK
+        } else {
+            BatchFilters::Any
+        }
+    }
+
     /// What `params` (host copies of a batch's parameters) allow.
     pub fn of(params: &[SamplingParams], vocab: usize) -> Self {
         if params.iter().all(|p| p.is_unfiltered(vocab)) {
@@ -228,6 +256,25 @@ mod tests {
         assert_eq!(std::mem::offset_of!(SamplingParams, min_p), 12);
         assert_eq!(std::mem::offset_of!(SamplingParams, seed), 16);
         assert_eq!(std::mem::offset_of!(SamplingParams, step), 24);
+    }
+
+    #[test]
+    fn batch_filters_from_flags_claim_only_what_the_flags_prove() {
+        let f = BatchFilters::from_flags;
+        assert_eq!(f(true, false, false, false, None), BatchFilters::Unfiltered);
+        assert_eq!(f(false, true, true, true, None), BatchFilters::Unfiltered);
+        assert_eq!(
+            f(false, false, true, true, Some(50)),
+            BatchFilters::SmallTopK
+        );
+        assert_eq!(
+            f(false, false, false, false, Some(64)),
+            BatchFilters::SmallTopK
+        );
+        assert_eq!(f(false, false, true, true, Some(65)), BatchFilters::Any);
+        // Some rows with top-k is not every row with one.
+        assert_eq!(f(false, false, true, true, None), BatchFilters::Any);
+        assert_eq!(f(false, true, false, true, None), BatchFilters::Any);
     }
 
     #[test]

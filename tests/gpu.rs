@@ -19,7 +19,7 @@ fn sampler(max_batch: usize, max_top_n: usize) -> Option<GpuSampler> {
 }
 
 fn parity_of<T: Logit + cudarc::driver::DeviceRepr>(
-    gpu: &mut GpuSampler,
+    gpu: &GpuSampler,
     logits: &[T],
     vocab: usize,
     params: &[SamplingParams],
@@ -60,7 +60,7 @@ fn sample_on_device<T: Logit + cudarc::driver::DeviceRepr>(
 
 #[test]
 fn gpu_matches_the_reference_on_mixed_batches_of_every_dtype_and_size() {
-    let Some(mut gpu) = sampler(512, 8) else {
+    let Some(gpu) = sampler(512, 8) else {
         return;
     };
     let mut total = ParityReport::default();
@@ -82,9 +82,9 @@ fn gpu_matches_the_reference_on_mixed_batches_of_every_dtype_and_size() {
                 ..Default::default()
             };
             let (logits, params) = mixed_batch(&mut g, batch, vocab);
-            let f32_report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
-            let f16_report = parity_of(&mut gpu, &to_f16(&logits), vocab, &params, &opts);
-            let bf16_report = parity_of(&mut gpu, &to_bf16(&logits), vocab, &params, &opts);
+            let f32_report = parity_of(&gpu, &logits, vocab, &params, &opts);
+            let f16_report = parity_of(&gpu, &to_f16(&logits), vocab, &params, &opts);
+            let bf16_report = parity_of(&gpu, &to_bf16(&logits), vocab, &params, &opts);
             for (name, r) in [
                 ("f32", f32_report),
                 ("f16", f16_report),
@@ -107,7 +107,7 @@ fn gpu_draws_fit_the_exact_distribution() {
     // Draw d of a request uses step + d: a batch of copies of one row with consecutive steps
     // gives that many independent draws in one launch.
     let draws = 200_000usize;
-    let Some(mut gpu) = sampler(draws, 0) else {
+    let Some(gpu) = sampler(draws, 0) else {
         return;
     };
     let mut g = rng(0x5eed_0002);
@@ -176,7 +176,7 @@ fn gpu_draws_fit_the_exact_distribution() {
 fn gpu_never_draws_a_masked_token_in_ten_million_draws() {
     let batch = 65_536usize;
     let launches = 153; // 65536 * 153 > 10^7
-    let Some(mut gpu) = sampler(batch, 0) else {
+    let Some(gpu) = sampler(batch, 0) else {
         return;
     };
     let mut g = rng(0x5eed_0003);
@@ -300,7 +300,7 @@ fn gpu_bad_rows_do_not_harm_their_batch() {
 
 #[test]
 fn gpu_results_are_identical_run_to_run_and_across_batch_positions() {
-    let Some(mut gpu) = sampler(256, 5) else {
+    let Some(gpu) = sampler(256, 5) else {
         return;
     };
     let mut g = rng(0x5eed_0005);
@@ -393,7 +393,7 @@ fn gpu_sampling_captures_into_a_cuda_graph_and_replays() {
 /// every dtype and draw method, odd sizes, failing rows, top-n, one launch each.
 #[test]
 fn gpu_sanitizer_workload() {
-    let Some(mut gpu) = sampler(24, 4) else {
+    let Some(gpu) = sampler(24, 4) else {
         return;
     };
     let mut g = rng(0x5eed_0007);
@@ -405,15 +405,9 @@ fn gpu_sanitizer_workload() {
                 top_n: 4.min(vocab),
                 ..Default::default()
             };
-            let mut report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
-            report.merge(parity_of(&mut gpu, &to_f16(&logits), vocab, &params, &opts));
-            report.merge(parity_of(
-                &mut gpu,
-                &to_bf16(&logits),
-                vocab,
-                &params,
-                &opts,
-            ));
+            let mut report = parity_of(&gpu, &logits, vocab, &params, &opts);
+            report.merge(parity_of(&gpu, &to_f16(&logits), vocab, &params, &opts));
+            report.merge(parity_of(&gpu, &to_bf16(&logits), vocab, &params, &opts));
             println!("vocab {vocab} {method:?}: {}", report.summary());
             report.assert_clean();
         }
@@ -432,7 +426,7 @@ fn gpu_sanitizer_workload() {
     params[1].temperature = 0.0;
     let opts = SampleOptions::default();
     for _ in 0..2 {
-        let report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+        let report = parity_of(&gpu, &logits, vocab, &params, &opts);
         println!("split rows, vocab {vocab}: {}", report.summary());
         report.assert_clean();
     }
@@ -445,7 +439,7 @@ fn gpu_sanitizer_workload() {
             ..SampleOptions::default()
         };
         for _ in 0..2 {
-            let report = parity_of(&mut gpu, &logits[..2 * vocab], vocab, &params[..2], &opts);
+            let report = parity_of(&gpu, &logits[..2 * vocab], vocab, &params[..2], &opts);
             println!(
                 "unfiltered rows, vocab {vocab}, {method:?}: {}",
                 report.summary()
@@ -462,7 +456,7 @@ fn gpu_sanitizer_workload() {
         ..SampleOptions::default()
     };
     for _ in 0..2 {
-        let report = parity_of(&mut gpu, &logits, vocab, &params, &opts);
+        let report = parity_of(&gpu, &logits, vocab, &params, &opts);
         println!("collected rows, vocab {vocab}: {}", report.summary());
         report.assert_clean();
     }
@@ -473,7 +467,7 @@ fn gpu_sanitizer_workload() {
 /// unfiltered: only its filtered rows fail, with InvalidParams.
 #[test]
 fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
-    let Some(mut gpu) = sampler(256, 0) else {
+    let Some(gpu) = sampler(256, 0) else {
         return;
     };
     let mut g = rng(0x5eed_0008);
@@ -502,8 +496,8 @@ fn gpu_unfiltered_kernels_match_the_reference_and_refuse_filtered_rows() {
             .collect();
         assert_eq!(BatchFilters::of(&params, vocab), BatchFilters::Unfiltered);
         for (name, opts) in [("Gumbel", &opts), ("inverse CDF", &inverse)] {
-            let f32_report = parity_of(&mut gpu, &logits, vocab, &params, opts);
-            let bf16_report = parity_of(&mut gpu, &to_bf16(&logits), vocab, &params, opts);
+            let f32_report = parity_of(&gpu, &logits, vocab, &params, opts);
+            let bf16_report = parity_of(&gpu, &to_bf16(&logits), vocab, &params, opts);
             println!(
                 "unfiltered batch {batch}, {name}: f32 {}",
                 f32_report.summary()
@@ -663,4 +657,74 @@ fn assert_odd_rows_refused(
             assert_eq!(o.token, alone[0].token, "row {r}");
         }
     }
+}
+
+#[test]
+fn gpu_samples_on_the_callers_stream_into_the_callers_views_under_graph_capture() {
+    // The serving path: a stream the engine made, tokens written into a slice of a larger buffer
+    // (the next step's input ids), a workspace sized once; same results as the sampler's own path.
+    let Some(gpu) = sampler(32, 4) else { return };
+    let mut g = rng(0x5eed_0016);
+    let (vocab, batch) = (32000, 32);
+    let (logits, params) = mixed_batch(&mut g, batch, vocab);
+    let opts = SampleOptions {
+        top_n: 4,
+        ..Default::default()
+    };
+    let expected = sample_on_device(&gpu, &logits, vocab, &params, BatchFilters::Any, &opts);
+
+    let stream = gpu.context().new_stream().unwrap();
+    let logits_dev = stream.clone_htod(&logits).unwrap();
+    let params_dev = stream.clone_htod(&params).unwrap();
+    let mut input_ids = stream.alloc_zeros::<i32>(3 * batch).unwrap();
+    let mut logprobs = stream.alloc_zeros::<f32>(batch).unwrap();
+    let mut status = stream.alloc_zeros::<u32>(batch).unwrap();
+    let mut top_tokens = stream.alloc_zeros::<i32>(batch * 4).unwrap();
+    let mut top_logprobs = stream.alloc_zeros::<f32>(batch * 4).unwrap();
+    let mut workspace = gpu.alloc_workspace(batch).unwrap();
+    stream.synchronize().unwrap();
+    stream
+        .begin_capture(
+            cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+        )
+        .unwrap();
+    {
+        let mut views = batchsample::gpu::SampleOutputs {
+            tokens: input_ids.slice_mut(batch..2 * batch),
+            logprobs: logprobs.slice_mut(..),
+            status: status.slice_mut(..),
+            top: Some((top_tokens.slice_mut(..), top_logprobs.slice_mut(..))),
+        };
+        gpu.sample_on(
+            &stream,
+            &logits_dev.as_view(),
+            vocab,
+            &params_dev.as_view(),
+            BatchFilters::Any,
+            &opts,
+            &mut views,
+            &mut workspace,
+        )
+        .unwrap();
+    }
+    let graph = stream
+        .end_capture(cudarc::driver::sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
+        .unwrap()
+        .expect("a graph was captured");
+    graph.launch().unwrap();
+    let ids = stream.clone_dtoh(&input_ids).unwrap();
+    let lp = stream.clone_dtoh(&logprobs).unwrap();
+    let st = stream.clone_dtoh(&status).unwrap();
+    let tt = stream.clone_dtoh(&top_tokens).unwrap();
+    let tl = stream.clone_dtoh(&top_logprobs).unwrap();
+    stream.synchronize().unwrap();
+    let got = batchsample::gpu::decode_rows(&ids[batch..2 * batch], &lp, &st, &tt, &tl, 4);
+    assert!(ids[..batch]
+        .iter()
+        .chain(&ids[2 * batch..])
+        .all(|&t| t == 0));
+    assert_eq!(
+        got, expected,
+        "the serving path's rows are the sampler's own"
+    );
 }

@@ -68,7 +68,7 @@ fn requests(g: &mut impl Rng, count: usize, vocab: usize) -> Vec<Request> {
 
 #[test]
 fn invariant_million_draws_match_across_batches_and_the_cpu_twin() {
-    let Some(mut gpu) = sampler(1024, 4) else {
+    let Some(gpu) = sampler(1024, 4) else {
         return;
     };
     let mut g = rng(0x1e6d_7a45);

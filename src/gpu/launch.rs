@@ -1,9 +1,10 @@
-//! Every kernel launch of the crate: one typed function per `extern "C"` kernel, its parameters
-//! mirroring the `.cu` signature line by line. Nothing else in the crate calls `launch`.
+//! Every sampler kernel launch: one typed function per `extern "C"` kernel, its parameters
+//! mirroring the `.cu` signature line by line. (Experiment 2's projection and cuBLAS launches
+//! live with that experiment, `src/drift/batch_size/launch.rs`.)
 
 use crate::dtype::Dtype;
 use crate::error::Result;
-use crate::params::{BatchFilters, DrawMethod, Numerics, SamplingParams};
+use crate::params::{BatchFilters, DrawMethod, Numerics};
 use cudarc::driver::{
     CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
@@ -220,17 +221,20 @@ pub fn threads_for(vocab: usize, dtype: Dtype) -> u32 {
     (chunks.next_power_of_two() as u32).clamp(64, SAMPLER_MAX_THREADS)
 }
 
-/// Output views of one launch.
-pub(crate) struct SampleOutputsMut<'a> {
-    pub tokens: CudaViewMut<'a, i32>,       // [batch]
-    pub logprobs: CudaViewMut<'a, f32>,     // [batch]
-    pub status: CudaViewMut<'a, u32>,       // [batch]
-    pub top_tokens: CudaViewMut<'a, i32>,   // [batch, top_n]
-    pub top_logprobs: CudaViewMut<'a, f32>, // [batch, top_n]
+/// Device addresses of one launch's outputs and workspace (`CUdeviceptr`s; 0 where the launch
+/// does not touch a buffer: the top-n pair when `top_n` is 0, the split scratch when it does not
+/// split). Raw addresses, so the caller's buffers (cudarc views, another library's tensors) all
+/// come in the same way.
+pub(crate) struct LaunchOutputs {
+    pub tokens: u64,       // [batch] i32
+    pub logprobs: u64,     // [batch] f32
+    pub status: u64,       // [batch] u32
+    pub top_tokens: u64,   // [batch, top_n] i32
+    pub top_logprobs: u64, // [batch, top_n] f32
     /// The split kernels' scratch: `[batch, splits]` partials and `[batch]` arrival counters
     /// (0 before and after every launch).
-    pub split_partials: CudaViewMut<'a, u32>, // [batch * splits * SPLIT_PARTIAL_WORDS]
-    pub split_arrivals: CudaViewMut<'a, u32>, // [batch]
+    pub split_partials: u64, // [batch * splits * SPLIT_PARTIAL_WORDS] u32
+    pub split_arrivals: u64, // [batch] u32
 }
 
 /// `sample_rows_{f32,f16,bf16}` or, for [`Numerics::Invariant`], `sample_rows_invariant_*`: one
@@ -240,29 +244,29 @@ pub(crate) struct SampleOutputsMut<'a> {
 /// block per row; split launches take `sample_rows_split_*`), whose arguments are the same.
 ///
 /// # Safety
-/// The caller guarantees: `logits` holds `batch * vocab` elements of `dtype` (f16/bf16 as their
-/// 16-bit patterns); `params` holds `batch` entries (`params_stride == 1`) or at least one
-/// (`params_stride == 0`); every output view holds at least `batch` (`batch * top_n` for the
-/// top-n views) elements; `top_n <= MAX_TOP_N`; `vocab <= u32::MAX`; `batch` fits the grid;
-/// with `splits > 1`: `splits <= MAX_SPLITS`, `split_partials` holds `batch * splits *
-/// SPLIT_PARTIAL_WORDS` and `split_arrivals` `batch` words, all arrivals 0.
-/// The kernels bound every access by these sizes.
+/// The caller guarantees: `logits` is the address of `batch * vocab` elements of `dtype` (f16/bf16
+/// as their 16-bit patterns) and `params` of `batch` entries (`params_stride == 1`) or at least
+/// one (`params_stride == 0`), in the context of `stream`; every output address holds at least
+/// `batch` (`batch * top_n` for the top-n pair, when `top_n > 0`) elements; `top_n <= MAX_TOP_N`;
+/// `vocab <= u32::MAX`; `batch` fits the grid; with `splits > 1`: `splits <= MAX_SPLITS`,
+/// `split_partials` holds `batch * splits * SPLIT_PARTIAL_WORDS` and `split_arrivals` `batch`
+/// words, all arrivals 0. The kernels bound every access by these sizes.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn sample_rows<T>(
+pub(crate) unsafe fn sample_rows(
     stream: &CudaStream,
     kernels: &SamplerKernels,
     kernel: SamplerKernel,
     numerics: Numerics,
     dtype: Dtype,
     batch: u32,
-    logits: &CudaView<'_, T>,              // [batch, vocab]
-    params: &CudaView<'_, SamplingParams>, // [batch] or [1]
-    params_stride: u32,                    // 1, or 0 to share params[0]
+    logits: u64,        // [batch, vocab]
+    params: u64,        // [batch] or [1] SamplingParams
+    params_stride: u32, // 1, or 0 to share params[0]
     vocab: u32,
     method: u32, // DrawMethodCode: DRAW_GUMBEL or DRAW_INVERSE_CDF
     top_n: u32,
     splits: u32,
-    out: &mut SampleOutputsMut<'_>,
+    out: &LaunchOutputs,
 ) -> Result<()> {
     if batch == 0 {
         return Ok(());
@@ -278,219 +282,23 @@ pub(crate) unsafe fn sample_rows<T>(
         shared_mem_bytes: 0,
     };
     let mut b = stream.launch_builder(kernels.get(kernel, numerics, method, dtype, split));
-    b.arg(logits);
-    b.arg(params);
+    b.arg(&logits);
+    b.arg(&params);
     b.arg(&params_stride);
     b.arg(&vocab);
     b.arg(&method);
     b.arg(&top_n);
-    b.arg(&mut out.tokens);
-    b.arg(&mut out.logprobs);
-    b.arg(&mut out.status);
-    b.arg(&mut out.top_tokens);
-    b.arg(&mut out.top_logprobs);
+    b.arg(&out.tokens);
+    b.arg(&out.logprobs);
+    b.arg(&out.status);
+    b.arg(&out.top_tokens);
+    b.arg(&out.top_logprobs);
     if split {
-        b.arg(&mut out.split_partials);
-        b.arg(&mut out.split_arrivals);
+        b.arg(&out.split_partials);
+        b.arg(&out.split_arrivals);
     }
     b.launch(cfg)?;
     Ok(())
-}
-
-// ---- Experiment 2: the batch-invariant projection and cuBLAS -----------------------------------
-// Inherent methods of types that `src/drift/batch_size/gpu.rs` defines. `gpu`'s modules are
-// private, so this is how that code reaches the driver probe (`device::open_context`) while its
-// unsafe calls stay in this file.
-mod experiment_2 {
-    use super::super::device::{device_info, load_sampler_module, open_context};
-    use super::super::DeviceInfo;
-    use crate::drift::batch_size::gpu::{CublasHandle, ProjectionKernels};
-    use crate::drift::projection::{projection_grid, PROJECTION_THREADS};
-    use crate::dtype::Dtype;
-    use crate::error::{Result, SampleError};
-    use cudarc::cublas::{result as cublas, sys as cublas_sys, CudaBlas};
-    use cudarc::driver::{
-        CudaContext, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, LaunchConfig,
-        PushKernelArg,
-    };
-    use std::ffi::{c_int, c_void};
-    use std::sync::Arc;
-
-    /// `(batch, vocab, d)` as the kernel's and cuBLAS's 32-bit sizes.
-    fn sizes(batch: usize, vocab: usize, d: usize) -> Result<(c_int, c_int, c_int)> {
-        let int = |n: usize| c_int::try_from(n).ok();
-        match (int(batch), int(vocab), int(d)) {
-            (Some(b), Some(v), Some(k)) => Ok((b, v, k)),
-            _ => Err(SampleError::Capacity(format!(
-                "batch {batch}, vocab {vocab}, d {d}: each must be below 2^31"
-            ))),
-        }
-    }
-
-    impl ProjectionKernels {
-        /// Opens device `ordinal` (the driver probed first: [`SampleError::NoDevice`], no panic)
-        /// and loads `project_invariant_*` from the crate's kernel image.
-        pub(crate) fn open(
-            ordinal: usize,
-        ) -> Result<(Arc<CudaContext>, DeviceInfo, ProjectionKernels)> {
-            let ctx = open_context(ordinal)?;
-            // SAFETY: every buffer of this context is used on one stream, in order, so cudarc's
-            // cross-stream event tracking has nothing to order.
-            unsafe { ctx.disable_event_tracking() };
-            let info = device_info(&ctx)?;
-            let module = load_sampler_module(&ctx, info.compute_capability)?;
-            let kernels = ProjectionKernels {
-                f32: module.load_function("project_invariant_f32")?,
-                f16: module.load_function("project_invariant_f16")?,
-                bf16: module.load_function("project_invariant_bf16")?,
-            };
-            Ok((ctx, info, kernels))
-        }
-
-        /// `project_invariant_{dtype}` (kernels/projection.cu): grid (batch tiles, vocab groups)
-        /// of `PROJECTION_THREADS`-thread blocks.
-        ///
-        /// # Safety
-        /// The caller guarantees: `hidden` holds `batch * d` and `weights` `vocab * d` elements
-        /// of `dtype` (f16/bf16 as their 16-bit patterns), `logits` `batch * vocab` f32.
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) unsafe fn launch<T>(
-            &self,
-            stream: &CudaStream,
-            dtype: Dtype,
-            hidden: &CudaView<'_, T>,  // [batch, d]
-            weights: &CudaView<'_, T>, // [vocab, d]
-            batch: usize,
-            vocab: usize,
-            d: usize,
-            logits: &mut CudaViewMut<'_, f32>, // [batch, vocab]
-        ) -> Result<()> {
-            if batch == 0 || vocab == 0 {
-                return Ok(());
-            }
-            let (b, v, k) = sizes(batch, vocab, d)?;
-            let grid = projection_grid(batch, vocab).ok_or_else(|| {
-                SampleError::Capacity(format!("vocab {vocab} exceeds the grid (1,048,560)"))
-            })?;
-            let cfg = LaunchConfig {
-                grid_dim: (grid.0, grid.1, 1),
-                block_dim: (PROJECTION_THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let f = match dtype {
-                Dtype::F32 => &self.f32,
-                Dtype::F16 => &self.f16,
-                Dtype::Bf16 => &self.bf16,
-            };
-            let (b, v, k) = (b as u32, v as u32, k as u32);
-            let mut l = stream.launch_builder(f);
-            l.arg(hidden);
-            l.arg(weights);
-            l.arg(&b);
-            l.arg(&v);
-            l.arg(&k);
-            l.arg(logits);
-            l.launch(cfg)?;
-            Ok(())
-        }
-    }
-
-    impl CublasHandle {
-        /// cuBLAS on `stream`. cudarc panics on the first call into a library it cannot load, so
-        /// the library is probed first: [`SampleError::Cublas`] when it is missing.
-        pub(crate) fn open(stream: &Arc<CudaStream>) -> Result<CublasHandle> {
-            // SAFETY: only tries to dlopen cudarc's candidate names for libcublas.
-            if !unsafe { cublas_sys::is_culib_present() } {
-                return Err(SampleError::Cublas(
-                    "libcublas was not found (put the directory of libcublas.so.13 on \
-                     LD_LIBRARY_PATH)"
-                        .into(),
-                ));
-            }
-            Ok(CublasHandle {
-                blas: CudaBlas::new(stream.clone())?,
-                stream: stream.clone(),
-            })
-        }
-
-        /// `logits[b, v] = sum_k hidden[b, k] weights[v, k]` as the column-major TN GEMM
-        /// `C[vocab, batch] = W[d, vocab]^T H[d, batch]`: `cublasSgemm` for f32,
-        /// `cublasGemmEx` (f32 output, `CUBLAS_COMPUTE_32F`) for f16/bf16; alpha 1, beta 0.
-        ///
-        /// # Safety
-        /// As [`ProjectionKernels::launch`].
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) unsafe fn project<T>(
-            &self,
-            dtype: Dtype,
-            hidden: &CudaView<'_, T>,  // [batch, d]
-            weights: &CudaView<'_, T>, // [vocab, d]
-            batch: usize,
-            vocab: usize,
-            d: usize,
-            logits: &mut CudaViewMut<'_, f32>, // [batch, vocab]
-        ) -> Result<()> {
-            if batch == 0 || vocab == 0 {
-                return Ok(());
-            }
-            let (n, m, k) = sizes(batch, vocab, d)?;
-            let ld = k.max(1);
-            let handle = *self.blas.handle();
-            let (w, _w) = weights.device_ptr(&self.stream);
-            let (h, _h) = hidden.device_ptr(&self.stream);
-            let (c, _c) = logits.device_ptr_mut(&self.stream);
-            let (alpha, beta) = (1.0f32, 0.0f32);
-            let (op_t, op_n) = (
-                cublas_sys::cublasOperation_t::CUBLAS_OP_T,
-                cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-            );
-            let input = match dtype {
-                Dtype::F32 => {
-                    cublas::sgemm(
-                        handle,
-                        op_t,
-                        op_n,
-                        m,
-                        n,
-                        k,
-                        &alpha,
-                        w as *const f32,
-                        ld,
-                        h as *const f32,
-                        ld,
-                        &beta,
-                        c as *mut f32,
-                        m,
-                    )?;
-                    return Ok(());
-                }
-                Dtype::F16 => cublas_sys::cudaDataType_t::CUDA_R_16F,
-                Dtype::Bf16 => cublas_sys::cudaDataType_t::CUDA_R_16BF,
-            };
-            cublas::gemm_ex(
-                handle,
-                op_t,
-                op_n,
-                m,
-                n,
-                k,
-                &alpha as *const f32 as *const c_void,
-                w as *const c_void,
-                input,
-                ld,
-                h as *const c_void,
-                input,
-                ld,
-                &beta as *const f32 as *const c_void,
-                c as *mut c_void,
-                cublas_sys::cudaDataType_t::CUDA_R_32F,
-                m,
-                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )?;
-            Ok(())
-        }
-    }
 }
 
 /// `exact_math_probe`: `exp_out[i] = exact_exp(x[i])`, `log_out[i] = exact_log(x[i])`.
@@ -520,19 +328,6 @@ pub(crate) unsafe fn exact_math_probe(
     b.arg(&n);
     b.launch(cfg)?;
     Ok(())
-}
-
-// ---- Experiment 2: the cuBLAS version, for reports (results depend on it) ----------------------
-impl crate::drift::batch_size::gpu::CublasHandle {
-    /// cuBLAS's version number (`major * 10000 + minor * 100 + patch`), if it answers.
-    pub(crate) fn version(&self) -> Option<i32> {
-        let mut v = 0;
-        // SAFETY: a live handle (owned by self.blas) and a valid out-pointer.
-        unsafe { cudarc::cublas::sys::cublasGetVersion_v2(*self.blas.handle(), &mut v) }
-            .result()
-            .ok()?;
-        Some(v)
-    }
 }
 
 #[cfg(test)]

@@ -4,14 +4,20 @@
 //! waits for the host, so a serving loop can call it every step or capture it in a CUDA graph;
 //! [`GpuSampler::sample_host`] is the convenience path from and to host slices. The kernels keep
 //! every per-row intermediate in shared memory; the only device scratch is that of the split-row
-//! kernels (small batches: several blocks per row, see `kernels/sampler.cu`), which lives with the
-//! outputs, so the only preallocation is [`GpuSampler::alloc_outputs`].
+//! kernels (small batches: several blocks per row, see `kernels/sampler.cu`), the [`Workspace`].
+//!
+//! **The serving path** is [`GpuSampler::sample_on`]: the engine's stream (its own, or another
+//! library's through [`GpuSampler::borrow_stream`]), the engine's output views ([`SampleOutputs`]:
+//! tokens can go straight into the next step's `input_ids`), and a [`Workspace`] sized once.
+//! [`GpuSampler::sample`] is the same launch on the sampler's own stream into [`GpuOutputs`].
 
 mod device;
 pub mod kernels_image;
 mod launch;
 
 pub use device::{gpu_available, DeviceInfo};
+// Experiment 2 (src/drift/batch_size/launch.rs) opens the device and the crate's kernel image.
+pub(crate) use device::{device_info, load_sampler_module, open_context};
 pub use launch::{
     split_count, threads_for, SamplerKernel, CDF_STREAM_MAX_VOCAB, MAX_SPLITS, MAX_TOP_N,
     MIN_SPLIT_SLICE, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
@@ -21,8 +27,10 @@ use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, CudaView, DeviceRepr};
-use launch::{SampleOutputsMut, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF};
+use cudarc::driver::{
+    CudaContext, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr,
+};
+use launch::{LaunchOutputs, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF};
 use std::sync::Arc;
 
 /// Capacities a [`GpuSampler`]'s outputs are sized for.
@@ -43,17 +51,51 @@ impl Default for GpuConfig {
     }
 }
 
-/// Per-row results on the device, sized for a sampler's `max_batch` and `max_top_n`.
+/// Per-row results on the device, sized for a sampler's `max_batch` and `max_top_n`, with the
+/// split-row [`Workspace`]: what [`GpuSampler::sample`] writes. An engine that wants its own
+/// buffers (tokens straight into the next step's `input_ids`) passes [`SampleOutputs`] views and
+/// a [`Workspace`] to [`GpuSampler::sample_on`] instead.
 pub struct GpuOutputs {
     pub tokens: CudaSlice<i32>,       // [max_batch]; -1 for failed rows
     pub logprobs: CudaSlice<f32>,     // [max_batch]
     pub status: CudaSlice<u32>,       // [max_batch]; RowStatus codes
-    pub top_tokens: CudaSlice<i32>,   // [max_batch, top_n] of the last launch; -1 pads
-    pub top_logprobs: CudaSlice<f32>, // [max_batch, top_n] of the last launch; -inf pads
-    /// Scratch of the split-row kernels (small batches): per-slice partials, and per-row arrival
-    /// counters that every launch leaves at 0.
-    split_partials: CudaSlice<u32>, // [max_batch * MAX_SPLITS * SPLIT_PARTIAL_WORDS]
-    split_arrivals: CudaSlice<u32>,   // [max_batch]
+    pub top_tokens: CudaSlice<i32>,   // [batch, top_n] of the last launch (not max_top_n); -1 pads
+    pub top_logprobs: CudaSlice<f32>, // [batch, top_n] of the last launch; -inf pads
+    pub workspace: Workspace,
+}
+
+/// Caller-owned output views of one launch: `tokens`, `logprobs` and `status` hold at least
+/// `batch` elements, and the top-n pair — `None` when `top_n` is 0 — at least `batch * top_n`,
+/// row `r`'s entries at `[r * top_n, (r + 1) * top_n)` (the stride is the call's `top_n`).
+/// Any views of the sampler's context will do: slices of larger buffers included.
+pub struct SampleOutputs<'a> {
+    pub tokens: CudaViewMut<'a, i32>,
+    pub logprobs: CudaViewMut<'a, f32>,
+    pub status: CudaViewMut<'a, u32>,
+    pub top: Option<(CudaViewMut<'a, i32>, CudaViewMut<'a, f32>)>,
+}
+
+/// The split-row kernels' device scratch (several blocks per row when a batch is too small to
+/// fill the GPU): per-slice partials and per-row arrival counters that every launch leaves at 0.
+/// Sized once for a largest batch ([`Workspace::bytes_for`]); a launch of more rows is refused
+/// ([`SampleError::Capacity`]). One workspace serves one launch at a time: two streams that
+/// sample concurrently need one each.
+pub struct Workspace {
+    partials: CudaSlice<u32>, // [max_batch * MAX_SPLITS * SPLIT_PARTIAL_WORDS]
+    arrivals: CudaSlice<u32>, // [max_batch]
+    max_batch: usize,
+}
+
+impl Workspace {
+    /// Device bytes of a workspace for batches of up to `max_batch` rows.
+    pub fn bytes_for(max_batch: usize) -> usize {
+        4 * max_batch.max(1) * (MAX_SPLITS * SPLIT_PARTIAL_WORDS + 1)
+    }
+
+    /// The largest batch this workspace serves.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
 }
 
 /// Owns a context, a stream and the loaded kernels.
@@ -110,7 +152,7 @@ impl GpuSampler {
         &self.stream
     }
 
-    /// Output buffers sized for this sampler's capacities.
+    /// Output buffers sized for this sampler's capacities, with a workspace for `max_batch`.
     pub fn alloc_outputs(&self) -> Result<GpuOutputs> {
         let (b, n) = (self.config.max_batch, self.config.max_top_n);
         Ok(GpuOutputs {
@@ -119,17 +161,38 @@ impl GpuSampler {
             status: self.stream.alloc_zeros(b.max(1))?,
             top_tokens: self.stream.alloc_zeros((b * n).max(1))?,
             top_logprobs: self.stream.alloc_zeros((b * n).max(1))?,
-            split_partials: self
-                .stream
-                .alloc_zeros((b * MAX_SPLITS * SPLIT_PARTIAL_WORDS).max(1))?,
-            split_arrivals: self.stream.alloc_zeros(b.max(1))?,
+            workspace: self.alloc_workspace(b)?,
         })
     }
 
-    /// Samples `batch` rows of `logits` (`[batch, vocab]` on the device) into `out`. `params`
-    /// holds one entry per row, or one shared by all rows. Stream-ordered: no allocation, no
-    /// host synchronisation. Rows whose parameters are invalid get `RowStatus::InvalidParams`.
-    /// [`GpuSampler::sample_with`] takes what the caller knows of the batch's filters.
+    /// A split-row workspace for batches of up to `max_batch` rows ([`Workspace::bytes_for`]
+    /// bytes), zeroed on this sampler's stream.
+    pub fn alloc_workspace(&self, max_batch: usize) -> Result<Workspace> {
+        let b = max_batch.max(1);
+        Ok(Workspace {
+            partials: self
+                .stream
+                .alloc_zeros(b * MAX_SPLITS * SPLIT_PARTIAL_WORDS)?,
+            arrivals: self.stream.alloc_zeros(b)?,
+            max_batch,
+        })
+    }
+
+    /// Wraps a stream that another library owns (a PyTorch stream's `cuda_stream`, an engine's
+    /// `CUstream`) for [`GpuSampler::sample_on`]. Dropping the wrapper does not destroy it.
+    ///
+    /// # Safety
+    /// `raw` is a live stream of this sampler's context (the device's primary context: the one
+    /// the CUDA runtime, and so PyTorch, uses) and outlives the wrapper and every launch on it.
+    pub unsafe fn borrow_stream(&self, raw: cudarc::driver::sys::CUstream) -> Arc<CudaStream> {
+        self.ctx.wrap_borrowed_stream(raw)
+    }
+
+    /// Samples `batch` rows of `logits` (`[batch, vocab]` on the device) into `out`, on this
+    /// sampler's own stream. `params` holds one entry per row, or one shared by all rows.
+    /// Stream-ordered: no allocation, no host synchronisation. Rows whose parameters are invalid
+    /// get `RowStatus::InvalidParams`. [`GpuSampler::sample_with`] takes what the caller knows of
+    /// the batch's filters; [`GpuSampler::sample_on`] the caller's stream and buffers.
     pub fn sample<T: Logit + DeviceRepr>(
         &self,
         logits: &CudaView<'_, T>,
@@ -141,16 +204,8 @@ impl GpuSampler {
         self.sample_with(logits, vocab, params, BatchFilters::Any, opts, out)
     }
 
-    /// [`GpuSampler::sample`] for a batch whose filters the caller knows: with
-    /// [`BatchFilters::Unfiltered`] (no row uses top-k, top-p or min-p), fast numerics and no
-    /// top-n (and rows of at most [`CDF_STREAM_MAX_VOCAB`] for the inverse CDF), the launch
-    /// takes the unfiltered kernels
-    /// ([`SamplerKernel::Unfiltered`]: two row blocks an SM); a row that filters anyway
-    /// gets `RowStatus::InvalidParams`, and the other rows are unharmed. With
-    /// [`BatchFilters::SmallTopK`] (every row greedy or with a top-k of at most
-    /// [`crate::COLLECTED_MAX_TOP_K`]), fast numerics and the Gumbel draw, a batch too large to
-    /// split takes the collected kernels ([`SamplerKernel::Collected`], the same), with the same
-    /// guarantee for a row that is not.
+    /// [`GpuSampler::sample`] for a batch whose filters the caller knows ([`BatchFilters`]: what
+    /// each hint buys, and why a wrong one never changes a token).
     pub fn sample_with<T: Logit + DeviceRepr>(
         &self,
         logits: &CudaView<'_, T>,
@@ -173,6 +228,79 @@ impl GpuSampler {
                 opts.top_n, self.config.max_top_n
             )));
         }
+        let rows = batch.max(1);
+        let top_len = (batch * opts.top_n).max(1);
+        if out.tokens.len() < batch
+            || out.logprobs.len() < batch
+            || out.status.len() < batch
+            || out.top_tokens.len() < top_len
+            || out.top_logprobs.len() < top_len
+        {
+            return Err(SampleError::Capacity(format!(
+                "the output buffers hold fewer than {batch} rows of top-{} results",
+                opts.top_n
+            )));
+        }
+        let mut views = SampleOutputs {
+            tokens: out.tokens.slice_mut(..rows),
+            logprobs: out.logprobs.slice_mut(..rows),
+            status: out.status.slice_mut(..rows),
+            top: (opts.top_n > 0).then(|| {
+                (
+                    out.top_tokens.slice_mut(..top_len),
+                    out.top_logprobs.slice_mut(..top_len),
+                )
+            }),
+        };
+        self.sample_on(
+            &self.stream,
+            logits,
+            vocab,
+            params,
+            filters,
+            opts,
+            &mut views,
+            &mut out.workspace,
+        )
+    }
+
+    /// The serving path: samples `batch` rows of `logits` on the caller's `stream` (a stream of
+    /// this sampler's context: [`GpuSampler::context`]`.new_stream()`, or another library's
+    /// through [`GpuSampler::borrow_stream`]) into the caller's views, with the caller's
+    /// split-row `workspace`. Stream-ordered, no allocation, no host synchronisation: the launch
+    /// can be captured into a CUDA graph on `stream` and replayed, with the parameters (seeds,
+    /// steps) rewritten in place between replays. The kernel family is chosen from `filters`,
+    /// `opts` and the shapes alone — never from device data — so a replay takes the same kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_on<T: Logit + DeviceRepr>(
+        &self,
+        stream: &CudaStream,
+        logits: &CudaView<'_, T>,
+        vocab: usize,
+        params: &CudaView<'_, SamplingParams>,
+        filters: BatchFilters,
+        opts: &SampleOptions,
+        out: &mut SampleOutputs<'_>,
+        workspace: &mut Workspace,
+    ) -> Result<()> {
+        if stream.context().cu_ctx() != self.ctx.cu_ctx() {
+            return Err(SampleError::Shape(
+                "the stream belongs to another CUDA context than the sampler's".into(),
+            ));
+        }
+        let batch = batch_size(logits.len(), vocab)?;
+        if opts.top_n > MAX_TOP_N {
+            return Err(SampleError::Capacity(format!(
+                "top_n {} exceeds the kernels' {MAX_TOP_N}",
+                opts.top_n
+            )));
+        }
+        if batch > workspace.max_batch {
+            return Err(SampleError::Capacity(format!(
+                "batch {batch} exceeds the workspace's max_batch {}",
+                workspace.max_batch
+            )));
+        }
         // Tokens come back as i32, and the kernels' index arithmetic stays below 2^32.
         let vocab_u32 = u32::try_from(vocab)
             .ok()
@@ -189,11 +317,25 @@ impl GpuSampler {
                 )))
             }
         };
+        let top_len = batch * opts.top_n;
+        let top_short = match &out.top {
+            Some((t, l)) => t.len() < top_len || l.len() < top_len,
+            None => opts.top_n > 0,
+        };
+        if out.tokens.len() < batch
+            || out.logprobs.len() < batch
+            || out.status.len() < batch
+            || top_short
+        {
+            return Err(SampleError::Capacity(format!(
+                "the output views hold fewer than {batch} rows of top-{} results",
+                opts.top_n
+            )));
+        }
         let method = match opts.method {
             DrawMethod::Gumbel => DRAW_GUMBEL,
             DrawMethod::InverseCdf => DRAW_INVERSE_CDF,
         };
-        let top_len = (batch * opts.top_n).max(1);
         let kernel =
             SamplerKernel::for_launch(filters, opts.numerics, opts.method, opts.top_n, vocab);
         let splits = split_count(
@@ -202,49 +344,51 @@ impl GpuSampler {
             self.info.multiprocessors.max(1) as usize * self.kernels.blocks_per_sm(kernel),
             opts.numerics,
         );
-        let partial_len = (batch * splits * SPLIT_PARTIAL_WORDS).max(1);
-        if out.tokens.len() < batch
-            || out.split_partials.len() < partial_len
-            || out.split_arrivals.len() < batch
-            || out.logprobs.len() < batch
-            || out.status.len() < batch
-            || out.top_tokens.len() < top_len
-            || out.top_logprobs.len() < top_len
-        {
-            return Err(SampleError::Capacity(format!(
-                "the output buffers hold fewer than {batch} rows of top-{} results",
-                opts.top_n
-            )));
-        }
-        let mut views = SampleOutputsMut {
-            tokens: out.tokens.slice_mut(..batch.max(1)),
-            logprobs: out.logprobs.slice_mut(..batch.max(1)),
-            status: out.status.slice_mut(..batch.max(1)),
-            top_tokens: out.top_tokens.slice_mut(..top_len),
-            top_logprobs: out.top_logprobs.slice_mut(..top_len),
-            split_partials: out.split_partials.slice_mut(..partial_len),
-            split_arrivals: out.split_arrivals.slice_mut(..batch.max(1)),
+        // The addresses, taken on `stream` (event tracking is off on this context: no records).
+        let (logits_ptr, _g0) = logits.device_ptr(stream);
+        let (params_ptr, _g1) = params.device_ptr(stream);
+        let (tokens, _g2) = out.tokens.device_ptr_mut(stream);
+        let (logprobs, _g3) = out.logprobs.device_ptr_mut(stream);
+        let (status, _g4) = out.status.device_ptr_mut(stream);
+        let (mut top_tokens, mut top_logprobs) = (0, 0);
+        let _top_guards = out.top.as_mut().map(|(t, l)| {
+            let (tp, gt) = t.device_ptr_mut(stream);
+            let (lp, gl) = l.device_ptr_mut(stream);
+            (top_tokens, top_logprobs) = (tp, lp);
+            (gt, gl)
+        });
+        let (split_partials, _g5) = workspace.partials.device_ptr_mut(stream);
+        let (split_arrivals, _g6) = workspace.arrivals.device_ptr_mut(stream);
+        let outputs = LaunchOutputs {
+            tokens,
+            logprobs,
+            status,
+            top_tokens,
+            top_logprobs,
+            split_partials,
+            split_arrivals,
         };
         // SAFETY: sizes checked above: logits hold batch * vocab elements, params 1 or batch,
-        // outputs at least batch (batch * top_n) elements, top_n <= max_top_n <= MAX_TOP_N; the
-        // split scratch batch * splits partials and batch arrival counters, which start zeroed
-        // (alloc_outputs) and every launch leaves at 0.
+        // outputs at least batch (batch * top_n) elements, top_n <= MAX_TOP_N; the workspace
+        // holds max_batch >= batch rows of MAX_SPLITS partials and batch arrival counters, which
+        // start zeroed (alloc_workspace) and every launch leaves at 0; every buffer and `stream`
+        // are of this sampler's context (checked above for the stream; cudarc views carry it).
         unsafe {
             launch::sample_rows(
-                &self.stream,
+                stream,
                 &self.kernels,
                 kernel,
                 opts.numerics,
                 T::DTYPE,
                 batch_u32,
-                logits,
-                params,
+                logits_ptr,
+                params_ptr,
                 params_stride,
                 vocab_u32,
                 method,
                 opts.top_n as u32,
                 splits as u32,
-                &mut views,
+                &outputs,
             )
         }
     }
@@ -306,7 +450,7 @@ impl GpuSampler {
     /// The convenience path: validates `params` on the host (typed errors naming row and field),
     /// copies `logits` in, samples, and copies the results out.
     pub fn sample_host<T: Logit + DeviceRepr>(
-        &mut self,
+        &self,
         logits: &[T],
         vocab: usize,
         params: &[SamplingParams],
@@ -321,7 +465,7 @@ impl GpuSampler {
     /// each draw copies only the parameters in and the results out. `on_draw(d)` is called after
     /// each draw (for progress bars).
     pub fn sample_host_steps<T: Logit + DeviceRepr>(
-        &mut self,
+        &self,
         logits: &[T],
         vocab: usize,
         params: &[SamplingParams],

@@ -6,9 +6,9 @@
 //! issues it): `cublasSgemm` for f32 inputs, `cublasGemmEx` with f32 output and
 //! `CUBLAS_COMPUTE_32F` for f16/bf16 inputs, default algorithm and math mode (no TF32).
 //!
-//! The context, the cuBLAS handle and every `unsafe` call are made in `src/gpu/launch.rs` (the
-//! crate's one place for launches, next to the driver probe of `src/gpu/device.rs`), as the
-//! methods of `ProjectionKernels` and `CublasHandle` at its end. Without a driver, opening
+//! The context, the cuBLAS handle and every `unsafe` call are made in `launch.rs` (this folder),
+//! as the methods of `ProjectionKernels` and `CublasHandle`, with the driver probe of
+//! `src/gpu/device.rs`. Without a driver, opening
 //! fails with [`SampleError::NoDevice`]; without libcublas, with [`SampleError::Cublas`]; neither
 //! panics.
 
@@ -27,7 +27,7 @@ pub trait DeviceElement: Logit + DeviceRepr + ValidAsZeroBits {}
 impl<T: Logit + DeviceRepr + ValidAsZeroBits> DeviceElement for T {}
 
 /// `project_invariant_{f32,f16,bf16}`; loaded and launched by the methods in
-/// `src/gpu/launch.rs`.
+/// `launch.rs` (this folder).
 pub(crate) struct ProjectionKernels {
     pub(crate) f32: CudaFunction,
     pub(crate) f16: CudaFunction,
@@ -35,7 +35,7 @@ pub(crate) struct ProjectionKernels {
 }
 
 /// A cuBLAS handle bound to the device's stream; opened and used by the methods in
-/// `src/gpu/launch.rs`.
+/// `launch.rs` (this folder).
 pub(crate) struct CublasHandle {
     pub(crate) blas: cudarc::cublas::CudaBlas,
     pub(crate) stream: Arc<CudaStream>,

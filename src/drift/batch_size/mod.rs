@@ -15,6 +15,7 @@
 
 pub mod gpu;
 pub mod inputs;
+mod launch;
 mod measure;
 pub mod plot;
 mod report;
