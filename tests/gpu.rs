@@ -18,6 +18,22 @@ fn sampler(max_batch: usize, max_top_n: usize) -> Option<GpuSampler> {
     common::gpu_sampler(max_batch, max_top_n)
 }
 
+/// The launches `f` makes on `stream`, captured into an instantiated CUDA graph.
+fn capture(
+    stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+    f: impl FnOnce(),
+) -> cudarc::driver::CudaGraph {
+    use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+    stream
+        .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+        .unwrap();
+    f();
+    stream
+        .end_capture(CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
+        .unwrap()
+        .expect("a graph was captured")
+}
+
 fn parity_of<T: Logit + cudarc::driver::DeviceRepr>(
     gpu: &GpuSampler,
     logits: &[T],
@@ -356,23 +372,16 @@ fn gpu_sampling_captures_into_a_cuda_graph_and_replays() {
     };
     stream.synchronize().unwrap();
 
-    stream
-        .begin_capture(
-            cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+    let graph = capture(&stream, || {
+        gpu.sample(
+            &logits_dev.as_view(),
+            vocab,
+            &params_dev.as_view(),
+            &opts,
+            &mut out,
         )
-        .unwrap();
-    gpu.sample(
-        &logits_dev.as_view(),
-        vocab,
-        &params_dev.as_view(),
-        &opts,
-        &mut out,
-    )
-    .unwrap();
-    let graph = stream
-        .end_capture(cudarc::driver::sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
         .unwrap()
-        .expect("a graph was captured");
+    });
 
     let bf = to_bf16(&logits);
     for step in 0..5u64 {
@@ -683,12 +692,7 @@ fn gpu_samples_on_the_callers_stream_into_the_callers_views_under_graph_capture(
     let mut top_logprobs = stream.alloc_zeros::<f32>(batch * 4).unwrap();
     let mut workspace = gpu.alloc_workspace(batch).unwrap();
     stream.synchronize().unwrap();
-    stream
-        .begin_capture(
-            cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
-        )
-        .unwrap();
-    {
+    let graph = capture(&stream, || {
         let mut views = batchsample::gpu::SampleOutputs {
             tokens: input_ids.slice_mut(batch..2 * batch),
             logprobs: logprobs.slice_mut(..),
@@ -705,12 +709,8 @@ fn gpu_samples_on_the_callers_stream_into_the_callers_views_under_graph_capture(
             &mut views,
             &mut workspace,
         )
-        .unwrap();
-    }
-    let graph = stream
-        .end_capture(cudarc::driver::sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
         .unwrap()
-        .expect("a graph was captured");
+    });
     graph.launch().unwrap();
     let ids = stream.clone_dtoh(&input_ids).unwrap();
     let lp = stream.clone_dtoh(&logprobs).unwrap();

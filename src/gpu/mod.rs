@@ -228,29 +228,13 @@ impl GpuSampler {
                 opts.top_n, self.config.max_top_n
             )));
         }
-        let rows = batch.max(1);
-        let top_len = (batch * opts.top_n).max(1);
-        if out.tokens.len() < batch
-            || out.logprobs.len() < batch
-            || out.status.len() < batch
-            || out.top_tokens.len() < top_len
-            || out.top_logprobs.len() < top_len
-        {
-            return Err(SampleError::Capacity(format!(
-                "the output buffers hold fewer than {batch} rows of top-{} results",
-                opts.top_n
-            )));
-        }
+        // Whole buffers as views: sample_on checks their lengths against the launch.
         let mut views = SampleOutputs {
-            tokens: out.tokens.slice_mut(..rows),
-            logprobs: out.logprobs.slice_mut(..rows),
-            status: out.status.slice_mut(..rows),
-            top: (opts.top_n > 0).then(|| {
-                (
-                    out.top_tokens.slice_mut(..top_len),
-                    out.top_logprobs.slice_mut(..top_len),
-                )
-            }),
+            tokens: out.tokens.slice_mut(..),
+            logprobs: out.logprobs.slice_mut(..),
+            status: out.status.slice_mut(..),
+            top: (opts.top_n > 0)
+                .then(|| (out.top_tokens.slice_mut(..), out.top_logprobs.slice_mut(..))),
         };
         self.sample_on(
             &self.stream,
