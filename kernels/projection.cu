@@ -14,7 +14,7 @@
 //     (every lane ends with the same bits: IEEE addition is commutative).
 //
 // No split-K, no atomics, no dependence on the batch size, the row's position or the grid.
-// src/drift/projection.rs replays this order bit for bit on the CPU. Every multiply-add is an
+// cli/src/drift/projection.rs replays this order bit for bit on the CPU. Every multiply-add is an
 // explicit __fmaf_rn and every add an explicit __fadd_rn: nvcc contracts a * b + c on its own.
 //
 // Speed: a block is PROJ_WARPS warps; each warp computes PROJ_VOCAB_PER_WARP vocab rows for a
@@ -23,7 +23,7 @@
 // scheduled together and all but the first find them in L2.
 #include "load.cuh"
 
-// The launchers mirror these (src/drift/projection.rs: PROJECTION_*). None of them changes the
+// The launchers mirror these (cli/src/drift/projection.rs: PROJECTION_*). None of them changes the
 // summation order.
 #define PROJ_WARPS 4
 #define PROJ_VOCAB_PER_WARP 4

@@ -55,7 +55,8 @@ pub enum SampleError {
 }
 
 impl SampleError {
-    pub(crate) fn file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+    /// A [`SampleError::File`] naming `path`.
+    pub fn file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
         SampleError::File {
             path: path.into(),
             message: message.to_string(),
@@ -64,9 +65,3 @@ impl SampleError {
 }
 
 pub type Result<T, E = SampleError> = std::result::Result<T, E>;
-
-impl From<cudarc::cublas::result::CublasError> for SampleError {
-    fn from(e: cudarc::cublas::result::CublasError) -> Self {
-        SampleError::Cublas(format!("call failed with {e}"))
-    }
-}

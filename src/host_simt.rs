@@ -179,6 +179,12 @@ fn int(n: usize) -> c_int {
 }
 
 /// Wrappers for the shim's own test kernels (`tests/simt/selftest.cu`).
+/// The launcher's geometry, which the shim's launches follow: which family serves a row, how
+/// many threads and splits a row gets. The shim's tests hold the kernels to it.
+pub mod geometry {
+    pub use crate::gpu::launch::{split_count, threads_for, SamplerKernel, CDF_STREAM_MAX_VOCAB};
+}
+
 pub mod selftest {
     use super::{int, launch, HostLaunch, HostSimtError, Launch};
     use half::{bf16, f16};
@@ -591,7 +597,8 @@ pub mod sampler {
     use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
     use crate::cpu::{batch_size, RowOutput, SampleOptions};
     use crate::dtype::{Dtype, Logit};
-    use crate::gpu::{decode_rows, MAX_TOP_N, SAMPLER_MAX_THREADS};
+    use crate::gpu::launch::SAMPLER_MAX_THREADS;
+    use crate::gpu::{decode_rows, MAX_TOP_N};
     use crate::params::{DrawMethod, Numerics, SamplingParams};
     use std::ffi::{c_int, c_uint, c_void};
 
@@ -796,7 +803,9 @@ pub mod split {
     use crate::cpu::{batch_size, RowOutput, SampleOptions};
     use crate::dtype::{Dtype, Logit};
     use crate::gpu::{
-        decode_rows, MAX_SPLITS, MAX_TOP_N, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
+        decode_rows,
+        launch::{MAX_SPLITS, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS},
+        MAX_TOP_N,
     };
     use crate::params::{DrawMethod, SamplingParams};
     use std::ffi::{c_int, c_uint, c_void};
@@ -1017,8 +1026,7 @@ pub mod exact_math {
 
 /// The batch-invariant projection of `kernels/projection.cu`, run on the CPU through the shim.
 pub mod projection {
-    use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
-    use crate::drift::projection::{projection_grid, PROJECTION_THREADS};
+    use super::{launch, HostLaunch, HostSimtError, Launch};
     use crate::dtype::{Dtype, Logit};
     use std::ffi::{c_int, c_uint, c_void};
 
@@ -1045,19 +1053,20 @@ pub mod projection {
     );
 
     /// `[batch, vocab]` logits of `project_invariant_{dtype}` over `hidden` (`[batch, d]`) and
-    /// `weights` (`[vocab, d]`) under `schedule`. The outputs start as NaN, so an unwritten one
-    /// shows. Slices that are not 16-byte aligned take the kernel's element-load path.
+    /// `weights` (`[vocab, d]`), launched as `cfg` says: the grid and block are the experiment's
+    /// (batchsample-cli's `drift::projection`), which owns the kernel's launch geometry. The
+    /// outputs start as NaN, so an unwritten one shows. Slices that are not 16-byte aligned take
+    /// the kernel's element-load path.
     pub fn project<T: Logit>(
         hidden: &[T],
         weights: &[T],
         batch: usize,
         vocab: usize,
         d: usize,
-        schedule: Schedule,
+        cfg: &Launch,
     ) -> Result<Vec<f32>, HostSimtError> {
         assert!(hidden.len() == batch * d && weights.len() == vocab * d);
         let size = |n: usize| c_uint::try_from(n).expect("size fits 32 bits");
-        let grid = projection_grid(batch, vocab).expect("vocab fits the grid");
         let mut logits = vec![f32::NAN; batch * vocab];
         if batch == 0 || vocab == 0 {
             return Ok(logits);
@@ -1067,10 +1076,9 @@ pub mod projection {
             Dtype::F16 => host_launch_project_invariant_f16,
             Dtype::Bf16 => host_launch_project_invariant_bf16,
         };
-        let cfg = Launch::new(grid, PROJECTION_THREADS).schedule(schedule);
         // SAFETY: hidden holds batch * d, weights vocab * d elements (f16/bf16 passed as bits),
         // logits batch * vocab.
-        launch(&cfg, |c| unsafe {
+        launch(cfg, |c| unsafe {
             entry(
                 c,
                 hidden.as_ptr().cast(),

@@ -40,18 +40,14 @@
 //! a fixed-point integer, so a row's results are the same bits at any batch size, position,
 //! block size and run, on the GPU and on the CPU.
 
-pub mod bench;
 pub mod cpu;
-pub mod drift;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
 #[cfg(feature = "host-simt")]
 pub mod host_simt;
-pub mod io;
 pub mod params;
 pub mod philox;
-mod svg;
 
 pub use cpu::{RowOutput, SampleOptions, TokenLogprob};
 pub use dtype::{Dtype, Logit, LogitsBuf};

@@ -1,15 +1,13 @@
 //! Per-row sampling parameters, their validation, and the draw methods.
 
 use crate::error::SampleError;
-use serde::{Deserialize, Serialize};
 
 /// The parameters of one row. `#[repr(C)]` and 32 bytes: the kernels read this exact layout
 /// (`kernels/params.cuh` mirrors it; both sides check size and offsets).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Serialize, Deserialize, bytemuck::Pod, bytemuck::Zeroable,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(C)]
-#[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct SamplingParams {
     /// `>= 0`; `0` is greedy (argmax, ties to the lowest index, no random number used).
     pub temperature: f32,
@@ -179,8 +177,9 @@ pub fn row_params(params: &[SamplingParams], row: usize) -> &SamplingParams {
 }
 
 /// How a token is drawn from the final distribution. Both are exact in distribution.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum DrawMethod {
     /// Gumbel-max (the exponential race): the argmax of `logit / T + g_i`, `g_i` Gumbel noise from
     /// token `i`'s own uniform. The default: it needs no prefix sum and no normalisation, and an
@@ -197,8 +196,9 @@ pub enum DrawMethod {
 }
 
 /// How the kernels (and the CPU path) do their arithmetic. Both implement the same semantics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Numerics {
     /// CUDA's `expf`/`logf` and f32 sums in the block's fixed order on the GPU (temperature-only
     /// rows: the hardware `ex2` and per-window sums rescaled to the running maximum,
@@ -218,9 +218,10 @@ pub enum Numerics {
 }
 
 /// Per-row outcome. A failed row has no token; the other rows of its batch are unaffected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(u32)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum RowStatus {
     Ok = 0,
     /// The row holds NaN or `+inf`.

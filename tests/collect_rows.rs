@@ -9,7 +9,7 @@ mod common;
 mod parity;
 
 use batchsample::cpu::invariant;
-use batchsample::gpu::SamplerKernel;
+use batchsample::host_simt::geometry::SamplerKernel;
 use batchsample::host_simt::sampler::{collect_fallbacks, sample_rows, sample_rows_collected};
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;

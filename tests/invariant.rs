@@ -109,14 +109,15 @@ fn shim_kernel_equals_cpu_twin_bit_for_bit() {
         for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
             let opts = invariant_opts(method, 5.min(vocab));
             let (logits, params) = invariant_batch(&mut g, batch, vocab);
-            let threads = batchsample::gpu::threads_for(vocab, batchsample::Dtype::F32);
+            let threads =
+                batchsample::host_simt::geometry::threads_for(vocab, batchsample::Dtype::F32);
             rows += shim_matches_twin(&logits, vocab, &params, &opts, threads, Schedule::Forward);
             rows += shim_matches_twin(
                 &to_f16(&logits),
                 vocab,
                 &params,
                 &opts,
-                batchsample::gpu::threads_for(vocab, batchsample::Dtype::F16),
+                batchsample::host_simt::geometry::threads_for(vocab, batchsample::Dtype::F16),
                 Schedule::Reverse,
             );
             rows += shim_matches_twin(
@@ -124,7 +125,7 @@ fn shim_kernel_equals_cpu_twin_bit_for_bit() {
                 vocab,
                 &params,
                 &opts,
-                batchsample::gpu::threads_for(vocab, batchsample::Dtype::Bf16),
+                batchsample::host_simt::geometry::threads_for(vocab, batchsample::Dtype::Bf16),
                 Schedule::Random(vocab as u64),
             );
         }

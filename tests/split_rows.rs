@@ -7,7 +7,7 @@
 mod common;
 mod parity;
 
-use batchsample::gpu::{split_count, threads_for};
+use batchsample::host_simt::geometry::{split_count, threads_for};
 use batchsample::host_simt::sampler::sample_rows;
 use batchsample::host_simt::split::sample_rows_split;
 use batchsample::host_simt::Schedule;

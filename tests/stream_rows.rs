@@ -9,7 +9,7 @@
 mod common;
 mod parity;
 
-use batchsample::gpu::SamplerKernel;
+use batchsample::host_simt::geometry::SamplerKernel;
 use batchsample::host_simt::sampler::{sample_rows, sample_rows_unfiltered};
 use batchsample::host_simt::split::{sample_rows_split, sample_rows_unfiltered_split};
 use batchsample::host_simt::Schedule;
@@ -446,7 +446,10 @@ fn inverse_cdf_streams_rows_up_to_its_table() {
             }
         }
     }
-    assert_eq!(batchsample::gpu::CDF_STREAM_MAX_VOCAB, 128 * 32 * 512);
+    assert_eq!(
+        batchsample::host_simt::geometry::CDF_STREAM_MAX_VOCAB,
+        128 * 32 * 512
+    );
     let kernel = |vocab| {
         SamplerKernel::for_launch(
             BatchFilters::Unfiltered,

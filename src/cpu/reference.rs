@@ -7,17 +7,18 @@ use crate::error::Result;
 use crate::params::{row_params, validate_batch, DrawMethod, Numerics, RowStatus, SamplingParams};
 use crate::philox;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 /// A token and its log-probability under the final (processed) distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TokenLogprob {
     pub token: u32,
     pub logprob: f64,
 }
 
 /// The result of one row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RowOutput {
     /// The drawn token; `None` when `status` is not `Ok`.
     pub token: Option<u32>,

@@ -1,6 +1,6 @@
 //! Every sampler kernel launch: one typed function per `extern "C"` kernel, its parameters
 //! mirroring the `.cu` signature line by line. (Experiment 2's projection and cuBLAS launches
-//! live with that experiment, `src/drift/batch_size/launch.rs`.)
+//! live with that experiment, `cli/src/drift/batch_size/launch.rs`.)
 
 use crate::dtype::Dtype;
 use crate::error::Result;

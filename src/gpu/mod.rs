@@ -12,16 +12,21 @@
 //! [`GpuSampler::sample`] is the same launch on the sampler's own stream into [`GpuOutputs`].
 
 mod device;
-pub mod kernels_image;
-mod launch;
+mod kernels_image;
+// The host shim (test-only) runs the kernels with the launcher's geometry.
+pub(crate) mod launch;
 
 pub use device::{gpu_available, DeviceInfo};
-// Experiment 2 (src/drift/batch_size/launch.rs) opens the device and the crate's kernel image.
-pub(crate) use device::{device_info, load_sampler_module, open_context};
-pub use launch::{
-    split_count, threads_for, SamplerKernel, CDF_STREAM_MAX_VOCAB, MAX_SPLITS, MAX_TOP_N,
-    MIN_SPLIT_SLICE, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS,
-};
+pub use launch::MAX_TOP_N;
+
+/// The context, device facts and kernel image the sampler uses, so that a companion crate can
+/// launch the image's other kernels: batchsample-cli's experiment 2 launches the projection
+/// kernel (`kernels/projection.cu`) with them. Not the sampler's API: hidden from the docs and
+/// free to change with any release.
+#[doc(hidden)]
+pub mod raw {
+    pub use super::device::{device_info, load_sampler_module, open_context};
+}
 
 use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
@@ -30,7 +35,10 @@ use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, Samplin
 use cudarc::driver::{
     CudaContext, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr,
 };
-use launch::{LaunchOutputs, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF};
+use launch::{
+    split_count, LaunchOutputs, SamplerKernel, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF,
+    MAX_SPLITS, SPLIT_PARTIAL_WORDS,
+};
 use std::sync::Arc;
 
 /// Capacities a [`GpuSampler`]'s outputs are sized for.

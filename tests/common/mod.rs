@@ -218,7 +218,7 @@ pub fn assert_shim_draws_fit(row: &[f32], params: &SamplingParams, splits: &[u32
         row,
         params,
         splits,
-        batchsample::gpu::SamplerKernel::General,
+        batchsample::host_simt::geometry::SamplerKernel::General,
         DrawMethod::Gumbel,
     );
 }
@@ -229,10 +229,10 @@ pub fn assert_shim_kernel_draws_fit(
     row: &[f32],
     params: &SamplingParams,
     splits: &[u32],
-    kernel: batchsample::gpu::SamplerKernel,
+    kernel: batchsample::host_simt::geometry::SamplerKernel,
     method: DrawMethod,
 ) {
-    use batchsample::gpu::SamplerKernel;
+    use batchsample::host_simt::geometry::SamplerKernel;
     use batchsample::host_simt::sampler::{
         sample_rows, sample_rows_collected, sample_rows_unfiltered,
     };

@@ -1,0 +1,66 @@
+//! The CPU path of the benchmark: wall-clock time of the exact reference, against the
+//! machine's measured memory bandwidth.
+
+use super::{summarise, BenchCase, BenchResult};
+use batchsample::cpu::{sample_batch, SampleOptions};
+use batchsample::dtype::{Dtype, Logit};
+use batchsample::error::Result;
+use half::{bf16, f16};
+use std::time::Instant;
+
+/// Host memory bandwidth in GB/s, counting bytes read plus written by a 256 MiB copy (best of
+/// five, after one warm-up).
+pub fn measure_host_bandwidth() -> f64 {
+    let n = 32 << 20; // 32 Mi u64 = 256 MiB
+    let src: Vec<u64> = (0..n as u64).collect();
+    let mut dst = vec![0u64; n];
+    let mut best = f64::INFINITY;
+    for i in 0..6 {
+        let t = Instant::now();
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+        if i > 0 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (n * 8) as f64 / best / 1e9
+}
+
+fn time_cpu<T: Logit>(
+    logits: &[T],
+    case: BenchCase,
+    iterations: usize,
+    bandwidth_gbps: f64,
+) -> Result<BenchResult> {
+    let opts = SampleOptions {
+        method: case.method,
+        top_n: 0,
+        numerics: case.numerics,
+    };
+    let mut times = Vec::with_capacity(iterations);
+    for it in 0..iterations + 1 {
+        let params = super::mode_params(case.mode, case.batch, it as u64);
+        let t = Instant::now();
+        std::hint::black_box(sample_batch(logits, case.vocab, &params, &opts)?);
+        if it > 0 {
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(summarise(case, "cpu", times, bandwidth_gbps))
+}
+
+/// Times the exact reference on one case.
+pub fn bench_cpu(case: BenchCase, iterations: usize, bandwidth_gbps: f64) -> Result<BenchResult> {
+    let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
+    match case.dtype {
+        Dtype::F32 => time_cpu(&logits, case, iterations, bandwidth_gbps),
+        Dtype::F16 => {
+            let v: Vec<f16> = logits.iter().map(|&x| f16::from_f32(x)).collect();
+            time_cpu(&v, case, iterations, bandwidth_gbps)
+        }
+        Dtype::Bf16 => {
+            let v: Vec<bf16> = logits.iter().map(|&x| bf16::from_f32(x)).collect();
+            time_cpu(&v, case, iterations, bandwidth_gbps)
+        }
+    }
+}

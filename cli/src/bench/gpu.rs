@@ -1,0 +1,164 @@
+//! The GPU path of the benchmark: CUDA events around each launch, input buffers rotated so the
+//! L2 cache (50 MB on an H100) does not hold the next iteration's logits.
+
+use super::{summarise, BenchCase, BenchKernels, BenchResult};
+use batchsample::cpu::SampleOptions;
+use batchsample::dtype::{Dtype, Logit};
+use batchsample::error::Result;
+use batchsample::gpu::GpuSampler;
+use batchsample::params::BatchFilters;
+use cudarc::driver::{sys, CudaSlice, DeviceRepr};
+use half::{bf16, f16};
+
+/// Device bandwidth in GB/s from a 1 GiB device-to-device copy, counting bytes read plus written
+/// (median of 10 after 2 warm-ups).
+pub fn measure_device_bandwidth(gpu: &GpuSampler) -> Result<f64> {
+    let stream = gpu.stream();
+    let n = 1usize << 28; // 2^28 u32 = 1 GiB
+    let src: CudaSlice<u32> = stream.alloc_zeros(n)?;
+    let mut dst: CudaSlice<u32> = stream.alloc_zeros(n)?;
+    let ctx = gpu.context();
+    let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+    let mut times = Vec::new();
+    for i in 0..12 {
+        let (a, b) = (ctx.new_event(timing)?, ctx.new_event(timing)?);
+        a.record(stream)?;
+        stream.memcpy_dtod(&src, &mut dst)?;
+        b.record(stream)?;
+        let ms = a.elapsed_ms(&b)? as f64;
+        if i >= 2 {
+            times.push(ms);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(2.0 * (n * 4) as f64 / (times[times.len() / 2] * 1e-3) / 1e9)
+}
+
+/// How GPU times are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuTiming {
+    /// CUDA events around each launch: the latency of one sampling call, launch included.
+    #[default]
+    Events,
+    /// A CUDA graph holding one launch per rotated input buffer, replayed; each sample is the
+    /// replay's time over its launches. What a serving loop that captures its decode step sees:
+    /// no host launch overhead, back-to-back kernels.
+    Graph,
+}
+
+fn time_gpu<T: Logit + DeviceRepr>(
+    gpu: &GpuSampler,
+    host: &[T],
+    case: BenchCase,
+    iterations: usize,
+    bandwidth_gbps: f64,
+    mode: GpuTiming,
+) -> Result<BenchResult> {
+    let stream = gpu.stream();
+    let bytes = case.logit_bytes().max(1);
+    // Enough copies that one round of them overflows a 50-60 MB L2 twice over.
+    let copies = (128usize << 20).div_ceil(bytes).clamp(1, 8);
+    let buffers: Vec<CudaSlice<T>> = (0..copies)
+        .map(|_| stream.clone_htod(host))
+        .collect::<std::result::Result<_, _>>()?;
+    let host_params = super::mode_params(case.mode, case.batch, 0);
+    let filters = match case.kernels {
+        BenchKernels::Auto => BatchFilters::of(&host_params, case.vocab),
+        BenchKernels::General => BatchFilters::Any,
+    };
+    let params = stream.clone_htod(&host_params)?;
+    let mut out = gpu.alloc_outputs()?;
+    let opts = SampleOptions {
+        method: case.method,
+        top_n: 0,
+        numerics: case.numerics,
+    };
+    let ctx = gpu.context();
+    let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+    for i in 0..3 {
+        gpu.sample_with(
+            &buffers[i % copies].as_view(),
+            case.vocab,
+            &params.as_view(),
+            filters,
+            &opts,
+            &mut out,
+        )?;
+    }
+    let events: Vec<_> = (0..2 * iterations)
+        .map(|_| ctx.new_event(timing))
+        .collect::<std::result::Result<_, _>>()?;
+    if mode == GpuTiming::Graph {
+        stream.synchronize()?;
+        stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
+        for b in &buffers {
+            gpu.sample_with(
+                &b.as_view(),
+                case.vocab,
+                &params.as_view(),
+                filters,
+                &opts,
+                &mut out,
+            )?;
+        }
+        let graph = stream
+            .end_capture(
+                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
+            )?
+            .ok_or_else(|| {
+                batchsample::SampleError::Capacity("CUDA graph capture was empty".into())
+            })?;
+        graph.launch()?; // warm-up
+        for i in 0..iterations {
+            events[2 * i].record(stream)?;
+            graph.launch()?;
+            events[2 * i + 1].record(stream)?;
+        }
+        stream.synchronize()?;
+        let times = (0..iterations)
+            .map(|i| Ok(events[2 * i].elapsed_ms(&events[2 * i + 1])? as f64 * 1e3 / copies as f64))
+            .collect::<Result<Vec<f64>>>()?;
+        let mut result = summarise(case, "gpu", times, bandwidth_gbps);
+        result.timing = "graph";
+        return Ok(result);
+    }
+    for i in 0..iterations {
+        events[2 * i].record(stream)?;
+        gpu.sample_with(
+            &buffers[i % copies].as_view(),
+            case.vocab,
+            &params.as_view(),
+            filters,
+            &opts,
+            &mut out,
+        )?;
+        events[2 * i + 1].record(stream)?;
+    }
+    stream.synchronize()?;
+    let times = (0..iterations)
+        .map(|i| Ok(events[2 * i].elapsed_ms(&events[2 * i + 1])? as f64 * 1e3))
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(summarise(case, "gpu", times, bandwidth_gbps))
+}
+
+/// Times the GPU sampler on one case. The sampler's `max_batch` must cover `case.batch`.
+pub fn bench_gpu(
+    gpu: &GpuSampler,
+    case: BenchCase,
+    iterations: usize,
+    bandwidth_gbps: f64,
+    mode: GpuTiming,
+) -> Result<BenchResult> {
+    let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
+    match case.dtype {
+        Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps, mode),
+        Dtype::F16 => {
+            let v: Vec<f16> = logits.iter().map(|&x| f16::from_f32(x)).collect();
+            time_gpu(gpu, &v, case, iterations, bandwidth_gbps, mode)
+        }
+        Dtype::Bf16 => {
+            let v: Vec<bf16> = logits.iter().map(|&x| bf16::from_f32(x)).collect();
+            time_gpu(gpu, &v, case, iterations, bandwidth_gbps, mode)
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The command line: `batchsample demo`, `batchsample sample` and `batchsample bench`.
+
+mod bars;
+mod bench;
+mod demo;
+mod drift;
+mod sample;
+
+use anyhow::{anyhow, Result};
+use batchsample::{DrawMethod, Numerics, SampleError, SamplingParams};
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Batched LLM token sampling: temperature, top-k, top-p and min-p over `[batch, vocab]` logits,
+/// on an NVIDIA GPU or exactly on the CPU.
+#[derive(Debug, Parser)]
+#[command(name = "batchsample", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show how temperature, top-k, top-p and min-p reshape one distribution, then draw a token.
+    Demo(DemoArgs),
+    /// Sample tokens from a file of `[batch, vocab]` logits (.npy or safetensors).
+    Sample(SampleArgs),
+    /// Time the sampler over a sweep of batch, vocab, dtype and mode against the memory floor.
+    Bench(BenchArgs),
+    /// Determinism-drift experiments: CPU emulations of GPU reduction orders, and the
+    /// batch-size experiment (GPU).
+    Drift(drift::DriftArgs),
+}
+
+/// How a token is drawn from the final distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// Gumbel-max: the argmax of logit/T plus Gumbel noise.
+    Gumbel,
+    /// One uniform walked through the cumulative probabilities (like torch.multinomial).
+    InverseCdf,
+}
+
+impl From<Method> for DrawMethod {
+    fn from(m: Method) -> DrawMethod {
+        match m {
+            Method::Gumbel => DrawMethod::Gumbel,
+            Method::InverseCdf => DrawMethod::InverseCdf,
+        }
+    }
+}
+
+impl From<DrawMethod> for Method {
+    fn from(m: DrawMethod) -> Method {
+        match m {
+            DrawMethod::Gumbel => Method::Gumbel,
+            DrawMethod::InverseCdf => Method::InverseCdf,
+        }
+    }
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Gumbel => "gumbel",
+            Method::InverseCdf => "inverse-cdf",
+        }
+    }
+}
+
+/// How the sampler does its arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NumericsArg {
+    /// GPU: CUDA expf/logf and f32 sums in a fixed block order; CPU: exact f64.
+    Fast,
+    /// Batch-invariant and bit-exact: the same bits on the GPU (any batch, position or run) and
+    /// on the CPU.
+    Invariant,
+}
+
+impl From<NumericsArg> for Numerics {
+    fn from(n: NumericsArg) -> Numerics {
+        match n {
+            NumericsArg::Fast => Numerics::Fast,
+            NumericsArg::Invariant => Numerics::Invariant,
+        }
+    }
+}
+
+/// Where `sample` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    /// The exact f64 CPU reference.
+    Cpu,
+    /// The CUDA kernels; an error when there is no usable GPU.
+    Gpu,
+    /// The GPU when there is one, else the CPU (saying so on stderr).
+    Auto,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Comma-separated logits of a toy vocabulary (token 0, 1, ...); `-inf` masks a token.
+    #[arg(
+        long,
+        value_name = "X,X,...",
+        value_delimiter = ',',
+        num_args = 1,
+        allow_hyphen_values = true,
+        value_parser = parse_logit,
+        default_value = "2.0,1.0,0.5,0.1,-1.0"
+    )]
+    pub logits: Vec<f32>,
+    /// Temperature (>= 0; 0 is greedy).
+    #[arg(
+        long,
+        short = 't',
+        default_value_t = 0.8,
+        allow_negative_numbers = true
+    )]
+    pub temperature: f32,
+    /// Keep the K highest-ranked tokens (0 = off).
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "K",
+        default_value_t = 4,
+        allow_negative_numbers = true
+    )]
+    pub top_k: u32,
+    /// Keep the smallest most-probable set whose mass reaches P, in (0, 1] (1 = off).
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "P",
+        default_value_t = 0.9,
+        allow_negative_numbers = true
+    )]
+    pub top_p: f32,
+    /// Drop tokens below M times the top probability, in [0, 1) (0 = off).
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 0.2,
+        allow_negative_numbers = true
+    )]
+    pub min_p: f32,
+    /// Seed of the random stream (default: a random one, printed so the draw can be repeated).
+    #[arg(long, short = 's', allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Step (counter) of the random stream.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub step: u64,
+    /// How the token is drawn.
+    #[arg(long, value_enum, default_value_t = Method::Gumbel)]
+    pub method: Method,
+    /// Width of the bars in characters (a bar this long is 100%).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(5..=200))]
+    pub width: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Logits file: .npy (float32/float16, C order; 1-D is one row) or safetensors (F32/F16/BF16).
+    #[arg(long, value_name = "FILE")]
+    pub logits: PathBuf,
+    /// Which tensor of a safetensors file holding several.
+    #[arg(long, value_name = "NAME")]
+    pub tensor: Option<String>,
+    /// Output: int32 .npy of shape [draws, batch] (failed rows -1), or JSON if it ends in .json.
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub out: PathBuf,
+    /// Temperature (>= 0; 0 is greedy).
+    #[arg(
+        long,
+        short = 't',
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub temperature: f32,
+    /// Keep the K highest-ranked tokens (0 = off).
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "K",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub top_k: u32,
+    /// Keep the smallest most-probable set whose mass reaches P, in (0, 1] (1 = off).
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "P",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub top_p: f32,
+    /// Drop tokens below M times the top probability, in [0, 1) (0 = off).
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub min_p: f32,
+    /// Base seed (default: a random one, reported on stderr). A row without its own seed uses
+    /// splitmix64(seed ^ row * 0xD1B54A32D192ED03), so rows draw independently.
+    #[arg(long, short = 's', allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Step of every row's random stream; draw d of a row uses its step + d.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub step: u64,
+    /// Draws per row (each at the next step).
+    #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    pub draws: u64,
+    /// Report the N most probable tokens of each final distribution (JSON output).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub top_n: usize,
+    /// How tokens are drawn.
+    #[arg(long, value_enum, default_value_t = Method::Gumbel)]
+    pub method: Method,
+    /// Arithmetic: fast, or invariant (batch-invariant; the CPU returns the GPU's bits).
+    #[arg(long, value_enum, default_value_t = NumericsArg::Fast)]
+    pub numerics: NumericsArg,
+    /// Per-row parameters: a JSON list of objects with fields temperature, top_k, top_p, min_p,
+    /// seed, step (missing fields take the flags' values), one object per logit row.
+    #[arg(long, value_name = "ROWS.json")]
+    pub params: Option<PathBuf>,
+    /// Where to sample.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Batch sizes [GPU default: 1,8,64,256,1024; CPU default: 1,8,64].
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Option<Vec<usize>>,
+    /// Vocabulary sizes [GPU default: 32000,128256,256000; CPU default: 32000,128256].
+    #[arg(long, value_delimiter = ',')]
+    pub vocab: Option<Vec<usize>>,
+    /// Logit dtypes: f32, f16, bf16 [GPU default: f32,bf16,f16; CPU default: f32].
+    #[arg(long, value_delimiter = ',')]
+    pub dtype: Option<Vec<batchsample::Dtype>>,
+    /// Modes: greedy, temperature, top-k (50), top-p (0.9), combined (top-k 50 + top-p 0.9 +
+    /// min-p 0.05), mixed (per-row parameters).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "greedy,temperature,top-k,top-p,combined,mixed"
+    )]
+    pub mode: Vec<batchsample_cli::bench::BenchMode>,
+    /// Draw methods.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "gumbel")]
+    pub method: Vec<Method>,
+    /// Numerics: fast, invariant (batch-invariant, bit-exact with the CPU twin). Both: the
+    /// invariant mode's cost is printed as a ratio to the fast one.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fast")]
+    pub numerics: Vec<NumericsArg>,
+    /// Shape of the synthetic rows: spiky (default: a third of the mass in a normal bulk, deep
+    /// top-p sets) or peaked (closer to a trained LM: top-p 0.9 keeps a few dozen tokens).
+    #[arg(long, default_value = "spiky")]
+    pub shape: batchsample_cli::bench::RowShape,
+    /// GPU kernels: auto (as `sample` picks them: the unfiltered kernels for batches without
+    /// top-k, top-p or min-p, the collected ones for batches of small top-k rows), general (the
+    /// general kernels for every batch). Both: each case is timed both ways in one run.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
+    pub kernels: Vec<batchsample_cli::bench::BenchKernels>,
+    /// GPU timing by CUDA-graph replay (one launch per rotated input buffer, time per launch):
+    /// no host launch overhead, as in a serving loop that captures its step. Default: CUDA
+    /// events around each launch.
+    #[arg(long)]
+    pub graph: bool,
+    /// Timed iterations per case on the GPU (the CPU takes at most 5).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+    /// Write every result as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write every result as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Plot latency against batch (a panel per vocab, dtype and method; the floor dashed).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+fn parse_logit(s: &str) -> std::result::Result<f32, String> {
+    let t = s.trim();
+    t.parse::<f32>()
+        .map_err(|_| format!("'{t}' is not a number (use e.g. 1.5, -2 or -inf)"))
+}
+
+/// Parses the command line. `Err` carries the exit code when the process should stop: 0 after
+/// `--help` / `--version`, 2 after a usage error (printed as one line).
+pub fn parse() -> std::result::Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("batchsample: {}", clap_one_line(&e));
+            ExitCode::from(2)
+        }
+    })
+}
+
+/// A clap error as one line: its message, clap's tip if it has one, and where to look for help.
+fn clap_one_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "missing subcommand: use 'batchsample demo', 'sample' or 'bench' (see --help)"
+            .into();
+    }
+    let text = e.to_string();
+    // The first paragraph is the message, maybe with indented details (the missing arguments,
+    // the possible values); later ones hold tips, the usage line and a pointer to --help.
+    let mut paragraphs = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty());
+    let mut lines = paragraphs
+        .next()
+        .unwrap_or("invalid command line")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let head = lines.next().unwrap_or("invalid command line");
+    let mut line = head.strip_prefix("error: ").unwrap_or(head).to_string();
+    let details: Vec<&str> = lines.collect();
+    if !details.is_empty() {
+        line.push(' ');
+        line.push_str(&details.join(", "));
+    }
+    for tip in paragraphs.filter_map(|p| p.strip_prefix("tip: ")) {
+        line.push_str("; ");
+        line.push_str(tip.lines().next().unwrap_or_default());
+    }
+    line.push_str(" (see --help)");
+    line
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Sample(args) => sample::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Drift(args) => drift::run(&args),
+    }
+}
+
+/// An error chain as one line (multi-line messages such as compiler logs are folded).
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The flag that sets each [`SamplingParams`] field.
+fn flag_of(field: &str) -> &'static str {
+    match field {
+        "temperature" => "--temperature",
+        "top_k" => "--top-k",
+        "top_p" => "--top-p",
+        "min_p" => "--min-p",
+        "seed" => "--seed",
+        "step" => "--step",
+        _ => "a flag",
+    }
+}
+
+/// Validates the parameters given by flags, naming the flag when one is out of range.
+fn check_flags(p: &SamplingParams) -> Result<()> {
+    match p.validate(0) {
+        Ok(()) => Ok(()),
+        Err(SampleError::InvalidParam {
+            field,
+            value,
+            reason,
+            ..
+        }) => Err(anyhow!("invalid {} {value}: {reason}", flag_of(field))),
+        Err(e) => Err(e.into()),
+    }
+}

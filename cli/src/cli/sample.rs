@@ -1,0 +1,290 @@
+//! `batchsample sample`: tokens for every row of a logits file, on the GPU or the CPU.
+
+use super::{check_flags, Device, SampleArgs};
+use anyhow::{anyhow, bail, Context, Result};
+use batchsample::cpu::sample_batch;
+use batchsample::gpu::{GpuConfig, GpuSampler};
+use batchsample::{with_logits, RowOutput, RowStatus, SampleOptions, SamplingParams, TokenLogprob};
+use batchsample_cli::io::{self, Logits};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// On the CPU a draw is split into chunks of about this many logits, so the progress bar moves.
+const CPU_CHUNK_LOGITS: usize = 1 << 22;
+
+enum Backend {
+    Cpu,
+    Gpu(Box<GpuSampler>),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu(_) => "gpu",
+        }
+    }
+}
+
+pub fn run(args: &SampleArgs) -> Result<()> {
+    let started = Instant::now();
+    let (base_seed, random_seed) = match args.seed {
+        Some(s) => (s, false),
+        None => (rand::random::<u64>(), true),
+    };
+    let flags = SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        seed: base_seed,
+        step: args.step,
+    };
+    check_flags(&flags)?;
+    check_out_dir(&args.out)?;
+
+    // Everything is read and validated before any work.
+    let logits = io::read_logits(&args.logits, args.tensor.as_deref())?;
+    if logits.vocab > i32::MAX as usize {
+        bail!(
+            "{}: a vocabulary of {} tokens does not fit int32 token ids",
+            args.logits.display(),
+            logits.vocab
+        );
+    }
+    let params = match &args.params {
+        Some(path) => io::read_row_params(path, &flags, logits.batch)?,
+        None => io::uniform_row_params(&flags, logits.batch),
+    };
+    for (row, p) in params.iter().enumerate() {
+        p.validate(row)?;
+        if p.step.checked_add(args.draws - 1).is_none() {
+            bail!(
+                "row {row}: step {} + {} draws overflows 64 bits",
+                p.step,
+                args.draws
+            );
+        }
+    }
+    let opts = SampleOptions {
+        method: args.method.into(),
+        top_n: args.top_n,
+        numerics: args.numerics.into(),
+    };
+
+    let mut backend = open_backend(args.device, &logits, args.top_n)?;
+    let sampling = Instant::now();
+    let draws = draw_all(&mut backend, &logits, &params, &opts, args.draws)?;
+    let sample_time = sampling.elapsed();
+
+    let json = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let written = if json {
+        write_json(args, &logits, &params, &draws, backend.name(), base_seed)
+    } else {
+        let tokens: Vec<i32> = draws
+            .iter()
+            .flatten()
+            .map(|o| o.token.map_or(-1, |t| t as i32))
+            .collect();
+        io::write_tokens_npy(&args.out, draws.len(), logits.batch, &tokens).map_err(Into::into)
+    };
+    written?;
+
+    let failed = draws
+        .iter()
+        .flatten()
+        .filter(|o| o.status != RowStatus::Ok)
+        .count();
+    eprintln!(
+        "batchsample: {} rows x {} draws (vocab {}, {}) on {} in {} (total {}), seed {}{}{} -> {}",
+        logits.batch,
+        args.draws,
+        logits.vocab,
+        logits.data.dtype().name(),
+        backend.name(),
+        fmt_duration(sample_time),
+        fmt_duration(started.elapsed()),
+        base_seed,
+        if random_seed { " (random)" } else { "" },
+        if failed > 0 {
+            format!("; {failed} row draws failed (non-finite logits), token -1")
+        } else {
+            String::new()
+        },
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// Fails early when the output's directory does not exist, rather than after the work.
+fn check_out_dir(out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!(
+                "--out {}: directory {} does not exist",
+                out.display(),
+                dir.display()
+            );
+        }
+    }
+    if out.is_dir() {
+        bail!("--out {}: is a directory", out.display());
+    }
+    Ok(())
+}
+
+fn open_backend(device: Device, logits: &Logits, top_n: usize) -> Result<Backend> {
+    // Device 0 and the other defaults; only the capacities this run needs are set.
+    let config = GpuConfig {
+        max_batch: logits.batch,
+        max_top_n: top_n,
+        ..GpuConfig::default()
+    };
+    match device {
+        Device::Cpu => Ok(Backend::Cpu),
+        Device::Gpu => GpuSampler::new(config)
+            .map(|g| Backend::Gpu(Box::new(g)))
+            .context("--device gpu"),
+        Device::Auto => match GpuSampler::new(config) {
+            Ok(g) => Ok(Backend::Gpu(Box::new(g))),
+            Err(e) => {
+                let reason = e.to_string().lines().next().unwrap_or_default().to_string();
+                eprintln!("batchsample: GPU unavailable ({reason}); falling back to the CPU");
+                Ok(Backend::Cpu)
+            }
+        },
+    }
+}
+
+/// `draws` draws of every row; draw `d` of a row uses the row's `step + d`.
+fn draw_all(
+    backend: &mut Backend,
+    logits: &Logits,
+    params: &[SamplingParams],
+    opts: &SampleOptions,
+    draws: u64,
+) -> Result<Vec<Vec<RowOutput>>> {
+    let (batch, vocab) = (logits.batch, logits.vocab);
+    if let Backend::Gpu(gpu) = backend {
+        // The logits go to the device once; each draw moves only parameters and results.
+        let progress = progress_bar(draws);
+        let all = with_logits!(&logits.data, v => gpu.sample_host_steps(v, vocab, params, opts, draws, |_| progress.inc(1)))?;
+        progress.finish_and_clear();
+        return Ok(all);
+    }
+    let chunk_rows = (CPU_CHUNK_LOGITS / vocab).clamp(1, batch);
+    let chunks = batch.div_ceil(chunk_rows) as u64;
+    let progress = progress_bar(draws * chunks);
+    let mut all = Vec::with_capacity(draws as usize);
+    for d in 0..draws {
+        let at_step: Vec<SamplingParams> = params.iter().map(|p| p.at_step(p.step + d)).collect();
+        let mut outputs = Vec::with_capacity(batch);
+        for (c, chunk) in at_step.chunks(chunk_rows).enumerate() {
+            let first = c * chunk_rows;
+            let range = first * vocab..(first + chunk.len()) * vocab;
+            let out = with_logits!(&logits.data, v => sample_batch(&v[range], vocab, chunk, opts))?;
+            outputs.extend(out);
+            progress.inc(1);
+        }
+        all.push(outputs);
+    }
+    progress.finish_and_clear();
+    Ok(all)
+}
+
+/// A progress bar on stderr when it is a terminal and there is more than one step; else hidden.
+fn progress_bar(len: u64) -> ProgressBar {
+    if len < 2 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "sampling [{bar:40}] {pos}/{len} {elapsed_precise} (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    batch: usize,
+    vocab: usize,
+    num_draws: usize,
+    device: &'a str,
+    method: &'a str,
+    /// The base seed (`--seed`) the rows without their own seed derive theirs from.
+    seed: u64,
+    /// `draws[d][row]`.
+    draws: Vec<Vec<JsonRow>>,
+}
+
+#[derive(Serialize)]
+struct JsonRow {
+    row: usize,
+    seed: u64,
+    step: u64,
+    token: Option<u32>,
+    logprob: Option<f64>,
+    top_logprobs: Vec<TokenLogprob>,
+    status: RowStatus,
+}
+
+fn write_json(
+    args: &SampleArgs,
+    logits: &Logits,
+    params: &[SamplingParams],
+    draws: &[Vec<RowOutput>],
+    device: &str,
+    seed: u64,
+) -> Result<()> {
+    let out = JsonOut {
+        batch: logits.batch,
+        vocab: logits.vocab,
+        num_draws: draws.len(),
+        device,
+        method: args.method.name(),
+        seed,
+        draws: draws
+            .iter()
+            .enumerate()
+            .map(|(d, rows)| {
+                rows.iter()
+                    .zip(params)
+                    .enumerate()
+                    .map(|(row, (o, p))| JsonRow {
+                        row,
+                        seed: p.seed,
+                        step: p.step + d as u64,
+                        token: o.token,
+                        logprob: o.token.and(Some(o.logprob)).filter(|l| l.is_finite()),
+                        top_logprobs: o.top_logprobs.clone(),
+                        status: o.status,
+                    })
+                    .collect()
+            })
+            .collect(),
+    };
+    let path = &args.out;
+    let write = || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer(&mut w, &out)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    };
+    write().map_err(|e| anyhow!("{}: {e}", path.display()))
+}
