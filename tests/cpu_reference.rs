@@ -110,16 +110,14 @@ fn goodness_of_fit(filters: Filters, seed: u64) {
 #[test]
 fn chi_square_p_values_match_known_values() {
     // Tabulated quantiles: chi2(1) 0.95 -> 3.841459, chi2(20) 0.999 -> 45.31475,
-    // chi2(100) 0.95 -> 124.3421; closed forms: df 2 -> exp(-x/2), Q(1, x) = exp(-x).
+    // chi2(100) 0.95 -> 124.3421; closed form: df 2 -> exp(-x/2). (statrs computes the
+    // survival function; these pin that we call it with the right parameters.)
     assert!((chi2_sf(3.841_458_820_694_124, 1.0) - 0.05).abs() < 1e-12);
     assert!((chi2_sf(45.314_746_618_125_86, 20.0) - 1e-3).abs() < 1e-12);
     assert!((chi2_sf(124.342_113_404_7, 100.0) - 0.05).abs() < 1e-9);
     for x in [0.1, 1.0, 2.0, 7.5, 40.0] {
         assert!((chi2_sf(x, 2.0) - (-x / 2.0f64).exp()).abs() < 1e-14, "{x}");
-        assert!((gamma_q(1.0, x) - (-x).exp()).abs() < 1e-14, "{x}");
     }
-    assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-13);
-    assert!((ln_gamma(10.0) - 362_880f64.ln()).abs() < 1e-12);
     assert!((chi2_critical(1e-3, 1.0) - 10.827_566_170_662_733).abs() < 1e-9);
     assert_eq!(chi2_sf(0.0, 5.0), 1.0);
 }

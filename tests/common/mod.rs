@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// The GPU sampler for a GPU test, or `None` after printing why the test is skipped (no GPU).
 /// A GPU that is present but fails to start is a test failure.
@@ -429,91 +430,18 @@ pub fn chi_square(counts: &[u64], probs: &[f64]) -> ChiSquare {
     }
 }
 
-/// `ln Γ(x)` for `x > 0` (Lanczos, g = 7, 9 terms; relative error ~1e-15).
-pub fn ln_gamma(x: f64) -> f64 {
-    const G: f64 = 7.0;
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection: Γ(x) Γ(1 - x) = π / sin(πx).
-        let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = C[0];
-    let t = x + G + 0.5;
-    for (i, &c) in C.iter().enumerate().skip(1) {
-        a += c / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
-/// The regularised upper incomplete gamma function `Q(a, x) = Γ(a, x) / Γ(a)`, `a > 0`, `x >= 0`:
-/// the series of `P` below `x < a + 1`, Lentz's continued fraction of `Q` above (Numerical
-/// Recipes §6.2), to ~1e-14.
-pub fn gamma_q(a: f64, x: f64) -> f64 {
-    assert!(a > 0.0 && x >= 0.0, "gamma_q({a}, {x})");
-    if x == 0.0 {
-        return 1.0;
-    }
-    let log_prefix = -x + a * x.ln() - ln_gamma(a);
-    if x < a + 1.0 {
-        let (mut term, mut sum, mut n) = (1.0 / a, 1.0 / a, a);
-        for _ in 0..100_000 {
-            n += 1.0;
-            term *= x / n;
-            sum += term;
-            if term.abs() < sum.abs() * 1e-16 {
-                break;
-            }
-        }
-        (1.0 - sum * log_prefix.exp()).max(0.0)
-    } else {
-        let tiny = 1e-300;
-        let mut b = x + 1.0 - a;
-        let mut c = 1.0 / tiny;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..100_000 {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < tiny {
-                d = tiny;
-            }
-            c = b + an / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            d = 1.0 / d;
-            let delta = d * c;
-            h *= delta;
-            if (delta - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        (log_prefix.exp() * h).min(1.0)
-    }
-}
-
-/// Survival function of the chi-square distribution with `df` degrees of freedom (real `df`).
+/// Survival function of the chi-square distribution with `df` degrees of freedom (real `df`:
+/// Patnaik's approximation below uses fractional ones), by statrs.
 pub fn chi2_sf(x: f64, df: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
     }
-    gamma_q(df / 2.0, x / 2.0)
+    ChiSquared::new(df).expect("df > 0").sf(x)
 }
 
-/// The critical value `c` with `chi2_sf(c, df) == alpha` (bisection).
+/// The critical value `c` with `chi2_sf(c, df) == alpha`, by bisection on the survival function:
+/// far in the tail (`alpha` down to 1e-6) that is exact to the last bits, where an inverse CDF
+/// of `1 - alpha` would lose them to the subtraction.
 pub fn chi2_critical(alpha: f64, df: f64) -> f64 {
     let (mut lo, mut hi) = (0.0, df + 10.0);
     while chi2_sf(hi, df) > alpha {
