@@ -6,6 +6,8 @@
 //!   sm_89 and sm_90 (+ compute_90 PTX), warnings and spills as errors. A failing compile fails
 //!   the build with nvcc's log; there is no silent fallback.
 //! * `BATCHSAMPLE_FORCE_NVRTC=1`, or no nvcc anywhere: the sources only.
+//! * Always: the Rust side of the kernel table (`build/table.rs`), from the same header the
+//!   kernels' entry points come from.
 //!
 //! nvcc and the shim's g++ run at the same time (minutes, single-threaded for long stretches),
 //! and what they produce is cached by content (`build/cache.rs`), so `cargo test`, `cargo
@@ -21,6 +23,8 @@ mod cache;
 mod fatbin;
 #[path = "build/host_simt.rs"]
 mod host_simt;
+#[path = "build/table.rs"]
+mod table;
 
 fn main() {
     let manifest_dir =
@@ -30,6 +34,8 @@ fn main() {
     // Scans `kernels/` recursively and emits `rerun-if-changed` for the directory and every file.
     let kernels = fatbin::KernelSet::scan(&manifest_dir.join("kernels"));
     let cache = cache::Cache::open(&out_dir);
+    // The Rust side of the kernel table (kernels/sampler_table.cuh), before anything compiles.
+    table::write(&manifest_dir.join("kernels"), &out_dir);
 
     std::thread::scope(|s| {
         // The device image: embedded sources, and the fatbin when nvcc is there.

@@ -68,22 +68,18 @@ __device__ unsigned int select_top_k(const typename Dtype<DT>::Raw* __restrict__
 
 // One block per row (grid.x = batch). `maxima`: blockDim.x entries of shared memory.
 template <int DT>
-__device__ void collected_row(const typename Dtype<DT>::Raw* __restrict__ logits,
-                              const SamplingParams* __restrict__ params,
-                              unsigned int params_stride, unsigned int vocab, unsigned int method,
-                              unsigned int top_n, int* __restrict__ tokens,
-                              float* __restrict__ logprobs, unsigned int* __restrict__ status,
-                              int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-                              SelectShared& sh, unsigned long long* maxima)
+__device__ void collected_row(const SampleArgs& a, SelectShared& sh, unsigned long long* maxima)
 {
     typedef FastNumerics N;
     const unsigned int row_index = blockIdx.x;
-    const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!collected_sampleable(p, method)) {
-        write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens, top_logprobs);
+    const unsigned int vocab = a.vocab, top_n = a.out.top_n;
+    const RowOutputs& out = a.out;
+    const SamplingParams p = row_params(a, row_index);
+    if (!collected_sampleable(p, a.method)) {
+        write_invalid_row(out, row_index);
         return;
     }
-    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
 
     // One read collects the candidates and the row's summary; greedy rows, and rows whose
@@ -98,14 +94,12 @@ __device__ void collected_row(const typename Dtype<DT>::Raw* __restrict__ logits
         scan_row<DT>(row, vocab, aligned, sh.scratch, scan, first);
     }
     if (first.bad != 0u || first.finite == 0u) {
-        write_row(row_index, -1, __int_as_float(0x7fffffff),
-                  first.bad != 0u ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT, top_n, 0,
-                  tokens, logprobs, status, top_tokens, top_logprobs);
+        write_row(out, row_index, -1, __int_as_float(0x7fffffff),
+                  first.bad != 0u ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT, 0u);
         return;
     }
     if (p.temperature == 0.0f) {
-        write_greedy_row(row_index, first.best_token, top_n, tokens, logprobs, status, top_tokens,
-                         top_logprobs);
+        write_greedy_row(out, row_index, first.best_token);
         return;
     }
     const bool top_k_on = (unsigned long long)p.top_k < first.finite;
@@ -122,8 +116,6 @@ __device__ void collected_row(const typename Dtype<DT>::Raw* __restrict__ logits
     const float logprob =
         N::sub(scale.shifted(Dtype<DT>::widen(row[draw.token])), log_norm);
     const unsigned int filled = min(top_n, candidates);
-    write_candidate_top_n(row_index, top_n, filled, scale, log_norm, sh, top_tokens,
-                          top_logprobs);
-    write_row(row_index, (int)draw.token, logprob, STATUS_OK, top_n, filled, tokens, logprobs,
-              status, top_tokens, top_logprobs);
+    write_candidate_top_n(out, row_index, filled, scale, log_norm, sh);
+    write_row(out, row_index, (int)draw.token, logprob, STATUS_OK, filled);
 }

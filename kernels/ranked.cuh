@@ -5,6 +5,7 @@
 // give the same bits.
 #pragma once
 
+#include "args.cuh"
 #include "block.cuh"
 #include "candidates.cuh"
 #include "collect.cuh"
@@ -137,16 +138,15 @@ __device__ CandidateDraw<N> draw_candidates(const SamplingParams& p, unsigned in
 
 // top-n from the sorted candidates: the first `filled` are the first kept tokens in rank order.
 template <typename N>
-__device__ __forceinline__ void write_candidate_top_n(unsigned int row_index, unsigned int top_n,
-                                                      unsigned int filled, const ScaledRow<N>& s,
-                                                      float log_norm, const SelectShared& sh,
-                                                      int* __restrict__ top_tokens,
-                                                      float* __restrict__ top_logprobs)
+__device__ __forceinline__ void write_candidate_top_n(const RowOutputs& out,
+                                                      unsigned int row_index, unsigned int filled,
+                                                      const ScaledRow<N>& s, float log_norm,
+                                                      const SelectShared& sh)
 {
     for (unsigned int i = threadIdx.x; i < filled; i += blockDim.x) {
         const unsigned long long c = sh.hist[i];
-        top_tokens[(size_t)row_index * top_n + i] = (int)candidate_index(c);
-        top_logprobs[(size_t)row_index * top_n + i] =
+        out.top_tokens[(size_t)row_index * out.top_stride + i] = (int)candidate_index(c);
+        out.top_logprobs[(size_t)row_index * out.top_stride + i] =
             N::sub(s.shifted(key_to_float(candidate_key(c))), log_norm);
     }
 }

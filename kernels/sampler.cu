@@ -21,8 +21,10 @@
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
 // are integer, float sums are fixed-order block reductions.
 
+#include "args.cuh"
 #include "params.cuh"
 #include "rows.cuh"
+#include "sampler_table.cuh"
 #include "philox.cuh"
 #include "block.cuh"
 #include "load.cuh"
@@ -62,13 +64,7 @@ __device__ __forceinline__ CdfTable& cdf_table(RowShared& sh)
 }
 
 template <int DT, typename N>
-__device__ void sample_row(unsigned int row_index,
-                           const typename Dtype<DT>::Raw* __restrict__ logits,
-                           const SamplingParams* __restrict__ params,
-                           unsigned int params_stride, unsigned int vocab, unsigned int method,
-                           unsigned int top_n, int* __restrict__ tokens,
-                           float* __restrict__ logprobs, unsigned int* __restrict__ status,
-                           int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
+__device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
                            RowShared& sh, bool from_merged = false,
                            RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
 {
@@ -76,13 +72,14 @@ __device__ void sample_row(unsigned int row_index,
     // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
     // (By value: a pointer chosen at the call site put the summary in local memory.)
     constexpr int VEC = Dtype<DT>::VEC;
-    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
+    const RowOutputs& out = a.out;
+    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
-    const SamplingParams p = params[(size_t)row_index * params_stride];
     const float nan = __int_as_float(0x7fffffff);
 
     if (!params_valid(p)) {
-        write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens, top_logprobs);
+        write_invalid_row(out, row_index);
         return;
     }
     if constexpr (N::RESCALES) {
@@ -90,8 +87,8 @@ __device__ void sample_row(unsigned int row_index,
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
             // for the maximum and one or two for the draw.
             stream_whole_row<DT, ANY_DRAW>(row_index, p, method, row, vocab, aligned,
-                                           cdf_table(sh), sh.select.scratch, tokens, logprobs,
-                                           status);
+                                           cdf_table(sh), sh.select.scratch, out.tokens,
+                                           out.logprobs, out.status);
             return;
         }
     }
@@ -114,13 +111,12 @@ __device__ void sample_row(unsigned int row_index,
     const float max = first.best_score;
     const unsigned long long finite = first.finite;
     if (bad || finite == 0ull) {
-        write_row(row_index, -1, nan, bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT,
-                  top_n, 0, tokens, logprobs, status, top_tokens, top_logprobs);
+        write_row(out, row_index, -1, nan,
+                  bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT, 0u);
         return;
     }
     if (p.temperature == 0.0f) {
-        write_greedy_row(row_index, argmax, top_n, tokens, logprobs, status, top_tokens,
-                         top_logprobs);
+        write_greedy_row(out, row_index, argmax);
         return;
     }
 
@@ -341,8 +337,7 @@ __device__ void sample_row(unsigned int row_index,
     if (wanted > 0ull && candidates > 0u) {
         // Already in rank order.
         filled = (unsigned int)wanted;
-        write_candidate_top_n(row_index, top_n, filled, scale, log_norm, sh.select, top_tokens,
-                              top_logprobs);
+        write_candidate_top_n(out, row_index, filled, scale, log_norm, sh.select);
     } else if (wanted > 0ull) {
         auto kept_count_weight = [&](unsigned int key, unsigned int index, float x) {
             return kept(key, index, x, scale.weight(x)) ? 1ull : 0ull;
@@ -379,13 +374,12 @@ __device__ void sample_row(unsigned int row_index,
                 const unsigned int ok = sh.top.key[o], oi = sh.top.index[o];
                 rank += (ok > key || (ok == key && oi < index)) ? 1u : 0u;
             }
-            top_tokens[(size_t)row_index * top_n + rank] = (int)index;
-            top_logprobs[(size_t)row_index * top_n + rank] =
+            out.top_tokens[(size_t)row_index * out.top_stride + rank] = (int)index;
+            out.top_logprobs[(size_t)row_index * out.top_stride + rank] =
                 N::sub(scale.shifted(key_to_float(key)), log_norm);
         }
     }
-    write_row(row_index, token, logprob, STATUS_OK, top_n, filled, tokens, logprobs, status,
-              top_tokens, top_logprobs);
+    write_row(out, row_index, token, logprob, STATUS_OK, filled);
 }
 
 // ---- Split rows: several blocks per row when the batch is too small to fill the GPU ------------
@@ -430,15 +424,15 @@ enum SliceOutcome {
 // A collectable row's slice: collect the slice's top k, publish them, take a ticket, and in the
 // row's last block merge every slice's candidates. (Streamable rows: stream_slice, split.cuh.)
 template <int DT>
-__device__ SliceOutcome collect_slice(const typename Dtype<DT>::Raw* __restrict__ logits,
-                                      const SamplingParams& p, unsigned int vocab,
-                                      SlicePartial* __restrict__ partials,
-                                      unsigned int* __restrict__ arrivals, RowShared& sh,
+__device__ SliceOutcome collect_slice(const SampleArgs& a, const SamplingParams& p, RowShared& sh,
                                       RangeSummary& merged, unsigned int* gathered_count)
 {
     const unsigned int row_index = blockIdx.y;
     const unsigned int split = blockIdx.x, splits = gridDim.x;
-    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const unsigned int vocab = a.vocab;
+    SlicePartial* __restrict__ partials = a.partials;
+    unsigned int* __restrict__ arrivals = a.arrivals;
+    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
     const Slice slice = slice_of<DT>(vocab, split, splits);
     const typename Dtype<DT>::Raw* __restrict__ part = row + slice.start;
     const bool aligned = (reinterpret_cast<unsigned long long>(part) & 15ull) == 0ull;
@@ -504,71 +498,49 @@ __device__ SliceOutcome collect_slice(const typename Dtype<DT>::Raw* __restrict_
 
 // One call site for sample_row (it is inlined: each call is a copy of the whole sampler).
 template <int DT>
-__device__ void sample_row_split(const typename Dtype<DT>::Raw* __restrict__ logits,
-                                 const SamplingParams* __restrict__ params,
-                                 unsigned int params_stride, unsigned int vocab,
-                                 unsigned int method, unsigned int top_n,
-                                 int* __restrict__ tokens, float* __restrict__ logprobs,
-                                 unsigned int* __restrict__ status, int* __restrict__ top_tokens,
-                                 float* __restrict__ top_logprobs,
-                                 SlicePartial* __restrict__ partials,
-                                 unsigned int* __restrict__ arrivals, RowShared& sh)
+__device__ void sample_row_split(const SampleArgs& a, RowShared& sh)
 {
     const unsigned int row_index = blockIdx.y;
-    const SamplingParams p = params[(size_t)row_index * params_stride];
+    const SamplingParams p = row_params(a, row_index);
     const bool valid = params_valid(p);
-    const bool streamed = valid && streamable(p, vocab, method, top_n);
-    const bool collected = valid && !streamed && collectable(p, method);
+    const bool streamed = valid && streamable(p, a.vocab, a.method, a.out.top_n);
+    const bool collected = valid && !streamed && collectable(p, a.method);
     if (streamed) {
-        stream_slice<DT, ANY_DRAW>(row_index, p, method, logits + (size_t)row_index * vocab, vocab,
-                         partials + (size_t)row_index * gridDim.x, arrivals, cdf_table(sh),
-                         sh.select.scratch, sh.select.found_index,
-                         reinterpret_cast<unsigned int*>(sh.maxima), tokens, logprobs, status);
+        stream_slice<DT, ANY_DRAW>(row_index, p, a.method, row_logits<DT>(a, row_index), a.vocab,
+                                   a.partials + (size_t)row_index * gridDim.x, a.arrivals,
+                                   cdf_table(sh), sh.select.scratch, sh.select.found_index,
+                                   reinterpret_cast<unsigned int*>(sh.maxima), a.out.tokens,
+                                   a.out.logprobs, a.out.status);
         return;
     }
     RangeSummary merged = RangeSummary();
     unsigned int gathered = 0u;
     SliceOutcome outcome = SAMPLE_WHOLE;  // rows that do not split: the first block, whole
     if (collected)
-        outcome = collect_slice<DT>(logits, p, vocab, partials, arrivals, sh, merged, &gathered);
+        outcome = collect_slice<DT>(a, p, sh, merged, &gathered);
     else if (blockIdx.x != 0u)
         return;
     if (outcome == SLICE_DONE) return;
-    sample_row<DT, FastNumerics>(row_index, logits, params, params_stride, vocab, method, top_n,
-                                 tokens, logprobs, status, top_tokens, top_logprobs, sh,
-                                 outcome == SAMPLE_MERGED, merged, gathered);
+    sample_row<DT, FastNumerics>(a, row_index, p, sh, outcome == SAMPLE_MERGED, merged, gathered);
 }
 
-// Entry points, one per dtype and numerics policy (and one per dtype for unfiltered batches).
-// Launch: grid.x = batch (split kernels: grid = (splits, batch)), block.x a power of two in
-// [64, SAMPLER_MAX_THREADS]. f16 and bf16 logits are passed as their raw 16-bit patterns.
-// A row's shared memory is declared in these templates (one instance per entry point), not in
-// the macros: the host shim's rewriter must see every __shared__ declaration.
+// The row templates the entry points instantiate, one per family (kernels/sampler_table.cuh).
+// Launch: grid.x = batch (split families: grid = (splits, batch)), block.x a power of two in
+// [64, SAMPLER_MAX_THREADS]. A row's shared memory is declared in these templates (one instance
+// per entry point), not in the macros: the host shim's rewriter must see every __shared__
+// declaration.
 template <int DT, typename N>
-__device__ __forceinline__ void sample_rows(const typename Dtype<DT>::Raw* __restrict__ logits,
-                                            const SamplingParams* __restrict__ params,
-                                            unsigned int params_stride, unsigned int vocab,
-                                            unsigned int method, unsigned int top_n,
-                                            int* __restrict__ tokens, float* __restrict__ logprobs,
-                                            unsigned int* __restrict__ status,
-                                            int* __restrict__ top_tokens,
-                                            float* __restrict__ top_logprobs)
+__device__ __forceinline__ void sample_rows(const SampleArgs& a)
 {
     __shared__ RowShared shared;
-    sample_row<DT, N>(blockIdx.x, logits, params, params_stride, vocab, method, top_n, tokens,
-                      logprobs, status, top_tokens, top_logprobs, shared);
+    sample_row<DT, N>(a, blockIdx.x, row_params(a, blockIdx.x), shared);
 }
 
 template <int DT, unsigned int DRAW>
-__device__ __forceinline__ void unfiltered_rows(
-    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
-    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
-    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
-    int* __restrict__ top_tokens, float* __restrict__ top_logprobs)
+__device__ __forceinline__ void unfiltered_rows(const SampleArgs& a)
 {
     __shared__ UnfilteredShared shared;
-    stream_row<DT, DRAW>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                         status, top_tokens, top_logprobs, shared);
+    stream_row<DT, DRAW>(a, shared);
 }
 
 struct CollectedShared {
@@ -577,162 +549,62 @@ struct CollectedShared {
 };
 
 template <int DT>
-__device__ __forceinline__ void collected_rows(
-    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
-    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
-    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
-    int* __restrict__ top_tokens, float* __restrict__ top_logprobs)
+__device__ __forceinline__ void collected_rows(const SampleArgs& a)
 {
     __shared__ CollectedShared shared;
-    collected_row<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                      status, top_tokens, top_logprobs, shared.select, shared.maxima);
+    collected_row<DT>(a, shared.select, shared.maxima);
 }
 
-// `MIN_BLOCKS` row blocks of SAMPLER_MAX_THREADS threads must fit an SM: 1 for the general
-// kernels (up to 128 registers), UNFILTERED_MIN_BLOCKS for the unfiltered ones. `ROWS` is the
-// template above that the entry point instantiates.
-#define SAMPLER_ENTRY(NAME, RAW, MIN_BLOCKS, ROWS)                                                 \
-    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, MIN_BLOCKS) NAME(            \
-        const RAW* __restrict__ logits,              /* [batch, vocab] */                          \
-        const SamplingParams* __restrict__ params,   /* [batch] or [1] */                          \
-        unsigned int params_stride,                  /* 1, or 0 to share params[0] */              \
-        unsigned int vocab, unsigned int method, unsigned int top_n,                               \
-        int* __restrict__ tokens,                    /* [batch] */                                 \
-        float* __restrict__ logprobs,                /* [batch] */                                 \
-        unsigned int* __restrict__ status,           /* [batch] */                                 \
-        int* __restrict__ top_tokens,                /* [batch, top_n] */                          \
-        float* __restrict__ top_logprobs)            /* [batch, top_n] */                          \
-    {                                                                                              \
-        ROWS(logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status,        \
-             top_tokens, top_logprobs);                                                            \
-    }
-
-SAMPLER_ENTRY(sample_rows_f32, float, 1, (sample_rows<DTYPE_F32, FastNumerics>))
-SAMPLER_ENTRY(sample_rows_f16, unsigned short, 1, (sample_rows<DTYPE_F16, FastNumerics>))
-SAMPLER_ENTRY(sample_rows_bf16, unsigned short, 1, (sample_rows<DTYPE_BF16, FastNumerics>))
-SAMPLER_ENTRY(sample_rows_invariant_f32, float, 1, (sample_rows<DTYPE_F32, InvariantNumerics>))
-SAMPLER_ENTRY(sample_rows_invariant_f16, unsigned short, 1,
-              (sample_rows<DTYPE_F16, InvariantNumerics>))
-SAMPLER_ENTRY(sample_rows_invariant_bf16, unsigned short, 1,
-              (sample_rows<DTYPE_BF16, InvariantNumerics>))
-SAMPLER_ENTRY(sample_rows_unfiltered_f32, float, UNFILTERED_MIN_BLOCKS,
-              (unfiltered_rows<DTYPE_F32, DRAW_GUMBEL>))
-SAMPLER_ENTRY(sample_rows_unfiltered_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              (unfiltered_rows<DTYPE_F16, DRAW_GUMBEL>))
-SAMPLER_ENTRY(sample_rows_unfiltered_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              (unfiltered_rows<DTYPE_BF16, DRAW_GUMBEL>))
-SAMPLER_ENTRY(sample_rows_unfiltered_cdf_f32, float, UNFILTERED_MIN_BLOCKS,
-              (unfiltered_rows<DTYPE_F32, DRAW_INVERSE_CDF>))
-SAMPLER_ENTRY(sample_rows_unfiltered_cdf_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              (unfiltered_rows<DTYPE_F16, DRAW_INVERSE_CDF>))
-SAMPLER_ENTRY(sample_rows_unfiltered_cdf_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              (unfiltered_rows<DTYPE_BF16, DRAW_INVERSE_CDF>))
-SAMPLER_ENTRY(sample_rows_collected_f32, float, UNFILTERED_MIN_BLOCKS, collected_rows<DTYPE_F32>)
-SAMPLER_ENTRY(sample_rows_collected_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              collected_rows<DTYPE_F16>)
-SAMPLER_ENTRY(sample_rows_collected_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-              collected_rows<DTYPE_BF16>)
-
-// Split-row entry points (fast numerics). `partials` holds batch * splits SlicePartial entries,
-// `arrivals` batch counters that start at 0 and are left at 0.
+// Split rows (fast numerics): `a.partials` holds batch * splits SlicePartial entries,
+// `a.arrivals` batch counters that start at 0 and are left at 0.
 template <int DT>
-__device__ __forceinline__ void sample_rows_split(
-    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
-    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
-    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
-    int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-    SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
+__device__ __forceinline__ void sample_rows_split(const SampleArgs& a)
 {
     __shared__ RowShared shared;
-    sample_row_split<DT>(logits, params, params_stride, vocab, method, top_n, tokens, logprobs,
-                         status, top_tokens, top_logprobs, partials, arrivals, shared);
+    sample_row_split<DT>(a, shared);
 }
 
 template <int DT, unsigned int DRAW>
-__device__ __forceinline__ void unfiltered_rows_split(
-    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
-    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
-    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
-    int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-    SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals)
+__device__ __forceinline__ void unfiltered_rows_split(const SampleArgs& a)
 {
     __shared__ UnfilteredShared shared;
-    stream_row_split<DT, DRAW>(logits, params, params_stride, vocab, method, top_n, tokens,
-                               logprobs, status, top_tokens, top_logprobs, partials, arrivals,
-                               shared);
+    stream_row_split<DT, DRAW>(a, shared);
 }
 
-#define SPLIT_ENTRY(NAME, RAW, MIN_BLOCKS, ROWS)                                                   \
-    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, MIN_BLOCKS) NAME(            \
-        const RAW* __restrict__ logits, const SamplingParams* __restrict__ params,                 \
-        unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,   \
-        int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status, \
-        int* __restrict__ top_tokens, float* __restrict__ top_logprobs,                            \
-        SlicePartial* __restrict__ partials, /* [batch, splits] */                                 \
-        unsigned int* __restrict__ arrivals) /* [batch] */                                         \
-    {                                                                                              \
-        ROWS(logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status,        \
-             top_tokens, top_logprobs, partials, arrivals);                                        \
-    }
+// The `rows` column of kernels/sampler_table.cuh.
+#define GENERAL_ROWS(DT) sample_rows<DT, FastNumerics>
+#define INVARIANT_ROWS(DT) sample_rows<DT, InvariantNumerics>
+#define GENERAL_SPLIT_ROWS(DT) sample_rows_split<DT>
+#define UNFILTERED_GUMBEL_ROWS(DT) unfiltered_rows<DT, DRAW_GUMBEL>
+#define UNFILTERED_CDF_ROWS(DT) unfiltered_rows<DT, DRAW_INVERSE_CDF>
+#define UNFILTERED_GUMBEL_SPLIT_ROWS(DT) unfiltered_rows_split<DT, DRAW_GUMBEL>
+#define UNFILTERED_CDF_SPLIT_ROWS(DT) unfiltered_rows_split<DT, DRAW_INVERSE_CDF>
+#define COLLECTED_ROWS(DT) collected_rows<DT>
 
-SPLIT_ENTRY(sample_rows_split_f32, float, 1, sample_rows_split<DTYPE_F32>)
-SPLIT_ENTRY(sample_rows_split_f16, unsigned short, 1, sample_rows_split<DTYPE_F16>)
-SPLIT_ENTRY(sample_rows_split_bf16, unsigned short, 1, sample_rows_split<DTYPE_BF16>)
-SPLIT_ENTRY(sample_rows_unfiltered_split_f32, float, UNFILTERED_MIN_BLOCKS,
-            (unfiltered_rows_split<DTYPE_F32, DRAW_GUMBEL>))
-SPLIT_ENTRY(sample_rows_unfiltered_split_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-            (unfiltered_rows_split<DTYPE_F16, DRAW_GUMBEL>))
-SPLIT_ENTRY(sample_rows_unfiltered_split_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-            (unfiltered_rows_split<DTYPE_BF16, DRAW_GUMBEL>))
-SPLIT_ENTRY(sample_rows_unfiltered_cdf_split_f32, float, UNFILTERED_MIN_BLOCKS,
-            (unfiltered_rows_split<DTYPE_F32, DRAW_INVERSE_CDF>))
-SPLIT_ENTRY(sample_rows_unfiltered_cdf_split_f16, unsigned short, UNFILTERED_MIN_BLOCKS,
-            (unfiltered_rows_split<DTYPE_F16, DRAW_INVERSE_CDF>))
-SPLIT_ENTRY(sample_rows_unfiltered_cdf_split_bf16, unsigned short, UNFILTERED_MIN_BLOCKS,
-            (unfiltered_rows_split<DTYPE_BF16, DRAW_INVERSE_CDF>))
+// Entry points: every family in the table, for each dtype, with the one argument (f16 and bf16
+// logits as their raw 16-bit patterns). `MIN_BLOCKS` row blocks of SAMPLER_MAX_THREADS threads
+// must fit an SM: 1 for the general kernels (up to 128 registers), UNFILTERED_MIN_BLOCKS for the
+// light ones.
+#define SAMPLER_ENTRY(NAME, DT, MIN_BLOCKS, ROWS)                                                  \
+    extern "C" __global__ void __launch_bounds__(SAMPLER_MAX_THREADS, MIN_BLOCKS)                  \
+        NAME(const __grid_constant__ SampleArgs args)                                              \
+    {                                                                                              \
+        ROWS(DT)(args);                                                                            \
+    }
+#define SAMPLER_FAMILY_ENTRIES(name, kind, numerics, draw, split, min_blocks, rows)                \
+    SAMPLER_ENTRY(name##_f32, DTYPE_F32, min_blocks, rows)                                         \
+    SAMPLER_ENTRY(name##_f16, DTYPE_F16, min_blocks, rows)                                         \
+    SAMPLER_ENTRY(name##_bf16, DTYPE_BF16, min_blocks, rows)
+SAMPLER_FAMILIES(SAMPLER_FAMILY_ENTRIES)
 
 #ifdef BATCHSAMPLE_HOST_SIMT
 extern "C" {
 unsigned long long host_simt_collect_fallbacks = 0ull;  // kernels/collect.cuh
 }
-// Host-shim launchers (kernels/host/README.md): the same kernels, run on the CPU by the tests.
-#define SAMPLER_PARAMS(LOGIT_T)                                                                    \
-    (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
-     unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
-     unsigned int* status, int* top_tokens, float* top_logprobs)
-#define SAMPLER_ARGS                                                                               \
-    (logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status, top_tokens,    \
-     top_logprobs)
-HOST_SIMT_EXPORT(sample_rows_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_invariant_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_invariant_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_invariant_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_collected_f32, SAMPLER_PARAMS(float), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_collected_f16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-HOST_SIMT_EXPORT(sample_rows_collected_bf16, SAMPLER_PARAMS(unsigned short), SAMPLER_ARGS)
-#define SPLIT_PARAMS(LOGIT_T)                                                                      \
-    (const LOGIT_T* logits, const SamplingParams* params, unsigned int params_stride,              \
-     unsigned int vocab, unsigned int method, unsigned int top_n, int* tokens, float* logprobs,    \
-     unsigned int* status, int* top_tokens, float* top_logprobs, SlicePartial* partials,           \
-     unsigned int* arrivals)
-#define SPLIT_ARGS                                                                                 \
-    (logits, params, params_stride, vocab, method, top_n, tokens, logprobs, status, top_tokens,    \
-     top_logprobs, partials, arrivals)
-HOST_SIMT_EXPORT(sample_rows_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_split_f32, SPLIT_PARAMS(float), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_split_f16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
-HOST_SIMT_EXPORT(sample_rows_unfiltered_cdf_split_bf16, SPLIT_PARAMS(unsigned short), SPLIT_ARGS)
+// Host-shim launchers (kernels/host/README.md): the same kernels, run on the CPU by the tests,
+// `host_launch_<entry>(cfg, &args)`, one per entry point, from the same table.
+#define SAMPLER_EXPORT(NAME) HOST_SIMT_EXPORT(NAME, (const SampleArgs* args), (*args))
+#define SAMPLER_FAMILY_EXPORTS(name, kind, numerics, draw, split, min_blocks, rows)                \
+    SAMPLER_EXPORT(name##_f32) SAMPLER_EXPORT(name##_f16) SAMPLER_EXPORT(name##_bf16)
+SAMPLER_FAMILIES(SAMPLER_FAMILY_EXPORTS)
 #endif

@@ -48,49 +48,34 @@ __device__ __forceinline__ bool unfiltered_sampleable(const SamplingParams& p, u
 
 // One block per row (grid.x = batch): the row in one read, as sample_row does it.
 template <int DT, unsigned int DRAW>
-__device__ __forceinline__ void stream_row(const typename Dtype<DT>::Raw* __restrict__ logits,
-                                           const SamplingParams* __restrict__ params,
-                                           unsigned int params_stride, unsigned int vocab,
-                                           unsigned int method, unsigned int top_n,
-                                           int* __restrict__ tokens, float* __restrict__ logprobs,
-                                           unsigned int* __restrict__ status,
-                                           int* __restrict__ top_tokens,
-                                           float* __restrict__ top_logprobs, UnfilteredShared& sh)
+__device__ __forceinline__ void stream_row(const SampleArgs& a, UnfilteredShared& sh)
 {
     const unsigned int row_index = blockIdx.x;
-    const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!unfiltered_sampleable<DRAW>(p, vocab, method, top_n)) {
-        write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens, top_logprobs);
+    const SamplingParams p = row_params(a, row_index);
+    if (!unfiltered_sampleable<DRAW>(p, a.vocab, a.method, a.out.top_n)) {
+        write_invalid_row(a.out, row_index);
         return;
     }
-    const typename Dtype<DT>::Raw* __restrict__ row = logits + (size_t)row_index * vocab;
+    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
     const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
-    stream_whole_row<DT, DRAW>(row_index, p, method, row, vocab, aligned, sh.cdf, sh.scratch,
-                               tokens, logprobs, status);
+    stream_whole_row<DT, DRAW>(row_index, p, a.method, row, a.vocab, aligned, sh.cdf, sh.scratch,
+                               a.out.tokens, a.out.logprobs, a.out.status);
 }
 
 // Split rows (grid = (splits, batch)): each block summarises its slice and the row's last block
 // combines them, as sample_row_split does for streamed rows.
 template <int DT, unsigned int DRAW>
-__device__ __forceinline__ void stream_row_split(
-    const typename Dtype<DT>::Raw* __restrict__ logits, const SamplingParams* __restrict__ params,
-    unsigned int params_stride, unsigned int vocab, unsigned int method, unsigned int top_n,
-    int* __restrict__ tokens, float* __restrict__ logprobs, unsigned int* __restrict__ status,
-    int* __restrict__ top_tokens, float* __restrict__ top_logprobs,
-    SlicePartial* __restrict__ partials, unsigned int* __restrict__ arrivals,
-    UnfilteredShared& sh)
+__device__ __forceinline__ void stream_row_split(const SampleArgs& a, UnfilteredShared& sh)
 {
     const unsigned int row_index = blockIdx.y;
-    const SamplingParams p = params[(size_t)row_index * params_stride];
-    if (!unfiltered_sampleable<DRAW>(p, vocab, method, top_n)) {
+    const SamplingParams p = row_params(a, row_index);
+    if (!unfiltered_sampleable<DRAW>(p, a.vocab, a.method, a.out.top_n)) {
         // Uniform over the row's blocks: the first writes the row, no block takes a ticket.
-        if (blockIdx.x == 0u)
-            write_invalid_row(row_index, top_n, tokens, logprobs, status, top_tokens,
-                              top_logprobs);
+        if (blockIdx.x == 0u) write_invalid_row(a.out, row_index);
         return;
     }
-    stream_slice<DT, DRAW>(row_index, p, method, logits + (size_t)row_index * vocab, vocab,
-                           partials + (size_t)row_index * gridDim.x, arrivals, sh.cdf,
+    stream_slice<DT, DRAW>(row_index, p, a.method, row_logits<DT>(a, row_index), a.vocab,
+                           a.partials + (size_t)row_index * gridDim.x, a.arrivals, sh.cdf,
                            sh.scratch, sh.ticket, reinterpret_cast<unsigned int*>(sh.staged),
-                           tokens, logprobs, status);
+                           a.out.tokens, a.out.logprobs, a.out.status);
 }

@@ -183,6 +183,7 @@ fn int(n: usize) -> c_int {
 /// many threads and splits a row gets. The shim's tests hold the kernels to it.
 pub mod geometry {
     pub use crate::gpu::launch::{split_count, threads_for, SamplerKernel, CDF_STREAM_MAX_VOCAB};
+    pub use crate::gpu::table::KernelKey;
 }
 
 pub mod selftest {
@@ -592,69 +593,24 @@ pub mod selftest {
     }
 }
 
-/// The sampler kernels of `kernels/sampler.cu`, run on the CPU through the shim.
+/// The sampler kernels of `kernels/sampler.cu`, run on the CPU through the shim: every entry
+/// point of the kernel table, found by its [`KernelKey`](crate::gpu::table::KernelKey), with the
+/// same `SampleArgs` the GPU launcher passes.
 pub mod sampler {
     use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
     use crate::cpu::{batch_size, RowOutput, SampleOptions};
-    use crate::dtype::{Dtype, Logit};
-    use crate::gpu::launch::SAMPLER_MAX_THREADS;
+    use crate::dtype::Logit;
+    use crate::gpu::args::{ParamFieldPtrs, RowOutputPtrs, SampleArgs};
+    use crate::gpu::launch::{SamplerKernel, MAX_SPLITS, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS};
+    use crate::gpu::table::{dtype_column, KernelKey};
     use crate::gpu::{decode_rows, MAX_TOP_N};
     use crate::params::{DrawMethod, Numerics, SamplingParams};
-    use std::ffi::{c_int, c_uint, c_void};
+    use std::ffi::c_int;
 
-    /// The three launchers share one C signature (kernels/sampler.cu, `SAMPLER_PARAMS`).
-    macro_rules! declare_launchers {
-        ($($name:ident),*) => {
-            extern "C" {
-                $(fn $name(
-                    cfg: *const HostLaunch,
-                    logits: *const c_void,       // [batch, vocab] f32, or f16/bf16 bits
-                    params: *const SamplingParams, // [batch] or [1]
-                    params_stride: c_uint,
-                    vocab: c_uint,
-                    method: c_uint,
-                    top_n: c_uint,
-                    tokens: *mut i32,            // [batch]
-                    logprobs: *mut f32,          // [batch]
-                    status: *mut u32,            // [batch]
-                    top_tokens: *mut i32,        // [batch, top_n]
-                    top_logprobs: *mut f32,      // [batch, top_n]
-                ) -> c_int;)*
-            }
-        };
-    }
-    declare_launchers!(
-        host_launch_sample_rows_f32,
-        host_launch_sample_rows_f16,
-        host_launch_sample_rows_bf16,
-        host_launch_sample_rows_invariant_f32,
-        host_launch_sample_rows_invariant_f16,
-        host_launch_sample_rows_invariant_bf16,
-        host_launch_sample_rows_unfiltered_f32,
-        host_launch_sample_rows_unfiltered_f16,
-        host_launch_sample_rows_unfiltered_bf16,
-        host_launch_sample_rows_unfiltered_cdf_f32,
-        host_launch_sample_rows_unfiltered_cdf_f16,
-        host_launch_sample_rows_unfiltered_cdf_bf16,
-        host_launch_sample_rows_collected_f32,
-        host_launch_sample_rows_collected_f16,
-        host_launch_sample_rows_collected_bf16
-    );
-
-    type Launcher = unsafe extern "C" fn(
-        *const HostLaunch,
-        *const c_void,
-        *const SamplingParams,
-        c_uint,
-        c_uint,
-        c_uint,
-        c_uint,
-        *mut i32,
-        *mut f32,
-        *mut u32,
-        *mut i32,
-        *mut f32,
-    ) -> c_int;
+    type Launcher = unsafe extern "C" fn(*const HostLaunch, *const SampleArgs) -> c_int;
+    // `host_launch_<family>_<dtype>` for every family of kernels/sampler_table.cuh, and
+    // `LAUNCHERS[family][dtype]`.
+    include!(concat!(env!("OUT_DIR"), "/host_simt_entries.rs"));
 
     extern "C" {
         static host_simt_collect_fallbacks: u64;
@@ -669,8 +625,91 @@ pub mod sampler {
         unsafe { std::ptr::read_volatile(std::ptr::addr_of!(host_simt_collect_fallbacks)) }
     }
 
-    /// Runs `sample_rows_{dtype}` over a host batch with `threads` per row block (a power of two
-    /// in [64, SAMPLER_MAX_THREADS]) under `schedule`, and decodes the outputs. Outputs start
+    /// A row's parameters as the kernels take them: packed rows (one, or one per row), or one
+    /// optional array per field with the scalars' values for the missing ones.
+    #[derive(Clone, Copy, Debug)]
+    pub enum ShimParams<'a> {
+        Packed(&'a [SamplingParams]),
+        Fields {
+            temperature: Option<&'a [f32]>,
+            top_k: Option<&'a [u32]>,
+            top_p: Option<&'a [f32]>,
+            min_p: Option<&'a [f32]>,
+            seed: Option<&'a [u64]>,
+            step: Option<&'a [u64]>,
+            scalars: SamplingParams,
+        },
+    }
+
+    /// One shim launch of any entry point: `batch` rows of `vocab` logits `row_stride` apart,
+    /// the top-n pair `top_stride` slots a row, on a `(splits, batch)` grid when the key splits.
+    #[derive(Clone, Copy, Debug)]
+    pub struct ShimLaunch<'a, T> {
+        pub key: KernelKey,
+        pub logits: &'a [T],
+        pub batch: usize,
+        pub vocab: usize,
+        pub row_stride: usize,
+        pub params: ShimParams<'a>,
+        pub top_stride: usize,
+        pub threads: u32,
+        pub splits: u32,
+        pub schedule: Schedule,
+    }
+
+    /// What a shim launch wrote: the decoded rows, the raw top-n buffers (`[batch, top_stride]`,
+    /// so a test sees the slots past `top_n` untouched) and the split arrival counters after the
+    /// launch (the kernels must leave them at 0).
+    pub struct ShimResult {
+        pub rows: Vec<RowOutput>,
+        pub top_tokens: Vec<i32>,
+        pub arrivals: Vec<u32>,
+    }
+
+    /// The key of a dense launch of `kernel` for `opts` and `T`.
+    fn key_of<T: Logit>(kernel: SamplerKernel, opts: &SampleOptions, split: bool) -> KernelKey {
+        KernelKey {
+            kernel,
+            numerics: opts.numerics,
+            draw: opts.method,
+            dtype: T::DTYPE,
+            split,
+        }
+    }
+
+    /// A dense launch: `[batch, vocab]` logits, packed params, top-n stride `top_n`.
+    #[allow(clippy::too_many_arguments)]
+    fn dense<T: Logit>(
+        key: KernelKey,
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        opts: &SampleOptions,
+        threads: u32,
+        splits: u32,
+        schedule: Schedule,
+    ) -> Result<ShimResult, HostSimtError> {
+        let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
+        run(
+            &ShimLaunch {
+                key,
+                logits,
+                batch,
+                vocab,
+                row_stride: vocab,
+                params: ShimParams::Packed(params),
+                top_stride: opts.top_n,
+                threads,
+                splits,
+                schedule,
+            },
+            opts,
+        )
+    }
+
+    /// Runs `sample_rows_{dtype}` (or `sample_rows_invariant_{dtype}` for the invariant
+    /// numerics) over a host batch with `threads` per row block (a power of two in
+    /// [64, SAMPLER_MAX_THREADS]) under `schedule`, and decodes the outputs. Outputs start
     /// poisoned so an unwritten slot shows.
     pub fn sample_rows<T: Logit>(
         logits: &[T],
@@ -680,15 +719,8 @@ pub mod sampler {
         threads: u32,
         schedule: Schedule,
     ) -> Result<Vec<RowOutput>, HostSimtError> {
-        let entry: Launcher = match (opts.numerics, T::DTYPE) {
-            (Numerics::Fast, Dtype::F32) => host_launch_sample_rows_f32,
-            (Numerics::Fast, Dtype::F16) => host_launch_sample_rows_f16,
-            (Numerics::Fast, Dtype::Bf16) => host_launch_sample_rows_bf16,
-            (Numerics::Invariant, Dtype::F32) => host_launch_sample_rows_invariant_f32,
-            (Numerics::Invariant, Dtype::F16) => host_launch_sample_rows_invariant_f16,
-            (Numerics::Invariant, Dtype::Bf16) => host_launch_sample_rows_invariant_bf16,
-        };
-        run(entry, logits, vocab, params, opts, threads, schedule)
+        let key = key_of::<T>(SamplerKernel::General, opts, false);
+        Ok(dense(key, logits, vocab, params, opts, threads, 1, schedule)?.rows)
     }
 
     /// [`sample_rows`] through the unfiltered kernels of `opts.method` (kernels/unfiltered.cuh):
@@ -702,20 +734,13 @@ pub mod sampler {
         threads: u32,
         schedule: Schedule,
     ) -> Result<Vec<RowOutput>, HostSimtError> {
-        let entry: Launcher = match (opts.method, T::DTYPE) {
-            (DrawMethod::Gumbel, Dtype::F32) => host_launch_sample_rows_unfiltered_f32,
-            (DrawMethod::Gumbel, Dtype::F16) => host_launch_sample_rows_unfiltered_f16,
-            (DrawMethod::Gumbel, Dtype::Bf16) => host_launch_sample_rows_unfiltered_bf16,
-            (DrawMethod::InverseCdf, Dtype::F32) => host_launch_sample_rows_unfiltered_cdf_f32,
-            (DrawMethod::InverseCdf, Dtype::F16) => host_launch_sample_rows_unfiltered_cdf_f16,
-            (DrawMethod::InverseCdf, Dtype::Bf16) => host_launch_sample_rows_unfiltered_cdf_bf16,
-        };
-        run(entry, logits, vocab, params, opts, threads, schedule)
+        let key = key_of::<T>(SamplerKernel::Unfiltered, opts, false);
+        Ok(dense(key, logits, vocab, params, opts, threads, 1, schedule)?.rows)
     }
 
     /// [`sample_rows`] through the collected kernels (`sample_rows_collected_{dtype}`,
-    /// kernels/collected.cuh): greedy rows and Gumbel rows with a small top-k. They ignore
-    /// `opts.numerics` (they have the fast numerics only).
+    /// kernels/collected.cuh): greedy rows and Gumbel rows with a small top-k. They have the
+    /// fast numerics and the Gumbel draw only; the key asks for those whatever `opts` says.
     pub fn sample_rows_collected<T: Logit>(
         logits: &[T],
         vocab: usize,
@@ -724,146 +749,18 @@ pub mod sampler {
         threads: u32,
         schedule: Schedule,
     ) -> Result<Vec<RowOutput>, HostSimtError> {
-        let entry: Launcher = match T::DTYPE {
-            Dtype::F32 => host_launch_sample_rows_collected_f32,
-            Dtype::F16 => host_launch_sample_rows_collected_f16,
-            Dtype::Bf16 => host_launch_sample_rows_collected_bf16,
+        let key = KernelKey {
+            numerics: Numerics::Fast,
+            draw: DrawMethod::Gumbel,
+            ..key_of::<T>(SamplerKernel::Collected, opts, false)
         };
-        run(entry, logits, vocab, params, opts, threads, schedule)
+        Ok(dense(key, logits, vocab, params, opts, threads, 1, schedule)?.rows)
     }
-
-    fn run<T: Logit>(
-        entry: Launcher,
-        logits: &[T],
-        vocab: usize,
-        params: &[SamplingParams],
-        opts: &SampleOptions,
-        threads: u32,
-        schedule: Schedule,
-    ) -> Result<Vec<RowOutput>, HostSimtError> {
-        let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
-        assert!(
-            params.len() == 1 || params.len() == batch,
-            "1 or batch params"
-        );
-        assert!(opts.top_n <= MAX_TOP_N);
-        assert!(threads.is_power_of_two() && (64..=SAMPLER_MAX_THREADS).contains(&threads));
-        let mut tokens = vec![i32::MIN; batch];
-        let mut logprobs = vec![f32::NAN; batch];
-        let mut status = vec![u32::MAX; batch];
-        let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
-        let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
-        let method = match opts.method {
-            DrawMethod::Gumbel => 0,
-            DrawMethod::InverseCdf => 1,
-        };
-        let cfg = Launch::new((batch as u32, 1), threads).schedule(schedule);
-        if batch > 0 {
-            // SAFETY: every buffer holds what the kernel indexes: logits batch * vocab, params
-            // 1 or batch, outputs batch (batch * top_n); f16/bf16 are passed as their bits.
-            launch(&cfg, |c| unsafe {
-                entry(
-                    c,
-                    logits.as_ptr().cast(),
-                    params.as_ptr(),
-                    u32::from(params.len() != 1 || batch == 1),
-                    vocab as c_uint,
-                    method,
-                    opts.top_n as c_uint,
-                    tokens.as_mut_ptr(),
-                    logprobs.as_mut_ptr(),
-                    status.as_mut_ptr(),
-                    top_tokens.as_mut_ptr(),
-                    top_logprobs.as_mut_ptr(),
-                )
-            })?;
-        }
-        let written = |ok: bool, what: &str| {
-            assert!(ok, "the kernel left {what} unwritten");
-        };
-        written(status.iter().all(|&s| s != u32::MAX), "a status");
-        written(tokens.iter().all(|&t| t != i32::MIN), "a token");
-        if opts.top_n > 0 {
-            written(top_tokens.iter().all(|&t| t != i32::MIN), "a top-n slot");
-        }
-        Ok(decode_rows(
-            &tokens,
-            &logprobs,
-            &status,
-            &top_tokens,
-            &top_logprobs,
-            opts.top_n,
-        ))
-    }
-}
-
-/// The split-row kernels of `kernels/sampler.cu` (`sample_rows_split_*`), run on the CPU.
-pub mod split {
-    use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
-    use crate::cpu::{batch_size, RowOutput, SampleOptions};
-    use crate::dtype::{Dtype, Logit};
-    use crate::gpu::{
-        decode_rows,
-        launch::{MAX_SPLITS, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS},
-        MAX_TOP_N,
-    };
-    use crate::params::{DrawMethod, SamplingParams};
-    use std::ffi::{c_int, c_uint, c_void};
-
-    macro_rules! declare_split_launchers {
-        ($($name:ident),*) => {
-            extern "C" {
-                $(fn $name(
-                    cfg: *const HostLaunch,
-                    logits: *const c_void,
-                    params: *const SamplingParams,
-                    params_stride: c_uint,
-                    vocab: c_uint,
-                    method: c_uint,
-                    top_n: c_uint,
-                    tokens: *mut i32,
-                    logprobs: *mut f32,
-                    status: *mut u32,
-                    top_tokens: *mut i32,
-                    top_logprobs: *mut f32,
-                    partials: *mut c_void,       // [batch, splits] SlicePartial
-                    arrivals: *mut u32,          // [batch]
-                ) -> c_int;)*
-            }
-        };
-    }
-    declare_split_launchers!(
-        host_launch_sample_rows_split_f32,
-        host_launch_sample_rows_split_f16,
-        host_launch_sample_rows_split_bf16,
-        host_launch_sample_rows_unfiltered_split_f32,
-        host_launch_sample_rows_unfiltered_split_f16,
-        host_launch_sample_rows_unfiltered_split_bf16,
-        host_launch_sample_rows_unfiltered_cdf_split_f32,
-        host_launch_sample_rows_unfiltered_cdf_split_f16,
-        host_launch_sample_rows_unfiltered_cdf_split_bf16
-    );
-
-    type SplitLauncher = unsafe extern "C" fn(
-        *const HostLaunch,
-        *const c_void,
-        *const SamplingParams,
-        c_uint,
-        c_uint,
-        c_uint,
-        c_uint,
-        *mut i32,
-        *mut f32,
-        *mut u32,
-        *mut i32,
-        *mut f32,
-        *mut c_void,
-        *mut u32,
-    ) -> c_int;
 
     /// Runs `sample_rows_split_{dtype}` on a `(splits, batch)` grid of `threads`-thread blocks
-    /// under `schedule` (which also orders the blocks, so the combining block varies). Returns the
-    /// decoded rows and the arrival counters after the launch (the kernel must leave them at 0).
+    /// under `schedule` (which also orders the blocks, so the combining block varies). Returns
+    /// the decoded rows and the arrival counters after the launch (the kernel must leave them
+    /// at 0).
     #[allow(clippy::too_many_arguments)]
     pub fn sample_rows_split<T: Logit>(
         logits: &[T],
@@ -874,14 +771,12 @@ pub mod split {
         splits: u32,
         schedule: Schedule,
     ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
-        let entry: SplitLauncher = match T::DTYPE {
-            Dtype::F32 => host_launch_sample_rows_split_f32,
-            Dtype::F16 => host_launch_sample_rows_split_f16,
-            Dtype::Bf16 => host_launch_sample_rows_split_bf16,
+        let key = KernelKey {
+            numerics: Numerics::Fast,
+            ..key_of::<T>(SamplerKernel::General, opts, true)
         };
-        run(
-            entry, logits, vocab, params, opts, threads, splits, schedule,
-        )
+        let r = dense(key, logits, vocab, params, opts, threads, splits, schedule)?;
+        Ok((r.rows, r.arrivals))
     }
 
     /// [`sample_rows_split`] through the unfiltered split kernels of `opts.method`
@@ -897,90 +792,130 @@ pub mod split {
         splits: u32,
         schedule: Schedule,
     ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
-        let entry: SplitLauncher = match (opts.method, T::DTYPE) {
-            (DrawMethod::Gumbel, Dtype::F32) => host_launch_sample_rows_unfiltered_split_f32,
-            (DrawMethod::Gumbel, Dtype::F16) => host_launch_sample_rows_unfiltered_split_f16,
-            (DrawMethod::Gumbel, Dtype::Bf16) => host_launch_sample_rows_unfiltered_split_bf16,
-            (DrawMethod::InverseCdf, Dtype::F32) => {
-                host_launch_sample_rows_unfiltered_cdf_split_f32
-            }
-            (DrawMethod::InverseCdf, Dtype::F16) => {
-                host_launch_sample_rows_unfiltered_cdf_split_f16
-            }
-            (DrawMethod::InverseCdf, Dtype::Bf16) => {
-                host_launch_sample_rows_unfiltered_cdf_split_bf16
-            }
-        };
-        run(
-            entry, logits, vocab, params, opts, threads, splits, schedule,
-        )
+        let key = key_of::<T>(SamplerKernel::Unfiltered, opts, true);
+        let r = dense(key, logits, vocab, params, opts, threads, splits, schedule)?;
+        Ok((r.rows, r.arrivals))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn run<T: Logit>(
-        entry: SplitLauncher,
-        logits: &[T],
-        vocab: usize,
-        params: &[SamplingParams],
+    /// Runs `launch` through the shim: the entry point its key names, outputs poisoned first
+    /// (a slot the kernel must write and did not fails an assertion), split scratch poisoned
+    /// too (a combination that reads a slot no block wrote shows).
+    pub fn run<T: Logit>(
+        launch_: &ShimLaunch<'_, T>,
         opts: &SampleOptions,
-        threads: u32,
-        splits: u32,
-        schedule: Schedule,
-    ) -> Result<(Vec<RowOutput>, Vec<u32>), HostSimtError> {
-        let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
-        assert!(
-            params.len() == 1 || params.len() == batch,
-            "1 or batch params"
-        );
-        assert!(opts.top_n <= MAX_TOP_N);
+    ) -> Result<ShimResult, HostSimtError> {
+        let ShimLaunch {
+            key,
+            logits,
+            batch,
+            vocab,
+            row_stride,
+            params,
+            top_stride,
+            threads,
+            splits,
+            schedule,
+        } = *launch_;
+        assert_eq!(key.dtype, T::DTYPE, "the key's dtype is the logits'");
+        let family = key.family().expect("a family serves the key");
+        let entry = LAUNCHERS[family][dtype_column(key.dtype)];
+        assert!(row_stride >= vocab);
+        assert!(batch == 0 || logits.len() >= (batch - 1) * row_stride + vocab);
+        assert!(opts.top_n <= MAX_TOP_N && top_stride >= opts.top_n);
         assert!(threads.is_power_of_two() && (64..=SAMPLER_MAX_THREADS).contains(&threads));
+        let splits = if key.split { splits } else { 1 };
         assert!((1..=MAX_SPLITS as u32).contains(&splits));
         let mut tokens = vec![i32::MIN; batch];
         let mut logprobs = vec![f32::NAN; batch];
         let mut status = vec![u32::MAX; batch];
-        let mut top_tokens = vec![i32::MIN; (batch * opts.top_n).max(1)];
-        let mut top_logprobs = vec![f32::NAN; (batch * opts.top_n).max(1)];
-        // Poisoned partials: a combination that reads a slot no block wrote shows. u64 words:
-        // a slice's candidates are 8-byte values (SPLIT_PARTIAL_WORDS is even).
+        let mut top_tokens = vec![i32::MIN; (batch * top_stride).max(1)];
+        let mut top_logprobs = vec![f32::NAN; (batch * top_stride).max(1)];
+        // u64 words: a slice's candidates are 8-byte values (SPLIT_PARTIAL_WORDS is even).
         const _: () = assert!(SPLIT_PARTIAL_WORDS % 2 == 0);
         let mut partials =
             vec![u64::MAX; (batch * splits as usize * SPLIT_PARTIAL_WORDS / 2).max(1)];
         let mut arrivals = vec![0u32; batch.max(1)];
-        let method = match opts.method {
-            DrawMethod::Gumbel => 0,
-            DrawMethod::InverseCdf => 1,
+        let mut args = SampleArgs {
+            logits: logits.as_ptr() as u64,
+            row_stride: row_stride as u64,
+            vocab: u32::try_from(vocab).expect("vocab fits 32 bits"),
+            method: match opts.method {
+                DrawMethod::Gumbel => 0,
+                DrawMethod::InverseCdf => 1,
+            },
+            out: RowOutputPtrs {
+                tokens: tokens.as_mut_ptr() as u64,
+                logprobs: logprobs.as_mut_ptr() as u64,
+                status: status.as_mut_ptr() as u64,
+                top_tokens: top_tokens.as_mut_ptr() as u64,
+                top_logprobs: top_logprobs.as_mut_ptr() as u64,
+                top_n: opts.top_n as u32,
+                top_stride: top_stride as u32,
+            },
+            partials: partials.as_mut_ptr() as u64,
+            arrivals: arrivals.as_mut_ptr() as u64,
+            ..SampleArgs::default()
         };
-        let cfg = Launch::new((splits, batch as u32), threads).schedule(schedule);
-        if batch > 0 {
-            // SAFETY: every buffer holds what the kernel indexes: logits batch * vocab, params
-            // 1 or batch, outputs batch (batch * top_n), partials batch * splits, arrivals batch.
-            launch(&cfg, |c| unsafe {
-                entry(
-                    c,
-                    logits.as_ptr().cast(),
-                    params.as_ptr(),
-                    u32::from(params.len() != 1 || batch == 1),
-                    vocab as c_uint,
-                    method,
-                    opts.top_n as c_uint,
-                    tokens.as_mut_ptr(),
-                    logprobs.as_mut_ptr(),
-                    status.as_mut_ptr(),
-                    top_tokens.as_mut_ptr(),
-                    top_logprobs.as_mut_ptr(),
-                    partials.as_mut_ptr().cast(),
-                    arrivals.as_mut_ptr(),
-                )
-            })?;
+        match params {
+            ShimParams::Packed(p) => {
+                assert!(p.len() == 1 || p.len() == batch, "1 or batch params");
+                args.params = p.as_ptr() as u64;
+                args.params_stride = u32::from(p.len() != 1 || batch == 1);
+            }
+            ShimParams::Fields {
+                temperature,
+                top_k,
+                top_p,
+                min_p,
+                seed,
+                step,
+                scalars,
+            } => {
+                fn ptr<E>(field: Option<&[E]>, batch: usize) -> u64 {
+                    field.map_or(0, |f| {
+                        assert!(f.len() >= batch, "a field array holds batch rows");
+                        f.as_ptr() as u64
+                    })
+                }
+                args.scalars = scalars;
+                args.fields = ParamFieldPtrs {
+                    temperature: ptr(temperature, batch),
+                    top_k: ptr(top_k, batch),
+                    top_p: ptr(top_p, batch),
+                    min_p: ptr(min_p, batch),
+                    seed: ptr(seed, batch),
+                    step: ptr(step, batch),
+                };
+            }
         }
-        assert!(
-            status.iter().all(|&s| s != u32::MAX),
-            "the kernel left a status unwritten"
-        );
-        assert!(
-            tokens.iter().all(|&t| t != i32::MIN),
-            "the kernel left a token unwritten"
-        );
+        let grid = if key.split {
+            (splits, batch as u32)
+        } else {
+            (batch as u32, 1)
+        };
+        let cfg = Launch::new(grid, threads).schedule(schedule);
+        if batch > 0 {
+            // SAFETY: `args` holds host addresses of buffers that hold what the kernel indexes
+            // (asserted above): logits `batch` rows at `row_stride`, params 1 or batch (or batch
+            // per field), outputs batch (batch * top_stride), partials batch * splits, arrivals
+            // batch; f16/bf16 as their bits. They outlive the launch, which returns when done.
+            launch(&cfg, |c| unsafe { entry(c, &args) })?;
+        }
+        let written = |ok: bool, what: &str| {
+            assert!(ok, "the kernel left {what} unwritten");
+        };
+        written(status.iter().all(|&s| s != u32::MAX), "a status");
+        written(tokens.iter().all(|&t| t != i32::MIN), "a token");
+        if opts.top_n > 0 {
+            written(
+                (0..batch).all(|r| {
+                    top_tokens[r * top_stride..r * top_stride + opts.top_n]
+                        .iter()
+                        .all(|&t| t != i32::MIN)
+                }),
+                "a top-n slot",
+            );
+        }
         let rows = decode_rows(
             &tokens,
             &logprobs,
@@ -988,9 +923,20 @@ pub mod split {
             &top_tokens,
             &top_logprobs,
             opts.top_n,
+            top_stride,
         );
-        Ok((rows, arrivals))
+        Ok(ShimResult {
+            rows,
+            top_tokens,
+            arrivals,
+        })
     }
+}
+
+/// The split-row entry points (`sample_rows_split_*`, `sample_rows_unfiltered[_cdf]_split_*`),
+/// run on the CPU: [`sampler`]'s launches on a `(splits, batch)` grid.
+pub mod split {
+    pub use super::sampler::{sample_rows_split, sample_rows_unfiltered_split};
 }
 
 /// `exact_math_probe` of `kernels/exact_math_probe.cu`: the kernels' exp and log, run on the CPU.

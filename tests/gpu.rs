@@ -697,7 +697,11 @@ fn gpu_samples_on_the_callers_stream_into_the_callers_views_under_graph_capture(
             tokens: input_ids.slice_mut(batch..2 * batch),
             logprobs: logprobs.slice_mut(..),
             status: status.slice_mut(..),
-            top: Some((top_tokens.slice_mut(..), top_logprobs.slice_mut(..))),
+            top: Some(batchsample::gpu::TopOutputs {
+                tokens: top_tokens.slice_mut(..),
+                logprobs: top_logprobs.slice_mut(..),
+                stride: 4,
+            }),
         };
         gpu.sample_on(
             &stream,
@@ -718,7 +722,7 @@ fn gpu_samples_on_the_callers_stream_into_the_callers_views_under_graph_capture(
     let tt = stream.clone_dtoh(&top_tokens).unwrap();
     let tl = stream.clone_dtoh(&top_logprobs).unwrap();
     stream.synchronize().unwrap();
-    let got = batchsample::gpu::decode_rows(&ids[batch..2 * batch], &lp, &st, &tt, &tl, 4);
+    let got = batchsample::gpu::decode_rows(&ids[batch..2 * batch], &lp, &st, &tt, &tl, 4, 4);
     assert!(ids[..batch]
         .iter()
         .chain(&ids[2 * batch..])
@@ -727,4 +731,114 @@ fn gpu_samples_on_the_callers_stream_into_the_callers_views_under_graph_capture(
         got, expected,
         "the serving path's rows are the sampler's own"
     );
+}
+
+#[test]
+fn gpu_samples_strided_rows_with_per_field_params_into_a_wider_top_n_layout() {
+    // What an engine hands over: logits rows padded past the vocabulary (a view of a larger
+    // buffer), one parameter array per field with scalars for the rest, and top-n buffers whose
+    // row stride is their capacity (8), not the call's top_n (3). Same rows as the dense,
+    // packed launch; the padding is never read as logits and the slots past top_n stay untouched.
+    use batchsample::gpu::{LogitRows, ParamFields, RowParams, SampleOutputs, TopOutputs};
+    let Some(gpu) = sampler(16, 8) else { return };
+    let mut g = rng(0x5eed_0017);
+    let (vocab, batch, stride, top_stride) = (20000, 16, 20000 + 40, 8);
+    let (logits, params) = mixed_batch(&mut g, batch, vocab);
+    let params: Vec<SamplingParams> = params
+        .iter()
+        .map(|p| SamplingParams {
+            min_p: 0.0,
+            seed: 7,
+            ..*p
+        })
+        .collect();
+    let opts = SampleOptions {
+        top_n: 3,
+        ..Default::default()
+    };
+    let expected = sample_on_device(&gpu, &logits, vocab, &params, BatchFilters::Any, &opts);
+
+    // Padding of +inf: read as a logit it would fail the row (NonFiniteLogit).
+    let mut padded = vec![f32::INFINITY; (batch - 1) * stride + vocab];
+    for r in 0..batch {
+        padded[r * stride..r * stride + vocab].copy_from_slice(&logits[r * vocab..(r + 1) * vocab]);
+    }
+    let stream = gpu.stream().clone();
+    let logits_dev = stream.clone_htod(&padded).unwrap();
+    let field = |f: fn(&SamplingParams) -> f32| params.iter().map(f).collect::<Vec<f32>>();
+    let temperature = stream.clone_htod(&field(|p| p.temperature)).unwrap();
+    let top_p = stream.clone_htod(&field(|p| p.top_p)).unwrap();
+    let top_k = stream
+        .clone_htod(&params.iter().map(|p| p.top_k).collect::<Vec<u32>>())
+        .unwrap();
+    let step = stream
+        .clone_htod(&params.iter().map(|p| p.step).collect::<Vec<u64>>())
+        .unwrap();
+    let mut tokens = stream.alloc_zeros::<i32>(batch).unwrap();
+    let mut logprobs = stream.alloc_zeros::<f32>(batch).unwrap();
+    let mut status = stream.alloc_zeros::<u32>(batch).unwrap();
+    let mut top_tokens = stream.clone_htod(&vec![-7i32; batch * top_stride]).unwrap();
+    let mut top_logprobs = stream.alloc_zeros::<f32>(batch * top_stride).unwrap();
+    let mut workspace = gpu.alloc_workspace(batch).unwrap();
+    let (logits_view, t_view, p_view, k_view, s_view) = (
+        logits_dev.as_view(),
+        temperature.as_view(),
+        top_p.as_view(),
+        top_k.as_view(),
+        step.as_view(),
+    );
+    let mut out = SampleOutputs {
+        tokens: tokens.slice_mut(..),
+        logprobs: logprobs.slice_mut(..),
+        status: status.slice_mut(..),
+        top: Some(TopOutputs {
+            tokens: top_tokens.slice_mut(..),
+            logprobs: top_logprobs.slice_mut(..),
+            stride: top_stride,
+        }),
+    };
+    gpu.sample_rows_on(
+        &stream,
+        LogitRows {
+            data: &logits_view,
+            batch,
+            vocab,
+            row_stride: stride,
+        },
+        RowParams::Fields(ParamFields {
+            temperature: Some(&t_view),
+            top_k: Some(&k_view),
+            top_p: Some(&p_view),
+            step: Some(&s_view),
+            scalars: SamplingParams {
+                seed: 7,
+                ..SamplingParams::default()
+            },
+            ..ParamFields::default()
+        }),
+        BatchFilters::Any,
+        &opts,
+        &mut out,
+        &mut workspace,
+    )
+    .unwrap();
+    let ids = stream.clone_dtoh(&tokens).unwrap();
+    let lp = stream.clone_dtoh(&logprobs).unwrap();
+    let st = stream.clone_dtoh(&status).unwrap();
+    let tt = stream.clone_dtoh(&top_tokens).unwrap();
+    let tl = stream.clone_dtoh(&top_logprobs).unwrap();
+    stream.synchronize().unwrap();
+    let got = batchsample::gpu::decode_rows(&ids, &lp, &st, &tt, &tl, 3, top_stride);
+    assert_eq!(
+        got, expected,
+        "strided, per-field rows are the dense, packed ones"
+    );
+    for r in 0..batch {
+        assert!(
+            tt[r * top_stride + 3..(r + 1) * top_stride]
+                .iter()
+                .all(|&t| t == -7),
+            "row {r}: a slot past top_n was written"
+        );
+    }
 }

@@ -321,3 +321,124 @@ fn shim_subnormal_temperatures_sample_among_the_tied_maximum() {
         );
     }
 }
+
+#[test]
+fn shim_every_family_reads_strided_rows_per_field_params_and_a_wide_top_n_layout() {
+    // The launch ABI (kernels/args.cuh) as an engine uses it: rows `row_stride` apart with +inf
+    // padding between them (read as a logit, it would fail the row), the parameters as one array
+    // per field (seed and step from the scalars), the top-n pair at a stride wider than top_n.
+    // Every family's entry point must give the rows of the dense, packed launch, bit for bit,
+    // and leave the slots past top_n untouched.
+    use batchsample::host_simt::geometry::{KernelKey, SamplerKernel};
+    use batchsample::host_simt::sampler::{run, ShimLaunch, ShimParams};
+    use batchsample::{Dtype, Numerics};
+    let mut g = rng(0xa7c5_0001);
+    let (vocab, batch, row_stride, top_stride) = (3000, 6, 3000 + 21, 7);
+    let (logits, mixed) = mixed_batch(&mut g, batch, vocab);
+    let mut padded = vec![f32::INFINITY; (batch - 1) * row_stride + vocab];
+    for r in 0..batch {
+        padded[r * row_stride..r * row_stride + vocab]
+            .copy_from_slice(&logits[r * vocab..(r + 1) * vocab]);
+    }
+    let scalars = SamplingParams {
+        seed: 0x5eed,
+        step: 9,
+        ..SamplingParams::default()
+    };
+    // Each family with rows it serves: any rows; temperature-only rows; small top-k rows.
+    type Shape = fn(&SamplingParams) -> SamplingParams;
+    let families: [(SamplerKernel, bool, Shape); 5] = [
+        (SamplerKernel::General, false, |p| *p),
+        (SamplerKernel::General, true, |p| *p),
+        (SamplerKernel::Unfiltered, false, |p| SamplingParams {
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..*p
+        }),
+        (SamplerKernel::Unfiltered, true, |p| SamplingParams {
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..*p
+        }),
+        (SamplerKernel::Collected, false, |p| SamplingParams {
+            top_k: 1 + p.top_k % 40,
+            ..*p
+        }),
+    ];
+    for (kernel, split, shape) in families {
+        let params: Vec<SamplingParams> = mixed
+            .iter()
+            .map(|p| SamplingParams {
+                seed: scalars.seed,
+                step: scalars.step,
+                ..shape(p)
+            })
+            .collect();
+        let opts = SampleOptions {
+            top_n: if kernel == SamplerKernel::Unfiltered {
+                0
+            } else {
+                3
+            },
+            ..Default::default()
+        };
+        let key = KernelKey {
+            kernel,
+            numerics: Numerics::Fast,
+            draw: DrawMethod::Gumbel,
+            dtype: Dtype::F32,
+            split,
+        };
+        let launch = |logits: &[f32], row_stride, params, top_stride| {
+            run(
+                &ShimLaunch {
+                    key,
+                    logits,
+                    batch,
+                    vocab,
+                    row_stride,
+                    params,
+                    top_stride,
+                    threads: 256,
+                    splits: if split { 3 } else { 1 },
+                    schedule: Schedule::Forward,
+                },
+                &opts,
+            )
+            .unwrap()
+        };
+        let dense = launch(&logits, vocab, ShimParams::Packed(&params), opts.top_n);
+        let field = |f: fn(&SamplingParams) -> f32| params.iter().map(f).collect::<Vec<f32>>();
+        let (temperature, top_p, min_p) = (
+            field(|p| p.temperature),
+            field(|p| p.top_p),
+            field(|p| p.min_p),
+        );
+        let top_k: Vec<u32> = params.iter().map(|p| p.top_k).collect();
+        let fields = ShimParams::Fields {
+            temperature: Some(&temperature),
+            top_k: Some(&top_k),
+            top_p: Some(&top_p),
+            min_p: Some(&min_p),
+            seed: None,
+            step: None,
+            scalars,
+        };
+        let strided = launch(&padded, row_stride, fields, top_stride);
+        assert_eq!(strided.rows, dense.rows, "{key:?}: strided per-field rows");
+        assert!(
+            dense.rows.iter().filter(|r| r.token.is_some()).count() >= batch / 2,
+            "{key:?}: the batch samples most rows"
+        );
+        for r in 0..batch {
+            let past = &strided.top_tokens[r * top_stride + opts.top_n..(r + 1) * top_stride];
+            assert!(
+                past.iter().all(|&t| t == i32::MIN),
+                "{key:?} row {r}: a slot past top_n was written"
+            );
+        }
+        assert!(strided.arrivals.iter().all(|&a| a == 0));
+    }
+}

@@ -1,9 +1,12 @@
-//! Every sampler kernel launch: one typed function per `extern "C"` kernel, its parameters
-//! mirroring the `.cu` signature line by line. (Experiment 2's projection and cuBLAS launches
+//! Every sampler kernel launch: the family a launch takes ([`SamplerKernel::for_launch`]), its
+//! geometry (threads, splits), and the launch of the entry point the kernel table names with
+//! the one `SampleArgs` argument. (Experiment 2's projection and cuBLAS launches
 //! live with that experiment, `cli/src/drift/batch_size/launch.rs`.)
 
+use super::args::SampleArgs;
+use super::table::{dtype_column, KernelKey, DTYPES, FAMILIES};
 use crate::dtype::Dtype;
-use crate::error::Result;
+use crate::error::{Result, SampleError};
 use crate::params::{BatchFilters, DrawMethod, Numerics};
 use cudarc::driver::{
     CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
@@ -103,37 +106,11 @@ impl SamplerKernel {
     }
 }
 
-/// The sampler's entry points of one numerics policy, one per logit dtype.
-struct DtypeKernels {
-    f32: CudaFunction,
-    f16: CudaFunction,
-    bf16: CudaFunction,
-}
-
-impl DtypeKernels {
-    fn load(module: &Arc<CudaModule>, prefix: &str) -> Result<Self> {
-        Ok(DtypeKernels {
-            f32: module.load_function(&format!("{prefix}_f32"))?,
-            f16: module.load_function(&format!("{prefix}_f16"))?,
-            bf16: module.load_function(&format!("{prefix}_bf16"))?,
-        })
-    }
-}
-
-/// Every sampler entry point: `sample_rows_{dtype}`, `sample_rows_invariant_{dtype}`,
-/// `sample_rows_split_{dtype}`, their unfiltered twins for each draw method
-/// (`sample_rows_unfiltered[_cdf]_{dtype}`, `sample_rows_unfiltered[_cdf]_split_{dtype}`),
-/// `sample_rows_collected_{dtype}`, and
+/// Every sampler entry point, by family of the kernel table ([`FAMILIES`]) and dtype, and
 /// `exact_math_probe` (the invariant numerics' exp and log over an array).
 pub(crate) struct SamplerKernels {
-    fast: DtypeKernels,
-    invariant: DtypeKernels,
-    split: DtypeKernels,
-    unfiltered: DtypeKernels,
-    unfiltered_split: DtypeKernels,
-    unfiltered_cdf: DtypeKernels,
-    unfiltered_cdf_split: DtypeKernels,
-    collected: DtypeKernels,
+    /// `entries[family][dtype_column(dtype)]`.
+    entries: Vec<[CudaFunction; 3]>,
     /// Row blocks of [`SAMPLER_MAX_THREADS`] threads an SM holds at once, as the driver
     /// reports it for this device (the kernels' registers and shared memory decide).
     general_blocks_per_sm: usize,
@@ -141,37 +118,36 @@ pub(crate) struct SamplerKernels {
     exact_math_probe: CudaFunction,
 }
 
-/// The fewest blocks of [`SAMPLER_MAX_THREADS`] threads that an SM holds at once over a family's
-/// three dtype kernels (at least 1).
-fn blocks_per_sm(set: &DtypeKernels) -> Result<usize> {
-    let mut fewest = u32::MAX;
-    for f in [&set.f32, &set.f16, &set.bf16] {
-        fewest = fewest.min(f.occupancy_max_active_blocks_per_multiprocessor(
-            SAMPLER_MAX_THREADS,
-            0,
-            None,
-        )?);
-    }
-    Ok(fewest.max(1) as usize)
-}
-
 impl SamplerKernels {
     pub(crate) fn load(module: &Arc<CudaModule>) -> Result<Self> {
-        let split = DtypeKernels::load(module, "sample_rows_split")?;
-        let unfiltered_split = DtypeKernels::load(module, "sample_rows_unfiltered_split")?;
-        let unfiltered_cdf_split = DtypeKernels::load(module, "sample_rows_unfiltered_cdf_split")?;
+        let mut entries = Vec::with_capacity(FAMILIES.len());
+        for family in &FAMILIES {
+            let load =
+                |dtype: Dtype| module.load_function(&format!("{}_{}", family.name, dtype.name()));
+            entries.push([load(DTYPES[0])?, load(DTYPES[1])?, load(DTYPES[2])?]);
+        }
+        // The fewest blocks an SM holds over the split families of a kind (at least 1): what
+        // the split count takes the GPU's width to be.
+        let blocks_per_sm = |kind: SamplerKernel| -> Result<usize> {
+            let mut fewest = u32::MAX;
+            for (family, functions) in FAMILIES.iter().zip(&entries) {
+                if family.kind != kind || !family.split {
+                    continue;
+                }
+                for f in functions {
+                    fewest = fewest.min(f.occupancy_max_active_blocks_per_multiprocessor(
+                        SAMPLER_MAX_THREADS,
+                        0,
+                        None,
+                    )?);
+                }
+            }
+            Ok(fewest.clamp(1, u32::MAX) as usize)
+        };
         Ok(SamplerKernels {
-            fast: DtypeKernels::load(module, "sample_rows")?,
-            invariant: DtypeKernels::load(module, "sample_rows_invariant")?,
-            general_blocks_per_sm: blocks_per_sm(&split)?,
-            unfiltered_blocks_per_sm: blocks_per_sm(&unfiltered_split)?
-                .min(blocks_per_sm(&unfiltered_cdf_split)?),
-            split,
-            unfiltered: DtypeKernels::load(module, "sample_rows_unfiltered")?,
-            unfiltered_split,
-            unfiltered_cdf: DtypeKernels::load(module, "sample_rows_unfiltered_cdf")?,
-            unfiltered_cdf_split,
-            collected: DtypeKernels::load(module, "sample_rows_collected")?,
+            general_blocks_per_sm: blocks_per_sm(SamplerKernel::General)?,
+            unfiltered_blocks_per_sm: blocks_per_sm(SamplerKernel::Unfiltered)?,
+            entries,
             exact_math_probe: module.load_function("exact_math_probe")?,
         })
     }
@@ -186,31 +162,11 @@ impl SamplerKernels {
         }
     }
 
-    fn get(
-        &self,
-        kernel: SamplerKernel,
-        numerics: Numerics,
-        method: u32,
-        dtype: Dtype,
-        split: bool,
-    ) -> &CudaFunction {
-        let cdf = method == DRAW_INVERSE_CDF;
-        let set = match (kernel, numerics, split) {
-            (SamplerKernel::Unfiltered, _, false) if cdf => &self.unfiltered_cdf,
-            (SamplerKernel::Unfiltered, _, true) if cdf => &self.unfiltered_cdf_split,
-            (SamplerKernel::Unfiltered, _, false) => &self.unfiltered,
-            (SamplerKernel::Unfiltered, _, true) => &self.unfiltered_split,
-            (SamplerKernel::Collected, _, false) => &self.collected,
-            (SamplerKernel::General, Numerics::Invariant, _) => &self.invariant,
-            // Split launches are fast-numerics only; collected rows split the general way.
-            (_, _, true) => &self.split,
-            (SamplerKernel::General, Numerics::Fast, false) => &self.fast,
-        };
-        match dtype {
-            Dtype::F32 => &set.f32,
-            Dtype::F16 => &set.f16,
-            Dtype::Bf16 => &set.bf16,
-        }
+    fn get(&self, key: &KernelKey) -> Result<&CudaFunction> {
+        let family = key.family().ok_or_else(|| {
+            SampleError::Capacity(format!("no sampler kernel serves the launch {key:?}"))
+        })?;
+        Ok(&self.entries[family][dtype_column(key.dtype)])
     }
 }
 
@@ -221,82 +177,42 @@ pub fn threads_for(vocab: usize, dtype: Dtype) -> u32 {
     (chunks.next_power_of_two() as u32).clamp(64, SAMPLER_MAX_THREADS)
 }
 
-/// Device addresses of one launch's outputs and workspace (`CUdeviceptr`s; 0 where the launch
-/// does not touch a buffer: the top-n pair when `top_n` is 0, the split scratch when it does not
-/// split). Raw addresses, so the caller's buffers (cudarc views, another library's tensors) all
-/// come in the same way.
-pub(crate) struct LaunchOutputs {
-    pub tokens: u64,       // [batch] i32
-    pub logprobs: u64,     // [batch] f32
-    pub status: u64,       // [batch] u32
-    pub top_tokens: u64,   // [batch, top_n] i32
-    pub top_logprobs: u64, // [batch, top_n] f32
-    /// The split kernels' scratch: `[batch, splits]` partials and `[batch]` arrival counters
-    /// (0 before and after every launch).
-    pub split_partials: u64, // [batch * splits * SPLIT_PARTIAL_WORDS] u32
-    pub split_arrivals: u64, // [batch] u32
-}
-
-/// `sample_rows_{f32,f16,bf16}` or, for [`Numerics::Invariant`], `sample_rows_invariant_*`: one
-/// block per row; with `splits > 1` (fast numerics only), `sample_rows_split_*` on a
-/// `(splits, batch)` grid. [`SamplerKernel::Unfiltered`] (fast numerics only) takes the
-/// `sample_rows_unfiltered_*` twins, [`SamplerKernel::Collected`] `sample_rows_collected_*` (one
-/// block per row; split launches take `sample_rows_split_*`), whose arguments are the same.
+/// One sampler launch: the entry point `key` names (kernels/sampler_table.cuh), one block per
+/// row of `batch` (a `(splits, batch)` grid when `key.split`), the threads [`threads_for`] gives
+/// the row length, and `args` as the kernel's one argument.
 ///
 /// # Safety
-/// The caller guarantees: `logits` is the address of `batch * vocab` elements of `dtype` (f16/bf16
-/// as their 16-bit patterns) and `params` of `batch` entries (`params_stride == 1`) or at least
-/// one (`params_stride == 0`), in the context of `stream`; every output address holds at least
-/// `batch` (`batch * top_n` for the top-n pair, when `top_n > 0`) elements; `top_n <= MAX_TOP_N`;
-/// `vocab <= u32::MAX`; `batch` fits the grid; with `splits > 1`: `splits <= MAX_SPLITS`,
-/// `split_partials` holds `batch * splits * SPLIT_PARTIAL_WORDS` and `split_arrivals` `batch`
-/// words, all arrivals 0. The kernels bound every access by these sizes.
-#[allow(clippy::too_many_arguments)]
+/// The caller guarantees that `args` describes buffers of `stream`'s context that hold what
+/// `kernels/args.cuh` says for `batch` rows: the logits `(batch - 1) * row_stride + vocab`
+/// elements of `key.dtype` (f16/bf16 as their 16-bit patterns), the packed parameters 1 or
+/// `batch` entries (`params_stride` 0 or 1) or each non-zero field array `batch` entries, the
+/// outputs `batch` elements and the top-n pair `(batch - 1) * top_stride + top_n` when
+/// `top_n > 0`, `top_n <= MAX_TOP_N <= top_stride` or `top_n == 0`; `vocab <= i32::MAX`,
+/// `batch` fits the grid; with `key.split`: `splits <= MAX_SPLITS`, `partials` holding
+/// `batch * splits * SPLIT_PARTIAL_WORDS` and `arrivals` `batch` words, all arrivals 0. The
+/// kernels bound every access by these sizes.
 pub(crate) unsafe fn sample_rows(
     stream: &CudaStream,
     kernels: &SamplerKernels,
-    kernel: SamplerKernel,
-    numerics: Numerics,
-    dtype: Dtype,
+    key: &KernelKey,
     batch: u32,
-    logits: u64,        // [batch, vocab]
-    params: u64,        // [batch] or [1] SamplingParams
-    params_stride: u32, // 1, or 0 to share params[0]
-    vocab: u32,
-    method: u32, // DrawMethodCode: DRAW_GUMBEL or DRAW_INVERSE_CDF
-    top_n: u32,
     splits: u32,
-    out: &LaunchOutputs,
+    args: &SampleArgs,
 ) -> Result<()> {
     if batch == 0 {
         return Ok(());
     }
-    let split = splits > 1 && numerics == Numerics::Fast;
     let cfg = LaunchConfig {
-        grid_dim: if split {
+        grid_dim: if key.split {
             (splits, batch, 1)
         } else {
             (batch, 1, 1)
         },
-        block_dim: (threads_for(vocab as usize, dtype), 1, 1),
+        block_dim: (threads_for(args.vocab as usize, key.dtype), 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = stream.launch_builder(kernels.get(kernel, numerics, method, dtype, split));
-    b.arg(&logits);
-    b.arg(&params);
-    b.arg(&params_stride);
-    b.arg(&vocab);
-    b.arg(&method);
-    b.arg(&top_n);
-    b.arg(&out.tokens);
-    b.arg(&out.logprobs);
-    b.arg(&out.status);
-    b.arg(&out.top_tokens);
-    b.arg(&out.top_logprobs);
-    if split {
-        b.arg(&out.split_partials);
-        b.arg(&out.split_arrivals);
-    }
+    let mut b = stream.launch_builder(kernels.get(key)?);
+    b.arg(args);
     b.launch(cfg)?;
     Ok(())
 }

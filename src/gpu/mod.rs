@@ -11,10 +11,12 @@
 //! tokens can go straight into the next step's `input_ids`), and a [`Workspace`] sized once.
 //! [`GpuSampler::sample`] is the same launch on the sampler's own stream into [`GpuOutputs`].
 
+pub(crate) mod args;
 mod device;
 mod kernels_image;
 // The host shim (test-only) runs the kernels with the launcher's geometry.
 pub(crate) mod launch;
+pub(crate) mod table;
 
 pub use device::{gpu_available, DeviceInfo};
 pub use launch::MAX_TOP_N;
@@ -32,14 +34,17 @@ use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
+use args::{ParamFieldPtrs, RowOutputPtrs, SampleArgs};
+use cudarc::driver::SyncOnDrop;
 use cudarc::driver::{
     CudaContext, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr,
 };
 use launch::{
-    split_count, LaunchOutputs, SamplerKernel, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF,
-    MAX_SPLITS, SPLIT_PARTIAL_WORDS,
+    split_count, SamplerKernel, SamplerKernels, DRAW_GUMBEL, DRAW_INVERSE_CDF, MAX_SPLITS,
+    SPLIT_PARTIAL_WORDS,
 };
 use std::sync::Arc;
+use table::KernelKey;
 
 /// Capacities a [`GpuSampler`]'s outputs are sized for.
 #[derive(Clone, Copy, Debug)]
@@ -67,20 +72,79 @@ pub struct GpuOutputs {
     pub tokens: CudaSlice<i32>,       // [max_batch]; -1 for failed rows
     pub logprobs: CudaSlice<f32>,     // [max_batch]
     pub status: CudaSlice<u32>,       // [max_batch]; RowStatus codes
-    pub top_tokens: CudaSlice<i32>,   // [batch, top_n] of the last launch (not max_top_n); -1 pads
-    pub top_logprobs: CudaSlice<f32>, // [batch, top_n] of the last launch; -inf pads
+    pub top_tokens: CudaSlice<i32>,   // [max_batch, max_top_n]: a row's first top_n; -1 pads
+    pub top_logprobs: CudaSlice<f32>, // [max_batch, max_top_n]; -inf pads
+    /// `max_top_n`: the top-n pair's row stride, whatever a launch's `top_n`.
+    pub top_stride: usize,
     pub workspace: Workspace,
 }
 
 /// Caller-owned output views of one launch: `tokens`, `logprobs` and `status` hold at least
-/// `batch` elements, and the top-n pair — `None` when `top_n` is 0 — at least `batch * top_n`,
-/// row `r`'s entries at `[r * top_n, (r + 1) * top_n)` (the stride is the call's `top_n`).
-/// Any views of the sampler's context will do: slices of larger buffers included.
+/// `batch` elements; the top-n pair is `None` when `top_n` is 0. Any views of the sampler's
+/// context will do: slices of larger buffers included.
 pub struct SampleOutputs<'a> {
     pub tokens: CudaViewMut<'a, i32>,
     pub logprobs: CudaViewMut<'a, f32>,
     pub status: CudaViewMut<'a, u32>,
-    pub top: Option<(CudaViewMut<'a, i32>, CudaViewMut<'a, f32>)>,
+    pub top: Option<TopOutputs<'a>>,
+}
+
+/// The top-n pair, `[batch, stride]`: row `r`'s `top_n` most probable survivors at
+/// `[r * stride, r * stride + top_n)`, best first, `(-1, -inf)` past the last survivor. The
+/// stride is the caller's (its buffers' capacity), so the layout does not change with `top_n`.
+pub struct TopOutputs<'a> {
+    pub tokens: CudaViewMut<'a, i32>,
+    pub logprobs: CudaViewMut<'a, f32>,
+    pub stride: usize,
+}
+
+/// A launch's logits on the device: `batch` rows of `vocab`, row `r` at
+/// `[r * row_stride, r * row_stride + vocab)` — a padded vocabulary, or rows of a larger
+/// buffer. [`LogitRows::dense`] is the `[batch, vocab]` case.
+#[derive(Clone, Copy)]
+pub struct LogitRows<'a, T> {
+    pub data: &'a CudaView<'a, T>,
+    pub batch: usize,
+    pub vocab: usize,
+    pub row_stride: usize,
+}
+
+impl<'a, T> LogitRows<'a, T> {
+    /// `[batch, vocab]` logits, rows back to back: the batch is `data.len() / vocab`
+    /// ([`SampleError::Shape`] when that does not divide).
+    pub fn dense(data: &'a CudaView<'a, T>, vocab: usize) -> Result<Self> {
+        Ok(LogitRows {
+            data,
+            batch: batch_size(data.len(), vocab)?,
+            vocab,
+            row_stride: vocab,
+        })
+    }
+}
+
+/// A launch's per-row parameters on the device: packed [`SamplingParams`] rows (`[batch]`, or
+/// `[1]` shared by every row), or one array per field as an engine holds them, each optional
+/// with a scalar fallback ([`ParamFields`], FlashInfer's `array ? array[row] : scalar`).
+/// Either way the kernels check each row's values: an invalid row gets
+/// [`RowStatus::InvalidParams`] and the others are sampled.
+#[derive(Clone, Copy)]
+pub enum RowParams<'a> {
+    Packed(&'a CudaView<'a, SamplingParams>),
+    Fields(ParamFields<'a>),
+}
+
+/// One optional device array per parameter, `[batch]` each; a `None` field takes its value
+/// from `scalars` for every row (which must be valid parameters themselves: checked on the
+/// host).
+#[derive(Clone, Copy, Default)]
+pub struct ParamFields<'a> {
+    pub temperature: Option<&'a CudaView<'a, f32>>,
+    pub top_k: Option<&'a CudaView<'a, u32>>,
+    pub top_p: Option<&'a CudaView<'a, f32>>,
+    pub min_p: Option<&'a CudaView<'a, f32>>,
+    pub seed: Option<&'a CudaView<'a, u64>>,
+    pub step: Option<&'a CudaView<'a, u64>>,
+    pub scalars: SamplingParams,
 }
 
 /// The split-row kernels' device scratch (several blocks per row when a batch is too small to
@@ -169,6 +233,7 @@ impl GpuSampler {
             status: self.stream.alloc_zeros(b.max(1))?,
             top_tokens: self.stream.alloc_zeros((b * n).max(1))?,
             top_logprobs: self.stream.alloc_zeros((b * n).max(1))?,
+            top_stride: n,
             workspace: self.alloc_workspace(b)?,
         })
     }
@@ -241,8 +306,11 @@ impl GpuSampler {
             tokens: out.tokens.slice_mut(..),
             logprobs: out.logprobs.slice_mut(..),
             status: out.status.slice_mut(..),
-            top: (opts.top_n > 0)
-                .then(|| (out.top_tokens.slice_mut(..), out.top_logprobs.slice_mut(..))),
+            top: (opts.top_n > 0).then(|| TopOutputs {
+                tokens: out.top_tokens.slice_mut(..),
+                logprobs: out.top_logprobs.slice_mut(..),
+                stride: out.top_stride,
+            }),
         };
         self.sample_on(
             &self.stream,
@@ -256,13 +324,15 @@ impl GpuSampler {
         )
     }
 
-    /// The serving path: samples `batch` rows of `logits` on the caller's `stream` (a stream of
-    /// this sampler's context: [`GpuSampler::context`]`.new_stream()`, or another library's
-    /// through [`GpuSampler::borrow_stream`]) into the caller's views, with the caller's
-    /// split-row `workspace`. Stream-ordered, no allocation, no host synchronisation: the launch
-    /// can be captured into a CUDA graph on `stream` and replayed, with the parameters (seeds,
-    /// steps) rewritten in place between replays. The kernel family is chosen from `filters`,
-    /// `opts` and the shapes alone — never from device data — so a replay takes the same kernel.
+    /// The serving path: samples `batch` rows of `logits` (`[batch, vocab]`) on the caller's
+    /// `stream` (a stream of this sampler's context: [`GpuSampler::context`]`.new_stream()`, or
+    /// another library's through [`GpuSampler::borrow_stream`]) into the caller's views, with
+    /// the caller's split-row `workspace`. Stream-ordered, no allocation, no host
+    /// synchronisation: the launch can be captured into a CUDA graph on `stream` and replayed,
+    /// with the parameters (seeds, steps) rewritten in place between replays. The kernel family
+    /// is chosen from `filters`, `opts` and the shapes alone — never from device data — so a
+    /// replay takes the same kernel. [`GpuSampler::sample_rows_on`] takes strided logits and
+    /// per-field parameters.
     #[allow(clippy::too_many_arguments)]
     pub fn sample_on<T: Logit + DeviceRepr>(
         &self,
@@ -275,12 +345,44 @@ impl GpuSampler {
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
     ) -> Result<()> {
+        self.sample_rows_on(
+            stream,
+            LogitRows::dense(logits, vocab)?,
+            RowParams::Packed(params),
+            filters,
+            opts,
+            out,
+            workspace,
+        )
+    }
+
+    /// [`GpuSampler::sample_on`] for any row layout: `logits.batch` rows `logits.row_stride`
+    /// elements apart (a padded vocabulary, a view of a larger buffer), and the parameters
+    /// packed or per field ([`RowParams`]). Shapes and capacities are checked here (typed
+    /// errors); parameter values on the device, per row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_rows_on<T: Logit + DeviceRepr>(
+        &self,
+        stream: &CudaStream,
+        logits: LogitRows<'_, T>,
+        params: RowParams<'_>,
+        filters: BatchFilters,
+        opts: &SampleOptions,
+        out: &mut SampleOutputs<'_>,
+        workspace: &mut Workspace,
+    ) -> Result<()> {
         if stream.context().cu_ctx() != self.ctx.cu_ctx() {
             return Err(SampleError::Shape(
                 "the stream belongs to another CUDA context than the sampler's".into(),
             ));
         }
-        let batch = batch_size(logits.len(), vocab)?;
+        let LogitRows {
+            data,
+            batch,
+            vocab,
+            row_stride,
+        } = logits;
+        check_logit_rows(data.len(), batch, vocab, row_stride)?;
         if opts.top_n > MAX_TOP_N {
             return Err(SampleError::Capacity(format!(
                 "top_n {} exceeds the kernels' {MAX_TOP_N}",
@@ -300,89 +402,122 @@ impl GpuSampler {
             .ok_or_else(|| SampleError::Capacity(format!("vocab {vocab} exceeds 2^31 - 1")))?;
         let batch_u32 = u32::try_from(batch)
             .map_err(|_| SampleError::Capacity(format!("batch {batch} exceeds 2^32 - 1")))?;
-        let params_stride = match params.len() {
-            1 => 0,
-            n if n == batch => 1,
-            n => {
-                return Err(SampleError::Shape(format!(
-                    "{n} parameter rows for a batch of {batch} (give 1 or {batch})"
-                )))
-            }
+        check_outputs(out, batch, opts.top_n)?;
+        let key = KernelKey {
+            kernel: SamplerKernel::for_launch(
+                filters,
+                opts.numerics,
+                opts.method,
+                opts.top_n,
+                vocab,
+            ),
+            numerics: opts.numerics,
+            draw: opts.method,
+            dtype: T::DTYPE,
+            split: false,
         };
-        let top_len = batch * opts.top_n;
-        let top_short = match &out.top {
-            Some((t, l)) => t.len() < top_len || l.len() < top_len,
-            None => opts.top_n > 0,
-        };
-        if out.tokens.len() < batch
-            || out.logprobs.len() < batch
-            || out.status.len() < batch
-            || top_short
-        {
-            return Err(SampleError::Capacity(format!(
-                "the output views hold fewer than {batch} rows of top-{} results",
-                opts.top_n
-            )));
-        }
-        let method = match opts.method {
-            DrawMethod::Gumbel => DRAW_GUMBEL,
-            DrawMethod::InverseCdf => DRAW_INVERSE_CDF,
-        };
-        let kernel =
-            SamplerKernel::for_launch(filters, opts.numerics, opts.method, opts.top_n, vocab);
         let splits = split_count(
             batch,
             vocab,
-            self.info.multiprocessors.max(1) as usize * self.kernels.blocks_per_sm(kernel),
+            self.info.multiprocessors.max(1) as usize * self.kernels.blocks_per_sm(key.kernel),
             opts.numerics,
         );
-        // The addresses, taken on `stream` (event tracking is off on this context: no records).
-        let (logits_ptr, _g0) = logits.device_ptr(stream);
-        let (params_ptr, _g1) = params.device_ptr(stream);
-        let (tokens, _g2) = out.tokens.device_ptr_mut(stream);
-        let (logprobs, _g3) = out.logprobs.device_ptr_mut(stream);
-        let (status, _g4) = out.status.device_ptr_mut(stream);
-        let (mut top_tokens, mut top_logprobs) = (0, 0);
-        let _top_guards = out.top.as_mut().map(|(t, l)| {
-            let (tp, gt) = t.device_ptr_mut(stream);
-            let (lp, gl) = l.device_ptr_mut(stream);
-            (top_tokens, top_logprobs) = (tp, lp);
-            (gt, gl)
-        });
-        let (split_partials, _g5) = workspace.partials.device_ptr_mut(stream);
-        let (split_arrivals, _g6) = workspace.arrivals.device_ptr_mut(stream);
-        let outputs = LaunchOutputs {
-            tokens,
-            logprobs,
-            status,
-            top_tokens,
-            top_logprobs,
-            split_partials,
-            split_arrivals,
+        let key = KernelKey {
+            split: splits > 1,
+            ..key
         };
-        // SAFETY: sizes checked above: logits hold batch * vocab elements, params 1 or batch,
-        // outputs at least batch (batch * top_n) elements, top_n <= MAX_TOP_N; the workspace
-        // holds max_batch >= batch rows of MAX_SPLITS partials and batch arrival counters, which
-        // start zeroed (alloc_workspace) and every launch leaves at 0; every buffer and `stream`
-        // are of this sampler's context (checked above for the stream; cudarc views carry it).
-        unsafe {
-            launch::sample_rows(
-                stream,
-                &self.kernels,
-                kernel,
-                opts.numerics,
-                T::DTYPE,
-                batch_u32,
-                logits_ptr,
-                params_ptr,
-                params_stride,
-                vocab_u32,
-                method,
-                opts.top_n as u32,
-                splits as u32,
-                &outputs,
-            )
+        // The addresses, taken on `stream` (event tracking is off on this context: the guards
+        // record nothing, and are held to the launch all the same).
+        let mut guards: Vec<SyncOnDrop<'_>> = Vec::new();
+        macro_rules! addr {
+            ($taken:expr) => {{
+                let (ptr, guard) = $taken;
+                guards.push(guard);
+                ptr
+            }};
         }
+        macro_rules! field_addr {
+            ($field:expr) => {
+                match $field {
+                    Some(v) => addr!(v.device_ptr(stream)),
+                    None => 0,
+                }
+            };
+        }
+        let mut args = SampleArgs {
+            logits: addr!(data.device_ptr(stream)),
+            row_stride: row_stride as u64,
+            vocab: vocab_u32,
+            method: match opts.method {
+                DrawMethod::Gumbel => DRAW_GUMBEL,
+                DrawMethod::InverseCdf => DRAW_INVERSE_CDF,
+            },
+            ..SampleArgs::default()
+        };
+        match params {
+            RowParams::Packed(packed) => {
+                args.params_stride = match packed.len() {
+                    1 => 0,
+                    n if n == batch => 1,
+                    n => {
+                        return Err(SampleError::Shape(format!(
+                            "{n} parameter rows for a batch of {batch} (give 1 or {batch})"
+                        )))
+                    }
+                };
+                args.params = addr!(packed.device_ptr(stream));
+            }
+            RowParams::Fields(fields) => {
+                fields.scalars.validate(0)?;
+                let field = |name: &str, len: Option<usize>| match len {
+                    Some(n) if n < batch => Err(SampleError::Shape(format!(
+                        "the {name} array holds {n} rows for a batch of {batch}"
+                    ))),
+                    _ => Ok(()),
+                };
+                field("temperature", fields.temperature.map(|v| v.len()))?;
+                field("top_k", fields.top_k.map(|v| v.len()))?;
+                field("top_p", fields.top_p.map(|v| v.len()))?;
+                field("min_p", fields.min_p.map(|v| v.len()))?;
+                field("seed", fields.seed.map(|v| v.len()))?;
+                field("step", fields.step.map(|v| v.len()))?;
+                args.scalars = fields.scalars;
+                args.fields = ParamFieldPtrs {
+                    temperature: field_addr!(fields.temperature),
+                    top_k: field_addr!(fields.top_k),
+                    top_p: field_addr!(fields.top_p),
+                    min_p: field_addr!(fields.min_p),
+                    seed: field_addr!(fields.seed),
+                    step: field_addr!(fields.step),
+                };
+            }
+        }
+        args.out = RowOutputPtrs {
+            tokens: addr!(out.tokens.device_ptr_mut(stream)),
+            logprobs: addr!(out.logprobs.device_ptr_mut(stream)),
+            status: addr!(out.status.device_ptr_mut(stream)),
+            top_n: opts.top_n as u32,
+            ..RowOutputPtrs::default()
+        };
+        if let Some(top) = out.top.as_mut() {
+            args.out.top_tokens = addr!(top.tokens.device_ptr_mut(stream));
+            args.out.top_logprobs = addr!(top.logprobs.device_ptr_mut(stream));
+            args.out.top_stride = top.stride as u32;
+        }
+        args.partials = addr!(workspace.partials.device_ptr_mut(stream));
+        args.arrivals = addr!(workspace.arrivals.device_ptr_mut(stream));
+        // SAFETY: shapes checked above: the logits hold `batch` rows of `vocab` at `row_stride`,
+        // the parameters 1 or `batch` packed rows or `batch` per field array, the outputs
+        // `batch` rows and the top-n pair `batch` rows of `stride >= top_n` slots (when top_n >
+        // 0), top_n <= MAX_TOP_N; the workspace holds max_batch >= batch rows of MAX_SPLITS
+        // partials and batch arrival counters, which start zeroed (alloc_workspace) and every
+        // launch leaves at 0; every buffer and `stream` are of this sampler's context (checked
+        // above for the stream; cudarc views carry it).
+        let launched = unsafe {
+            launch::sample_rows(stream, &self.kernels, &key, batch_u32, splits as u32, &args)
+        };
+        drop(guards);
+        launched
     }
 
     /// `(exp, log)` of every `x` as the batch-invariant kernels compute them
@@ -418,12 +553,11 @@ impl GpuSampler {
         let tokens = self.stream.clone_dtoh(&out.tokens.slice(..batch))?;
         let logprobs = self.stream.clone_dtoh(&out.logprobs.slice(..batch))?;
         let status = self.stream.clone_dtoh(&out.status.slice(..batch))?;
+        let top_len = batch * out.top_stride;
         let (top_tokens, top_logprobs) = if top_n > 0 {
             (
-                self.stream
-                    .clone_dtoh(&out.top_tokens.slice(..batch * top_n))?,
-                self.stream
-                    .clone_dtoh(&out.top_logprobs.slice(..batch * top_n))?,
+                self.stream.clone_dtoh(&out.top_tokens.slice(..top_len))?,
+                self.stream.clone_dtoh(&out.top_logprobs.slice(..top_len))?,
             )
         } else {
             (Vec::new(), Vec::new())
@@ -436,6 +570,7 @@ impl GpuSampler {
             &top_tokens,
             &top_logprobs,
             top_n,
+            out.top_stride,
         ))
     }
 
@@ -496,9 +631,60 @@ impl GpuSampler {
     }
 }
 
+/// That `len` elements hold `batch` rows of `vocab` logits `row_stride` apart.
+fn check_logit_rows(len: usize, batch: usize, vocab: usize, row_stride: usize) -> Result<()> {
+    if row_stride < vocab {
+        return Err(SampleError::Shape(format!(
+            "row stride {row_stride} is shorter than the vocabulary {vocab}"
+        )));
+    }
+    let need = match batch {
+        0 => Some(0),
+        b => (b - 1)
+            .checked_mul(row_stride)
+            .and_then(|n| n.checked_add(vocab)),
+    };
+    match need {
+        Some(need) if need <= len => Ok(()),
+        _ => Err(SampleError::Shape(format!(
+            "{len} logits cannot hold {batch} rows of {vocab} at a stride of {row_stride}"
+        ))),
+    }
+}
+
+/// That the output views hold `batch` rows, and the top-n pair `batch` rows of at least
+/// `top_n` slots.
+fn check_outputs(out: &SampleOutputs<'_>, batch: usize, top_n: usize) -> Result<()> {
+    let short = |what: String| {
+        Err(SampleError::Capacity(format!(
+            "the output views hold fewer than {batch} rows of {what}"
+        )))
+    };
+    if out.tokens.len() < batch || out.logprobs.len() < batch || out.status.len() < batch {
+        return short("results".into());
+    }
+    if top_n == 0 || batch == 0 {
+        return Ok(());
+    }
+    let Some(top) = &out.top else {
+        return short(format!("top-{top_n} results (no top-n views given)"));
+    };
+    let need = (batch - 1)
+        .checked_mul(top.stride)
+        .and_then(|n| n.checked_add(top_n));
+    let fits = |len: usize| need.is_some_and(|need| need <= len);
+    if top.stride < top_n || top.stride > u32::MAX as usize {
+        return short(format!("top-{top_n} results at a stride of {}", top.stride));
+    }
+    if !fits(top.tokens.len()) || !fits(top.logprobs.len()) {
+        return short(format!("top-{top_n} results at a stride of {}", top.stride));
+    }
+    Ok(())
+}
+
 /// Turns the kernels' raw per-row outputs (`tokens`, `logprobs`, `status` of `[batch]`, the top-n
-/// pair of `[batch, top_n]`) into [`RowOutput`]s: failed rows lose their token, -1 pads end
-/// the top-n lists.
+/// pair of `[batch, top_stride]`, `top_n` slots a row) into [`RowOutput`]s: failed rows lose
+/// their token, -1 pads end the top-n lists.
 pub fn decode_rows(
     tokens: &[i32],
     logprobs: &[f32],
@@ -506,6 +692,7 @@ pub fn decode_rows(
     top_tokens: &[i32],
     top_logprobs: &[f32],
     top_n: usize,
+    top_stride: usize,
 ) -> Vec<RowOutput> {
     (0..tokens.len())
         .map(|r| {
@@ -514,7 +701,12 @@ pub fn decode_rows(
                 return RowOutput::failed(status);
             }
             let top = (0..top_n)
-                .map(|i| (top_tokens[r * top_n + i], top_logprobs[r * top_n + i]))
+                .map(|i| {
+                    (
+                        top_tokens[r * top_stride + i],
+                        top_logprobs[r * top_stride + i],
+                    )
+                })
                 .take_while(|&(t, _)| t >= 0)
                 .map(|(t, l)| TokenLogprob {
                     token: t as u32,

@@ -1,0 +1,88 @@
+// The one argument of every sampler entry point: where a launch's logits, parameters, outputs and
+// workspace are, passed as a `__grid_constant__` struct so that the row pipeline reads it in
+// place (no copy) and a new input (a mask, a bias) is one field here, not a parameter added to 24
+// entry points. Rust's `SampleArgs` (src/gpu/args.rs) is this layout; both sides check size and
+// offsets.
+#pragma once
+
+#include "load.cuh"
+#include "params.cuh"
+
+struct SlicePartial;  // kernels/split.cuh
+
+// Per-field parameter arrays, FlashInfer's shape: a null array means every row takes the field's
+// value from `SampleArgs::scalars`. Read only when `SampleArgs::params` is null.
+struct ParamFields {
+    const float* temperature;        // [batch]
+    const unsigned int* top_k;       // [batch]
+    const float* top_p;              // [batch]
+    const float* min_p;              // [batch]
+    const unsigned long long* seed;  // [batch]
+    const unsigned long long* step;  // [batch]
+};
+
+// Where a row's results go. The top-n pair is `[batch, top_stride]`: a row's first `top_n`
+// slots are written, so the layout is the caller's (its capacity), not the launch's `top_n`.
+struct RowOutputs {
+    int* tokens;           // [batch]
+    float* logprobs;       // [batch]
+    unsigned int* status;  // [batch]
+    int* top_tokens;       // [batch, top_stride]
+    float* top_logprobs;   // [batch, top_stride]
+    unsigned int top_n;
+    unsigned int top_stride;  // >= top_n
+};
+
+struct SampleArgs {
+    const void* logits;            // [batch, row_stride] of the entry's dtype (f16/bf16 as bits)
+    unsigned long long row_stride;  // elements from one row's start to the next (>= vocab)
+    unsigned int vocab;
+    unsigned int method;            // DrawMethodCode
+    const SamplingParams* params;  // packed rows: [batch], or [1] with params_stride 0; or null
+    unsigned int params_stride;    // 1, or 0 to share params[0]
+    unsigned int reserved;         // 0 (explicit padding: the layout is the same on both sides)
+    ParamFields fields;            // when params is null
+    SamplingParams scalars;        // the fields' fallbacks
+    RowOutputs out;
+    SlicePartial* partials;   // split entries: [batch, splits]
+    unsigned int* arrivals;   // split entries: [batch] counters, 0 before and after a launch
+};
+
+static_assert(sizeof(ParamFields) == 48, "ParamFields (see src/gpu/args.rs)");
+static_assert(sizeof(RowOutputs) == 48, "RowOutputs (see src/gpu/args.rs)");
+static_assert(sizeof(SampleArgs) == 184, "SampleArgs (see src/gpu/args.rs)");
+#if !defined(__CUDACC_RTC__)
+static_assert(__builtin_offsetof(SampleArgs, row_stride) == 8, "SampleArgs.row_stride");
+static_assert(__builtin_offsetof(SampleArgs, vocab) == 16, "SampleArgs.vocab");
+static_assert(__builtin_offsetof(SampleArgs, method) == 20, "SampleArgs.method");
+static_assert(__builtin_offsetof(SampleArgs, params) == 24, "SampleArgs.params");
+static_assert(__builtin_offsetof(SampleArgs, params_stride) == 32, "SampleArgs.params_stride");
+static_assert(__builtin_offsetof(SampleArgs, fields) == 40, "SampleArgs.fields");
+static_assert(__builtin_offsetof(SampleArgs, scalars) == 88, "SampleArgs.scalars");
+static_assert(__builtin_offsetof(SampleArgs, out) == 120, "SampleArgs.out");
+static_assert(__builtin_offsetof(SampleArgs, partials) == 168, "SampleArgs.partials");
+static_assert(__builtin_offsetof(SampleArgs, arrivals) == 176, "SampleArgs.arrivals");
+static_assert(__builtin_offsetof(RowOutputs, top_n) == 40, "RowOutputs.top_n");
+#endif
+
+// The row prologue every family starts with: the row's logits and its parameters.
+template <int DT>
+__device__ __forceinline__ const typename Dtype<DT>::Raw* row_logits(const SampleArgs& a,
+                                                                     unsigned int row)
+{
+    return static_cast<const typename Dtype<DT>::Raw*>(a.logits) + (size_t)row * a.row_stride;
+}
+
+__device__ __forceinline__ SamplingParams row_params(const SampleArgs& a, unsigned int row)
+{
+    if (a.params != nullptr) return a.params[(size_t)row * a.params_stride];
+    SamplingParams p = a.scalars;
+    const ParamFields& f = a.fields;
+    if (f.temperature != nullptr) p.temperature = f.temperature[row];
+    if (f.top_k != nullptr) p.top_k = f.top_k[row];
+    if (f.top_p != nullptr) p.top_p = f.top_p[row];
+    if (f.min_p != nullptr) p.min_p = f.min_p[row];
+    if (f.seed != nullptr) p.seed = f.seed[row];
+    if (f.step != nullptr) p.step = f.step[row];
+    return p;
+}
