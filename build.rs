@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 #[path = "build/cache.rs"]
 mod cache;
+#[path = "build/constants.rs"]
+mod constants;
 #[path = "build/fatbin.rs"]
 mod fatbin;
 #[path = "build/host_simt.rs"]
@@ -36,6 +38,8 @@ fn main() {
     let cache = cache::Cache::open(&out_dir);
     // The Rust side of the kernel table (kernels/sampler_table.cuh), before anything compiles.
     table::write(&manifest_dir.join("kernels"), &out_dir);
+    // The constants the Rust side shares with the kernels, from the kernels' source.
+    constants::write(&manifest_dir.join("kernels"), &out_dir);
 
     std::thread::scope(|s| {
         // The device image: embedded sources, and the fatbin when nvcc is there.

@@ -23,8 +23,8 @@
 // scheduled together and all but the first find them in L2.
 #include "load.cuh"
 
-// The launchers mirror these (cli/src/drift/projection.rs: PROJECTION_*). None of them changes the
-// summation order.
+// The launchers read these (build.rs generates the Rust constants; cli/src/drift/projection.rs:
+// PROJECTION_*). None of them changes the summation order.
 #define PROJ_WARPS 4
 #define PROJ_VOCAB_PER_WARP 4
 #define PROJ_BATCH_TILE 8

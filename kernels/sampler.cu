@@ -40,7 +40,7 @@
 
 // Threads per row block, at most. With (512, 1) ptxas may use up to 128 registers and takes about
 // 82 with no spills on sm_80/89/90; at 1024 threads (64 registers) sm_90 spilled. The launcher
-// mirrors this value (src/gpu/launch.rs).
+// reads this value (build.rs generates it for src/gpu/launch.rs).
 #define SAMPLER_MAX_THREADS 512
 
 struct TopShared {

@@ -91,7 +91,7 @@ impl SamplingParams {
 
 /// The largest top-k the collected kernels serve (`COLLECTED_MAX_TOP_K` in kernels/collected.cuh,
 /// the split kernels' `SPLIT_SLICE_CANDIDATES`).
-pub const COLLECTED_MAX_TOP_K: u32 = 64;
+pub const COLLECTED_MAX_TOP_K: u32 = crate::gpu::constants::SPLIT_SLICE_CANDIDATES;
 
 /// What the caller knows of a batch's filters, as vLLM's `no_top_k` / `no_top_p` / `all_greedy`
 /// flags tell its sampler which paths to take. With [`BatchFilters::Unfiltered`] the GPU sampler
@@ -231,6 +231,15 @@ pub enum RowStatus {
     /// The row's parameters failed validation (only reported by device-side checks).
     InvalidParams = 3,
 }
+
+// The codes are the kernels' `RowStatusCode` (kernels/params.cuh).
+const _: () = {
+    use crate::gpu::constants as k;
+    assert!(RowStatus::Ok as u32 == k::STATUS_OK);
+    assert!(RowStatus::NonFiniteLogit as u32 == k::STATUS_NON_FINITE_LOGIT);
+    assert!(RowStatus::NoFiniteLogit as u32 == k::STATUS_NO_FINITE_LOGIT);
+    assert!(RowStatus::InvalidParams as u32 == k::STATUS_INVALID_PARAMS);
+};
 
 impl RowStatus {
     pub fn from_code(code: u32) -> Option<RowStatus> {

@@ -4,6 +4,7 @@
 //! live with that experiment, `cli/src/drift/batch_size/launch.rs`.)
 
 use super::args::SampleArgs;
+use super::constants as k;
 use super::table::{dtype_column, KernelKey, DTYPES, FAMILIES};
 use crate::dtype::Dtype;
 use crate::error::{Result, SampleError};
@@ -14,18 +15,18 @@ use cudarc::driver::{
 use std::sync::Arc;
 
 /// `SAMPLER_MAX_THREADS` in `kernels/sampler.cu`: the most threads a row block may have.
-pub const SAMPLER_MAX_THREADS: u32 = 512;
+pub const SAMPLER_MAX_THREADS: u32 = k::SAMPLER_MAX_THREADS;
 /// `BATCHSAMPLE_MAX_TOP_N` in `kernels/params.cuh`.
-pub const MAX_TOP_N: usize = 128;
-/// Most blocks per row of the split kernels (`sample_rows_split_*`).
-pub const MAX_SPLITS: usize = 32;
+pub const MAX_TOP_N: usize = k::BATCHSAMPLE_MAX_TOP_N as usize;
+/// Most blocks per row of the split kernels (`SPLIT_MAX_SLICES` in `kernels/split.cuh`).
+pub const MAX_SPLITS: usize = k::SPLIT_MAX_SLICES as usize;
 /// Fewest logits per split-row slice: below this a block's fixed costs (its reductions, the
 /// ticket) outweigh the parallelism gained.
 pub const MIN_SPLIT_SLICE: usize = 4096;
-/// `sizeof(SlicePartial)` in `kernels/sampler.cu`, in u32 words: what one split-row slice
-/// publishes for its row's last block (a summary of 8 words, then up to 64 top-k candidates of
-/// two words each).
-pub const SPLIT_PARTIAL_WORDS: usize = 8 + 2 * 64;
+/// `sizeof(SlicePartial)` in `kernels/split.cuh`, in u32 words: what one split-row slice
+/// publishes for its row's last block (a summary of 8 words, then up to
+/// `SPLIT_SLICE_CANDIDATES` top-k candidates of two words each; split.cuh asserts the size).
+pub const SPLIT_PARTIAL_WORDS: usize = 8 + 2 * k::SPLIT_SLICE_CANDIDATES as usize;
 
 /// Blocks per row for a launch of `batch` rows of `vocab` on a GPU that runs `slots` row blocks
 /// at once: its SMs times the blocks of the launch's kernel that an SM holds. The grid runs in
@@ -52,11 +53,12 @@ pub fn split_count(batch: usize, vocab: usize, slots: usize, numerics: Numerics)
 /// Longest row the one-read inverse CDF serves (kernels/stream_cdf.cuh: a table of 128 stream
 /// windows of 32 values a thread, at the 512 threads [`threads_for`] gives such rows). Longer
 /// inverse-CDF rows take the general kernels' ordered passes.
-pub const CDF_STREAM_MAX_VOCAB: usize = 128 * 32 * SAMPLER_MAX_THREADS as usize;
+pub const CDF_STREAM_MAX_VOCAB: usize =
+    (k::CDF_MAX_WINDOWS * k::CDF_WINDOW_VALUES * SAMPLER_MAX_THREADS) as usize;
 
-/// `DrawMethodCode` in `kernels/params.cuh`: the `method` argument of every sampler kernel.
-pub const DRAW_GUMBEL: u32 = 0;
-pub const DRAW_INVERSE_CDF: u32 = 1;
+/// `DrawMethodCode` in `kernels/params.cuh`: `SampleArgs::method`.
+pub const DRAW_GUMBEL: u32 = k::DRAW_GUMBEL;
+pub const DRAW_INVERSE_CDF: u32 = k::DRAW_INVERSE_CDF;
 
 /// Which family of sampler kernels a launch uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

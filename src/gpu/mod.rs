@@ -12,6 +12,8 @@
 //! [`GpuSampler::sample`] is the same launch on the sampler's own stream into [`GpuOutputs`].
 
 pub(crate) mod args;
+#[doc(hidden)]
+pub mod constants;
 mod device;
 mod kernels_image;
 // The host shim (test-only) runs the kernels with the launcher's geometry.
@@ -27,6 +29,7 @@ pub use launch::MAX_TOP_N;
 /// free to change with any release.
 #[doc(hidden)]
 pub mod raw {
+    pub use super::constants;
     pub use super::device::{device_info, load_sampler_module, open_context};
 }
 

@@ -10,15 +10,17 @@
 
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::{Result, SampleError};
+use batchsample::gpu::raw::constants as k;
 
 /// Lanes of a warp: the partial sums of one logit.
 pub const LANES: usize = 32;
-/// Threads per block of `project_invariant_*` (`PROJ_THREADS`).
-pub const PROJECTION_THREADS: u32 = 128;
+/// Threads per block of `project_invariant_*` (`PROJ_WARPS` warps; the values are
+/// `kernels/projection.cu`'s, through the core's generated constants).
+pub const PROJECTION_THREADS: u32 = k::PROJ_WARPS * LANES as u32;
 /// Vocab rows per block (`PROJ_WARPS * PROJ_VOCAB_PER_WARP`).
-pub const PROJECTION_VOCAB_PER_BLOCK: usize = 16;
+pub const PROJECTION_VOCAB_PER_BLOCK: usize = (k::PROJ_WARPS * k::PROJ_VOCAB_PER_WARP) as usize;
 /// Batch rows per block (`PROJ_BATCH_TILE`).
-pub const PROJECTION_BATCH_TILE: usize = 8;
+pub const PROJECTION_BATCH_TILE: usize = k::PROJ_BATCH_TILE as usize;
 
 /// Elements per chunk: one 16-byte load (4 f32, 8 f16 or bf16).
 pub fn chunk_len(dtype: Dtype) -> usize {
