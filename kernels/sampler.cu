@@ -63,66 +63,46 @@ __device__ __forceinline__ CdfTable& cdf_table(RowShared& sh)
     return *reinterpret_cast<CdfTable*>(sh.select.hist);
 }
 
+// ---- The general row's phases, after the scan (sample_row composes them) ----------------------
+
+// A sampled row's cuts of the rank order: top-k, then top-p over the top-k survivors, and (from
+// the sorted candidates) min-p. `candidates > 0`: the first `candidates` kept tokens are sorted in
+// sh.select.hist, and the draw and top-n need no pass over the row.
+struct RowCuts {
+    Cut k;
+    Cut p;
+    unsigned int candidates;
+};
+
+// Whether a token survives every filter: in both cuts, not masked, weight at least min_p.
+struct KeptTokens {
+    Cut k;
+    Cut p;
+    float min_p;
+    __device__ __forceinline__ bool operator()(unsigned int key, unsigned int index, float x,
+                                               float w) const
+    {
+        return x != NEG_INF && in_cut(k, key, index) && in_cut(p, key, index) && w >= min_p;
+    }
+};
+
+// The drawn token, the kept mass (the logprob's norm) and this thread's count of kept tokens.
+template <typename N>
+struct RowDraw {
+    int token;
+    typename N::Mass norm;
+    unsigned long long kept_count;
+};
+
 template <int DT, typename N>
-__device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
-                           RowShared& sh, bool from_merged = false,
-                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
+__device__ __forceinline__ RowCuts cut_row(const SamplingParams& p,
+                                           const typename Dtype<DT>::Raw* __restrict__ row,
+                                           unsigned int vocab, bool aligned,
+                                           const ScaledRow<N>& scale, unsigned long long finite,
+                                           bool windowed, unsigned int collected,
+                                           const RowScan& scan, RowShared& sh)
 {
-    // `from_merged`: the split kernels' last block, whose slices have already collected the
-    // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
-    // (By value: a pointer chosen at the call site put the summary in local memory.)
     constexpr int VEC = Dtype<DT>::VEC;
-    const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
-    const RowOutputs& out = a.out;
-    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
-    const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
-    const float nan = __int_as_float(0x7fffffff);
-
-    if (!params_valid(p)) {
-        write_invalid_row(out, row_index);
-        return;
-    }
-    if constexpr (N::RESCALES) {
-        if (!from_merged && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
-            // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
-            // for the maximum and one or two for the draw.
-            stream_whole_row<DT, ANY_DRAW>(row_index, p, method, row, vocab, aligned,
-                                           cdf_table(sh), sh.select.scratch, out.tokens,
-                                           out.logprobs, out.status);
-            return;
-        }
-    }
-
-    // Rows with a small top-k: one read collects the candidates and the first pass's summary
-    // (kernels/collect.cuh). Else, or when too many tokens tie at its floor, pass 1 below.
-    RangeSummary first;
-    unsigned int collected = merged_count;
-    bool windowed = from_merged;
-    if (windowed)
-        first = merged;
-    else if (p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
-        windowed = collect_top_k<DT>(row, vocab, 0u, aligned, p.top_k, sh.select, sh.maxima,
-                                     first, &collected);
-    // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
-    RowScan scan;
-    if (!windowed) scan_row<DT>(row, vocab, aligned, sh.select.scratch, scan, first);
-    const bool bad = first.bad != 0u;
-    const unsigned int argmax = first.best_token;
-    const float max = first.best_score;
-    const unsigned long long finite = first.finite;
-    if (bad || finite == 0ull) {
-        write_row(out, row_index, -1, nan,
-                  bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT, 0u);
-        return;
-    }
-    if (p.temperature == 0.0f) {
-        write_greedy_row(out, row_index, argmax);
-        return;
-    }
-
-    typedef typename N::Mass Mass;
-    const ScaledRow<N> scale(max, p.temperature);
-
     // top-k, then top-p over the top-k survivors, as cuts of the rank order: from the sorted
     // candidates when they fit in shared memory (kernels/ranked.cuh), else by radix select over
     // the row.
@@ -198,12 +178,21 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
     if (candidates > 0u && p.min_p > 0.0f)
         candidates = trim_to_min_p(candidates, p.min_p, scale, sh.select);
 
-    const float min_p = p.min_p;
-    auto kept = [&](unsigned int key, unsigned int index, float x, float w) {
-        return x != NEG_INF && in_cut(cut_k, key, index) && in_cut(cut_p, key, index) &&
-               w >= min_p;
-    };
+    return RowCuts{cut_k, cut_p, candidates};
+}
 
+template <int DT, typename N>
+__device__ __forceinline__ RowDraw<N> draw_row(const SamplingParams& p, unsigned int method,
+                                               const typename Dtype<DT>::Raw* __restrict__ row,
+                                               unsigned int vocab, bool aligned,
+                                               const ScaledRow<N>& scale, float max,
+                                               unsigned int argmax, const RowCuts& cuts,
+                                               const KeptTokens& kept, RowShared& sh)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    typedef typename N::Mass Mass;
+    const Cut cut_k = cuts.k, cut_p = cuts.p;
+    const unsigned int candidates = cuts.candidates;
     // The draw, summing the kept weights on the way (for the logprob).
     unsigned long long kept_count = 0ull;
     int token = -1;
@@ -326,12 +315,18 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
                                               sh.select.scratch);
         token = chosen_first != 0xffffffffu ? (int)chosen_first : (int)last_value;
     }
-    kept_count = block_sum_u64(kept_count, sh.select.scratch);
-    const float log_norm = N::log_of_mass(norm);
-    const float chosen_logit = Dtype<DT>::widen(row[token]);
-    const float logprob = N::sub(scale.shifted(chosen_logit), log_norm);
+    return RowDraw<N>{token, norm, kept_count};
+}
 
-    // top-n: the first n kept tokens in rank order, collected and ordered in shared memory.
+// top-n: the first n kept tokens in rank order, written to the row's slots; returns how many.
+template <int DT, typename N>
+__device__ __forceinline__ unsigned int write_top_n(
+    const RowOutputs& out, unsigned int row_index, const typename Dtype<DT>::Raw* __restrict__ row,
+    unsigned int vocab, bool aligned, const ScaledRow<N>& scale, float log_norm,
+    unsigned long long kept_count, unsigned int candidates, const KeptTokens& kept, RowShared& sh)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    const unsigned int top_n = out.top_n;
     unsigned int filled = 0u;
     const unsigned long long wanted = top_n < kept_count ? top_n : kept_count;
     if (wanted > 0ull && candidates > 0u) {
@@ -379,7 +374,80 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
                 N::sub(scale.shifted(key_to_float(key)), log_norm);
         }
     }
-    write_row(out, row_index, token, logprob, STATUS_OK, filled);
+    return filled;
+}
+
+template <int DT, typename N>
+__device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
+                           RowShared& sh, bool from_merged = false,
+                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
+{
+    // `from_merged`: the split kernels' last block, whose slices have already collected the
+    // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
+    // (By value: a pointer chosen at the call site put the summary in local memory.)
+    const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
+    const RowOutputs& out = a.out;
+    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
+    const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
+    const float nan = __int_as_float(0x7fffffff);
+
+    if (!params_valid(p)) {
+        write_invalid_row(out, row_index);
+        return;
+    }
+    if constexpr (N::RESCALES) {
+        if (!from_merged && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
+            // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
+            // for the maximum and one or two for the draw.
+            stream_whole_row<DT, ANY_DRAW>(row_index, p, method, row, vocab, aligned,
+                                           cdf_table(sh), sh.select.scratch, out.tokens,
+                                           out.logprobs, out.status);
+            return;
+        }
+    }
+
+    // Rows with a small top-k: one read collects the candidates and the first pass's summary
+    // (kernels/collect.cuh). Else, or when too many tokens tie at its floor, pass 1 below.
+    RangeSummary first;
+    unsigned int collected = merged_count;
+    bool windowed = from_merged;
+    if (windowed)
+        first = merged;
+    else if (p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
+        windowed = collect_top_k<DT>(row, vocab, 0u, aligned, p.top_k, sh.select, sh.maxima,
+                                     first, &collected);
+    // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
+    RowScan scan;
+    if (!windowed) scan_row<DT>(row, vocab, aligned, sh.select.scratch, scan, first);
+    const bool bad = first.bad != 0u;
+    const unsigned int argmax = first.best_token;
+    const float max = first.best_score;
+    const unsigned long long finite = first.finite;
+    if (bad || finite == 0ull) {
+        write_row(out, row_index, -1, nan,
+                  bad ? STATUS_NON_FINITE_LOGIT : STATUS_NO_FINITE_LOGIT, 0u);
+        return;
+    }
+    if (p.temperature == 0.0f) {
+        write_greedy_row(out, row_index, argmax);
+        return;
+    }
+
+    const ScaledRow<N> scale(max, p.temperature);
+
+    const RowCuts cuts =
+        cut_row<DT, N>(p, row, vocab, aligned, scale, finite, windowed, collected, scan, sh);
+    const KeptTokens kept{cuts.k, cuts.p, p.min_p};
+    const RowDraw<N> drawn =
+        draw_row<DT, N>(p, method, row, vocab, aligned, scale, max, argmax, cuts, kept, sh);
+    const unsigned long long kept_count = block_sum_u64(drawn.kept_count, sh.select.scratch);
+    const float log_norm = N::log_of_mass(drawn.norm);
+    const float chosen_logit = Dtype<DT>::widen(row[drawn.token]);
+    const float logprob = N::sub(scale.shifted(chosen_logit), log_norm);
+    const unsigned int filled = write_top_n<DT, N>(out, row_index, row, vocab, aligned, scale,
+                                                   log_norm, kept_count, cuts.candidates, kept,
+                                                   sh);
+    write_row(out, row_index, drawn.token, logprob, STATUS_OK, filled);
 }
 
 // ---- Split rows: several blocks per row when the batch is too small to fill the GPU ------------
