@@ -25,6 +25,8 @@ mod constants;
 mod fatbin;
 #[path = "build/host_simt.rs"]
 mod host_simt;
+#[path = "build/layout.rs"]
+mod layout;
 #[path = "build/table.rs"]
 mod table;
 
@@ -40,6 +42,8 @@ fn main() {
     table::write(&manifest_dir.join("kernels"), &out_dir);
     // The constants the Rust side shares with the kernels, from the kernels' source.
     constants::write(&manifest_dir.join("kernels"), &out_dir);
+    // The launch structs' Rust twins and layout checks, from kernels/args.cuh and params.cuh.
+    layout::write(&manifest_dir.join("kernels"), &out_dir);
 
     std::thread::scope(|s| {
         // The device image: embedded sources, and the fatbin when nvcc is there.

@@ -1,8 +1,9 @@
 // The one argument of every sampler entry point: where a launch's logits, parameters, outputs and
 // workspace are, passed as a `__grid_constant__` struct so that the row pipeline reads it in
 // place (no copy) and a new input (a mask, a bias) is one field here, not a parameter added to 24
-// entry points. Rust's `SampleArgs` (src/gpu/args.rs) is this layout; both sides check size and
-// offsets.
+// entry points. This header is the layout's one statement: build.rs (build/layout.rs) generates
+// the Rust structs from it (src/gpu/args.rs) with size and offset assertions, and the
+// assertions below hold the CUDA compilers to the same numbers.
 #pragma once
 
 #include "load.cuh"

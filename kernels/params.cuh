@@ -1,5 +1,7 @@
 // Per-row sampling parameters: the layout of Rust's `batchsample::SamplingParams` (#[repr(C)],
-// 32 bytes). Both sides check size and offsets, so a field added on one side fails to build.
+// 32 bytes). build.rs (build/layout.rs) asserts the Rust struct's size and offsets against this
+// one, and the assertions below hold the CUDA compilers to it: a field added on one side fails
+// to build.
 #pragma once
 
 struct SamplingParams {

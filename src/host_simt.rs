@@ -600,7 +600,9 @@ pub mod sampler {
     use super::{launch, HostLaunch, HostSimtError, Launch, Schedule};
     use crate::cpu::{batch_size, RowOutput, SampleOptions};
     use crate::dtype::Logit;
-    use crate::gpu::args::{ParamFieldPtrs, RowOutputPtrs, SampleArgs};
+    use crate::gpu::args::{
+        ParamFields as ParamFieldPtrs, RowOutputs as RowOutputPtrs, SampleArgs,
+    };
     use crate::gpu::launch::{SamplerKernel, MAX_SPLITS, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS};
     use crate::gpu::table::{dtype_column, KernelKey};
     use crate::gpu::{decode_rows, MAX_TOP_N};

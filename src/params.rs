@@ -3,7 +3,8 @@
 use crate::error::SampleError;
 
 /// The parameters of one row. `#[repr(C)]` and 32 bytes: the kernels read this exact layout
-/// (`kernels/params.cuh` mirrors it; both sides check size and offsets).
+/// (`kernels/params.cuh` states it; build.rs asserts this struct's size and offsets against that
+/// header at compile time, `build/layout.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(C)]

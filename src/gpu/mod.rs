@@ -37,7 +37,7 @@ use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
-use args::{ParamFieldPtrs, RowOutputPtrs, SampleArgs};
+use args::{ParamFields as ParamFieldPtrs, RowOutputs as RowOutputPtrs, SampleArgs};
 use cudarc::driver::SyncOnDrop;
 use cudarc::driver::{
     CudaContext, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr,
