@@ -163,7 +163,7 @@ fn bench_kernels_flag_is_explained_on_the_cpu() {
             "--mode",
             "temperature",
         ])
-        .args(["--kernels", "auto,general", "--iterations", "1"])
+        .args(["--kernels", "auto,general,fields", "--iterations", "1"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

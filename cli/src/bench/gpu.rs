@@ -5,10 +5,11 @@ use super::{summarise, BenchCase, BenchKernels, BenchResult};
 use batchsample::cpu::SampleOptions;
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::Result;
-use batchsample::gpu::GpuSampler;
-use batchsample::params::BatchFilters;
-use cudarc::driver::{sys, CudaSlice, DeviceRepr};
+use batchsample::gpu::{GpuOutputs, GpuSampler, LogitRows, ParamFields, RowParams, SampleOutputs};
+use batchsample::params::{BatchFilters, SamplingParams};
+use cudarc::driver::{sys, CudaSlice, CudaStream, CudaView, DeviceRepr};
 use half::{bf16, f16};
+use std::sync::Arc;
 
 /// Device bandwidth in GB/s from a 1 GiB device-to-device copy, counting bytes read plus written
 /// (median of 10 after 2 warm-ups).
@@ -63,27 +64,59 @@ fn time_gpu<T: Logit + DeviceRepr>(
         .collect::<std::result::Result<_, _>>()?;
     let host_params = super::mode_params(case.mode, case.batch, 0);
     let filters = match case.kernels {
-        BenchKernels::Auto => BatchFilters::of(&host_params, case.vocab),
+        BenchKernels::Auto | BenchKernels::Fields => BatchFilters::of(&host_params, case.vocab),
         BenchKernels::General => BatchFilters::Any,
     };
     let params = stream.clone_htod(&host_params)?;
+    let fields = FieldArrays::upload(stream, &host_params)?;
     let mut out = gpu.alloc_outputs()?;
     let opts = SampleOptions {
         method: case.method,
         top_n: 0,
         numerics: case.numerics,
     };
+    // One launch on `logits`: packed parameter rows, or (`fields`) one array per field.
+    let launch = |logits: &CudaSlice<T>, out: &mut GpuOutputs| -> Result<()> {
+        if case.kernels != BenchKernels::Fields {
+            return gpu.sample_with(
+                &logits.as_view(),
+                case.vocab,
+                &params.as_view(),
+                filters,
+                &opts,
+                out,
+            );
+        }
+        let view = logits.as_view();
+        let (t, k, p, m, seed, step) = fields.views();
+        let mut views = SampleOutputs {
+            tokens: out.tokens.slice_mut(..),
+            logprobs: out.logprobs.slice_mut(..),
+            status: out.status.slice_mut(..),
+            top: None,
+        };
+        gpu.sample_rows_on(
+            stream,
+            LogitRows::dense(&view, case.vocab)?,
+            RowParams::Fields(ParamFields {
+                temperature: Some(&t),
+                top_k: Some(&k),
+                top_p: Some(&p),
+                min_p: Some(&m),
+                seed: Some(&seed),
+                step: Some(&step),
+                scalars: SamplingParams::default(),
+            }),
+            filters,
+            &opts,
+            &mut views,
+            &mut out.workspace,
+        )
+    };
     let ctx = gpu.context();
     let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
     for i in 0..3 {
-        gpu.sample_with(
-            &buffers[i % copies].as_view(),
-            case.vocab,
-            &params.as_view(),
-            filters,
-            &opts,
-            &mut out,
-        )?;
+        launch(&buffers[i % copies], &mut out)?;
     }
     let events: Vec<_> = (0..2 * iterations)
         .map(|_| ctx.new_event(timing))
@@ -92,14 +125,7 @@ fn time_gpu<T: Logit + DeviceRepr>(
         stream.synchronize()?;
         stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
         for b in &buffers {
-            gpu.sample_with(
-                &b.as_view(),
-                case.vocab,
-                &params.as_view(),
-                filters,
-                &opts,
-                &mut out,
-            )?;
+            launch(b, &mut out)?;
         }
         let graph = stream
             .end_capture(
@@ -124,14 +150,7 @@ fn time_gpu<T: Logit + DeviceRepr>(
     }
     for i in 0..iterations {
         events[2 * i].record(stream)?;
-        gpu.sample_with(
-            &buffers[i % copies].as_view(),
-            case.vocab,
-            &params.as_view(),
-            filters,
-            &opts,
-            &mut out,
-        )?;
+        launch(&buffers[i % copies], &mut out)?;
         events[2 * i + 1].record(stream)?;
     }
     stream.synchronize()?;
@@ -139,6 +158,51 @@ fn time_gpu<T: Logit + DeviceRepr>(
         .map(|i| Ok(events[2 * i].elapsed_ms(&events[2 * i + 1])? as f64 * 1e3))
         .collect::<Result<Vec<f64>>>()?;
     Ok(summarise(case, "gpu", times, bandwidth_gbps))
+}
+
+/// The parameters of a batch as one device array per field (the `fields` kernels case).
+struct FieldArrays {
+    temperature: CudaSlice<f32>,
+    top_k: CudaSlice<u32>,
+    top_p: CudaSlice<f32>,
+    min_p: CudaSlice<f32>,
+    seed: CudaSlice<u64>,
+    step: CudaSlice<u64>,
+}
+
+type FieldViews<'a> = (
+    CudaView<'a, f32>,
+    CudaView<'a, u32>,
+    CudaView<'a, f32>,
+    CudaView<'a, f32>,
+    CudaView<'a, u64>,
+    CudaView<'a, u64>,
+);
+
+impl FieldArrays {
+    fn upload(stream: &Arc<CudaStream>, rows: &[SamplingParams]) -> Result<Self> {
+        let f32s = |f: fn(&SamplingParams) -> f32| rows.iter().map(f).collect::<Vec<f32>>();
+        let u64s = |f: fn(&SamplingParams) -> u64| rows.iter().map(f).collect::<Vec<u64>>();
+        Ok(FieldArrays {
+            temperature: stream.clone_htod(&f32s(|p| p.temperature))?,
+            top_k: stream.clone_htod(&rows.iter().map(|p| p.top_k).collect::<Vec<u32>>())?,
+            top_p: stream.clone_htod(&f32s(|p| p.top_p))?,
+            min_p: stream.clone_htod(&f32s(|p| p.min_p))?,
+            seed: stream.clone_htod(&u64s(|p| p.seed))?,
+            step: stream.clone_htod(&u64s(|p| p.step))?,
+        })
+    }
+
+    fn views(&self) -> FieldViews<'_> {
+        (
+            self.temperature.as_view(),
+            self.top_k.as_view(),
+            self.top_p.as_view(),
+            self.min_p.as_view(),
+            self.seed.as_view(),
+            self.step.as_view(),
+        )
+    }
 }
 
 /// Times the GPU sampler on one case. The sampler's `max_batch` must cover `case.batch`.

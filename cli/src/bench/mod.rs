@@ -27,6 +27,10 @@ pub enum BenchKernels {
     /// The general kernels for every batch: the baseline the light kernels are measured
     /// against, in the same run.
     General,
+    /// The `auto` kernels with the parameters as one device array per field
+    /// (`RowParams::Fields`, the layout an engine holds) instead of packed rows: what the
+    /// per-field prologue costs against `auto`, in the same run.
+    Fields,
 }
 
 impl BenchKernels {
@@ -34,6 +38,7 @@ impl BenchKernels {
         match self {
             BenchKernels::Auto => "auto",
             BenchKernels::General => "general",
+            BenchKernels::Fields => "fields",
         }
     }
 }
@@ -41,10 +46,14 @@ impl BenchKernels {
 impl std::str::FromStr for BenchKernels {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [BenchKernels::Auto, BenchKernels::General]
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown kernels '{s}' (expected auto or general)"))
+        [
+            BenchKernels::Auto,
+            BenchKernels::General,
+            BenchKernels::Fields,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+        .ok_or_else(|| format!("unknown kernels '{s}' (expected auto, general or fields)"))
     }
 }
 

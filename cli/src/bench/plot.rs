@@ -94,6 +94,7 @@ pub fn write_svg(
                     match kernels {
                         BenchKernels::Auto => "",
                         BenchKernels::General => ", general kernels",
+                        BenchKernels::Fields => ", per-field parameters",
                     }
                 ),
                 ("sans-serif", 16),

@@ -272,7 +272,8 @@ pub struct BenchArgs {
     pub shape: batchsample_cli::bench::RowShape,
     /// GPU kernels: auto (as `sample` picks them: the unfiltered kernels for batches without
     /// top-k, top-p or min-p, the collected ones for batches of small top-k rows), general (the
-    /// general kernels for every batch). Both: each case is timed both ways in one run.
+    /// general kernels for every batch), fields (auto, with the parameters as one device array
+    /// per field). Several: each case is timed every way in one run.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     pub kernels: Vec<batchsample_cli::bench::BenchKernels>,
     /// GPU timing by CUDA-graph replay (one launch per rotated input buffer, time per launch):
