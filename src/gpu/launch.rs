@@ -124,8 +124,7 @@ impl SamplerKernels {
     pub(crate) fn load(module: &Arc<CudaModule>) -> Result<Self> {
         let mut entries = Vec::with_capacity(FAMILIES.len());
         for family in &FAMILIES {
-            let load =
-                |dtype: Dtype| module.load_function(&format!("{}_{}", family.name, dtype.name()));
+            let load = |dtype: Dtype| module.load_function(&family.entry(dtype));
             entries.push([load(DTYPES[0])?, load(DTYPES[1])?, load(DTYPES[2])?]);
         }
         // The fewest blocks an SM holds over the split families of a kind (at least 1): what

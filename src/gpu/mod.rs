@@ -431,11 +431,15 @@ impl GpuSampler {
         };
         // The addresses, taken on `stream` (event tracking is off on this context: the guards
         // record nothing, and are held to the launch all the same).
-        let mut guards: Vec<SyncOnDrop<'_>> = Vec::new();
+        // At most 14 buffers (logits, 6 parameter arrays, 5 outputs, 2 of workspace): a fixed
+        // array, so the serving path allocates nothing per launch.
+        let mut guards: [Option<SyncOnDrop<'_>>; 14] = Default::default();
+        let mut held = 0;
         macro_rules! addr {
             ($taken:expr) => {{
                 let (ptr, guard) = $taken;
-                guards.push(guard);
+                guards[held] = Some(guard);
+                held += 1;
                 ptr
             }};
         }
@@ -509,6 +513,7 @@ impl GpuSampler {
         }
         args.partials = addr!(workspace.partials.device_ptr_mut(stream));
         args.arrivals = addr!(workspace.arrivals.device_ptr_mut(stream));
+        debug_assert!(held <= guards.len());
         // SAFETY: shapes checked above: the logits hold `batch` rows of `vocab` at `row_stride`,
         // the parameters 1 or `batch` packed rows or `batch` per field array, the outputs
         // `batch` rows and the top-n pair `batch` rows of `stride >= top_n` slots (when top_n >
@@ -676,10 +681,8 @@ fn check_outputs(out: &SampleOutputs<'_>, batch: usize, top_n: usize) -> Result<
         .checked_mul(top.stride)
         .and_then(|n| n.checked_add(top_n));
     let fits = |len: usize| need.is_some_and(|need| need <= len);
-    if top.stride < top_n || top.stride > u32::MAX as usize {
-        return short(format!("top-{top_n} results at a stride of {}", top.stride));
-    }
-    if !fits(top.tokens.len()) || !fits(top.logprobs.len()) {
+    let stride_ok = top.stride >= top_n && top.stride <= u32::MAX as usize;
+    if !stride_ok || !fits(top.tokens.len()) || !fits(top.logprobs.len()) {
         return short(format!("top-{top_n} results at a stride of {}", top.stride));
     }
     Ok(())

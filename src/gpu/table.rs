@@ -18,6 +18,13 @@ pub(crate) struct Family {
     pub split: bool,
 }
 
+impl Family {
+    /// The family's entry point for `dtype` in the kernel image (`sample_rows_split_bf16`).
+    pub(crate) fn entry(&self, dtype: Dtype) -> String {
+        format!("{}_{}", self.name, dtype.name())
+    }
+}
+
 include!(concat!(env!("OUT_DIR"), "/sampler_table.rs"));
 
 /// What picks a launch's entry point: which rows the family serves, the numerics, the draw
@@ -52,8 +59,7 @@ impl KernelKey {
     /// The entry point's name in the kernel image (`sample_rows_unfiltered_cdf_split_bf16`).
     #[cfg(test)]
     pub fn entry_name(&self) -> Option<String> {
-        self.family()
-            .map(|i| format!("{}_{}", FAMILIES[i].name, self.dtype.name()))
+        self.family().map(|i| FAMILIES[i].entry(self.dtype))
     }
 }
 
