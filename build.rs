@@ -7,7 +7,8 @@
 //!   the build with nvcc's log; there is no silent fallback.
 //! * `BATCHSAMPLE_FORCE_NVRTC=1`, or no nvcc anywhere: the sources only.
 //! * Always: the Rust side of the kernel table (`build/table.rs`), from the same header the
-//!   kernels' entry points come from.
+//!   kernels' entry points come from; the shared constants, the launch structs' layout and the
+//!   row rules (`build/constants.rs`, `layout.rs`, `rules.rs`), from the kernels' headers.
 //!
 //! nvcc and the shim's g++ run at the same time (minutes, single-threaded for long stretches),
 //! and what they produce is cached by content (`build/cache.rs`), so `cargo test`, `cargo
@@ -27,6 +28,8 @@ mod fatbin;
 mod host_simt;
 #[path = "build/layout.rs"]
 mod layout;
+#[path = "build/rules.rs"]
+mod rules;
 #[path = "build/table.rs"]
 mod table;
 
@@ -44,6 +47,8 @@ fn main() {
     constants::write(&manifest_dir.join("kernels"), &out_dir);
     // The launch structs' Rust twins and layout checks, from kernels/args.cuh and params.cuh.
     layout::write(&manifest_dir.join("kernels"), &out_dir);
+    // Which rows each family can serve, from kernels/row_rules.cuh.
+    rules::write(&manifest_dir.join("kernels"), &out_dir);
 
     std::thread::scope(|s| {
         // The device image: embedded sources, and the fatbin when nvcc is there.

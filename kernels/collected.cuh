@@ -27,17 +27,12 @@
 #include "select.cuh"
 #include "split.cuh"
 
-// The largest top-k the collected kernel serves: the split kernels' (so that every batch of such
-// rows, small or large, has a light path), and at most the smallest row block (collect_top_k
-// takes k up to blockDim.x).
-#define COLLECTED_MAX_TOP_K SPLIT_SLICE_CANDIDATES
-static_assert(COLLECTED_MAX_TOP_K <= 64, "k fits the smallest row block (64 threads)");
-
-__device__ __forceinline__ bool collected_sampleable(const SamplingParams& p, unsigned int method)
+// Greedy rows, and Gumbel draws with a small top-k (any top-p and min-p): kernels/row_rules.cuh.
+__device__ __forceinline__ bool collected_sampleable(const SamplingParams& p, unsigned int vocab,
+                                                     unsigned int method)
 {
     return params_valid(p) &&
-           (p.temperature == 0.0f || (method == DRAW_GUMBEL && p.top_k > 0u &&
-                                      p.top_k <= COLLECTED_MAX_TOP_K));
+           (row_greedy(p, vocab) || (method == DRAW_GUMBEL && row_small_top_k(p, vocab)));
 }
 
 // The row's top k, exactly, into sh.hist[0, k) (unsorted) when collect_top_k overflowed: radix
@@ -75,7 +70,7 @@ __device__ void collected_row(const SampleArgs& a, SelectShared& sh, unsigned lo
     const unsigned int vocab = a.vocab, top_n = a.out.top_n;
     const RowOutputs& out = a.out;
     const SamplingParams p = row_params(a, row_index);
-    if (!collected_sampleable(p, a.method)) {
+    if (!collected_sampleable(p, a.vocab, a.method)) {
         write_invalid_row(out, row_index);
         return;
     }

@@ -5,14 +5,10 @@
 #include "args.cuh"
 #include "load.cuh"  // NEG_INF
 #include "params.cuh"
+#include "row_rules.cuh"
 
-__device__ __forceinline__ bool params_valid(const SamplingParams& p)
-{
-    // The host validates too; this keeps a bad row from harming its batch when parameters are
-    // written on the device.
-    return p.temperature >= 0.0f && p.temperature <= 3.402823466e38f && p.top_p > 0.0f &&
-           p.top_p <= 1.0f && p.min_p >= 0.0f && p.min_p < 1.0f;
-}
+// The rule every kernel checks first (kernels/row_rules.cuh).
+__device__ __forceinline__ bool params_valid(const SamplingParams& p) { return row_valid(p, 0u); }
 
 // Writes a row's outputs. Called by every thread; thread 0 writes the scalars, and the top-n
 // slots from `filled` on are set to (-1, -inf).

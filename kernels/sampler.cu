@@ -460,7 +460,7 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
 //    (streamable): each slice is summarised by stream_range or stream_range_cdf
 //    (kernels/stream.cuh) and the last block combines the summaries (stream_slice, split.cuh;
 //    an inverse-CDF draw reads the slice its target falls in once more);
-//  - Gumbel draws with a top-k of at most SPLIT_SLICE_CANDIDATES (collectable): each slice
+//  - Gumbel draws with a top-k of at most COLLECTED_MAX_TOP_K (collectable): each slice
 //    collects its own top k (kernels/collect.cuh) — every row top-k token is in its slice's top
 //    k — and publishes them in rank order; the last block gathers them into shared memory and
 //    sample_row finishes from there, exactly as the one-block kernel does from its own collection
@@ -476,10 +476,11 @@ static_assert(SPLIT_MAX_SLICES * sizeof(RangeSummary) <=
                   SAMPLER_MAX_THREADS * sizeof(unsigned long long),
               "MAX_SPLITS (src/gpu/launch.rs) summaries fit in maxima");
 
-__device__ __forceinline__ bool collectable(const SamplingParams& p, unsigned int method)
+// Gumbel draws with a small top-k (kernels/row_rules.cuh); greedy rows stream instead.
+__device__ __forceinline__ bool collectable(const SamplingParams& p, unsigned int vocab,
+                                            unsigned int method)
 {
-    return p.temperature > 0.0f && method == DRAW_GUMBEL && p.top_k > 0u &&
-           p.top_k <= SPLIT_SLICE_CANDIDATES;
+    return !row_greedy(p, vocab) && method == DRAW_GUMBEL && row_small_top_k(p, vocab);
 }
 
 // What is left for a split block once its slice of a collectable row is done.
@@ -566,13 +567,13 @@ __device__ SliceOutcome collect_slice(const SampleArgs& a, const SamplingParams&
 
 // One call site for sample_row (it is inlined: each call is a copy of the whole sampler).
 template <int DT>
-__device__ void sample_row_split(const SampleArgs& a, RowShared& sh)
+__device__ __forceinline__ void sample_row_split(const SampleArgs& a, RowShared& sh)
 {
     const unsigned int row_index = blockIdx.y;
     const SamplingParams p = row_params(a, row_index);
     const bool valid = params_valid(p);
     const bool streamed = valid && streamable(p, a.vocab, a.method, a.out.top_n);
-    const bool collected = valid && !streamed && collectable(p, a.method);
+    const bool collected = valid && !streamed && collectable(p, a.vocab, a.method);
     if (streamed) {
         stream_slice<DT, ANY_DRAW>(row_index, p, a.method, row_logits<DT>(a, row_index), a.vocab,
                                    a.partials + (size_t)row_index * gridDim.x, a.arrivals,

@@ -13,6 +13,8 @@
 #define SPLIT_MAX_SLICES 32
 static_assert(SPLIT_MAX_SLICES * SPLIT_SLICE_CANDIDATES <= CANDIDATE_CAPACITY,
               "merged candidates fit");
+static_assert(SPLIT_SLICE_CANDIDATES == COLLECTED_MAX_TOP_K,
+              "a batch of small top-k rows has a light path at every size (row_rules.cuh)");
 
 // What a slice publishes for its row's last block.
 struct SlicePartial {

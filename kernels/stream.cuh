@@ -21,6 +21,7 @@
 #include "numerics.cuh"
 #include "params.cuh"
 #include "philox.cuh"
+#include "row_rules.cuh"
 #include "stream_cdf.cuh"
 #include "weights.cuh"
 
@@ -139,11 +140,9 @@ __device__ __forceinline__ void block_reduce_summary(unsigned int finite, int ba
 __device__ __forceinline__ bool streamable(const SamplingParams& p, unsigned int vocab,
                                            unsigned int method, unsigned int top_n)
 {
-    const bool unfiltered =
-        (p.top_k == 0u || p.top_k >= vocab) && p.top_p >= 1.0f && p.min_p <= 0.0f;
     const bool draw_streams =
         method == DRAW_GUMBEL || (method == DRAW_INVERSE_CDF && cdf_fits(vocab));
-    return top_n == 0u && (p.temperature == 0.0f || (draw_streams && unfiltered));
+    return top_n == 0u && (row_greedy(p, vocab) || (draw_streams && row_unfiltered(p, vocab)));
 }
 
 // Read 1 of a window of `wlen` logits at `win` (row index `base` on), from DRAM or from L2 after

@@ -43,7 +43,7 @@ __device__ __forceinline__ bool unfiltered_sampleable(const SamplingParams& p, u
                                                       unsigned int method, unsigned int top_n)
 {
     return params_valid(p) && streamable(p, vocab, method, top_n) &&
-           (p.temperature == 0.0f || method == DRAW);
+           (row_greedy(p, vocab) || method == DRAW);
 }
 
 // One block per row (grid.x = batch): the row in one read, as sample_row does it.

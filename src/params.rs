@@ -2,6 +2,21 @@
 
 use crate::error::SampleError;
 
+/// Which rows each kernel family can serve, as the kernels check them: `row_<rule>` of
+/// kernels/row_rules.cuh, translated by build.rs (build/rules.rs). The host's choices below are
+/// made with these, so a batch the host sends to a family passes that family's own row check.
+mod row_rules {
+    use super::SamplingParams;
+    #[allow(unused_imports)] // a rule may name any of the kernels' constants
+    use crate::gpu::constants::*;
+    include!(concat!(env!("OUT_DIR"), "/row_rules.rs"));
+}
+
+/// `vocab` as the kernels take it (vocabularies past `u32::MAX` are refused before a launch).
+fn vocab_u32(vocab: usize) -> u32 {
+    u32::try_from(vocab).unwrap_or(u32::MAX)
+}
+
 /// The parameters of one row. `#[repr(C)]` and 32 bytes: the kernels read this exact layout
 /// (`kernels/params.cuh` states it; build.rs asserts this struct's size and offsets against that
 /// header at compile time, `build/layout.rs`).
@@ -62,9 +77,16 @@ impl SamplingParams {
         Ok(())
     }
 
+    /// The check every kernel makes of a row before sampling it (the rule `valid` of
+    /// kernels/row_rules.cuh): [`SamplingParams::validate`]'s ranges, which a row written on the
+    /// device has not been through. The invariant twin makes it too.
+    pub fn is_valid_on_device(&self) -> bool {
+        row_rules::row_valid(self, 0)
+    }
+
     /// Greedy rows take the argmax and use no random number.
     pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0
+        row_rules::row_greedy(self, 0)
     }
 
     /// The same parameters at a later step (draw `d` of a request uses `step + d`).
@@ -73,26 +95,25 @@ impl SamplingParams {
     }
 
     /// Greedy, or no top-k (0, or at least `vocab`), no top-p (1) and no min-p (0): no filter
-    /// that changes the draw (a greedy row's filters never drop its argmax). The kernels'
-    /// `streamable` test (kernels/stream.cuh) mirrors it.
+    /// that changes the draw (a greedy row's filters never drop its argmax): the rules
+    /// `greedy` and `unfiltered` of kernels/row_rules.cuh, which the kernels check too.
     pub fn is_unfiltered(&self, vocab: usize) -> bool {
-        self.temperature == 0.0
-            || ((self.top_k == 0 || self.top_k as usize >= vocab)
-                && self.top_p >= 1.0
-                && self.min_p <= 0.0)
+        let vocab = vocab_u32(vocab);
+        row_rules::row_greedy(self, vocab) || row_rules::row_unfiltered(self, vocab)
     }
 
     /// Greedy, or a top-k of 1 to [`COLLECTED_MAX_TOP_K`] (with any top-p and min-p): a row the
-    /// collected kernels (kernels/collected.cuh) sample from the candidates of one read. Their
-    /// `collected_sampleable` test mirrors it (and asks for the Gumbel draw).
+    /// collected kernels (kernels/collected.cuh) sample from the candidates of one read: the
+    /// rules `greedy` and `small_top_k` of kernels/row_rules.cuh, which the kernels check too
+    /// (and ask for the Gumbel draw).
     pub fn is_small_top_k(&self) -> bool {
-        self.temperature == 0.0 || (1..=COLLECTED_MAX_TOP_K).contains(&self.top_k)
+        row_rules::row_greedy(self, 0) || row_rules::row_small_top_k(self, 0)
     }
 }
 
-/// The largest top-k the collected kernels serve (`COLLECTED_MAX_TOP_K` in kernels/collected.cuh,
+/// The largest top-k the collected kernels serve (`COLLECTED_MAX_TOP_K` in kernels/row_rules.cuh,
 /// the split kernels' `SPLIT_SLICE_CANDIDATES`).
-pub const COLLECTED_MAX_TOP_K: u32 = crate::gpu::constants::SPLIT_SLICE_CANDIDATES;
+pub const COLLECTED_MAX_TOP_K: u32 = crate::gpu::constants::COLLECTED_MAX_TOP_K;
 
 /// What the caller knows of a batch's filters, as vLLM's `no_top_k` / `no_top_p` / `all_greedy`
 /// flags tell its sampler which paths to take. With [`BatchFilters::Unfiltered`] the GPU sampler
@@ -267,6 +288,68 @@ mod tests {
         assert_eq!(std::mem::offset_of!(SamplingParams, min_p), 12);
         assert_eq!(std::mem::offset_of!(SamplingParams, seed), 16);
         assert_eq!(std::mem::offset_of!(SamplingParams, step), 24);
+    }
+
+    /// The rules the kernels check (translated from kernels/row_rules.cuh) against what the
+    /// semantics say, at the edges of every field: `valid` is exactly `validate`, and the
+    /// filter rules keep and drop what their docs say.
+    #[test]
+    fn row_rules_read_as_the_semantics() {
+        let temperatures = [
+            -1.0,
+            -0.0,
+            0.0,
+            1e-30,
+            1.0,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NAN,
+        ];
+        let top_ps = [
+            -0.0,
+            0.0,
+            1e-7,
+            0.5,
+            0.999_999_9,
+            1.0,
+            1.000_000_1,
+            f32::NAN,
+        ];
+        let min_ps = [-0.1, -0.0, 0.0, 1e-7, 0.5, 0.999_999_9, 1.0, f32::NAN];
+        let top_ks = [0, 1, 64, 65, 999, 1000, 1001, u32::MAX];
+        let vocab = 1000;
+        for &temperature in &temperatures {
+            for &top_p in &top_ps {
+                for &min_p in &min_ps {
+                    for &top_k in &top_ks {
+                        let p = SamplingParams {
+                            temperature,
+                            top_k,
+                            top_p,
+                            min_p,
+                            ..Default::default()
+                        };
+                        assert_eq!(
+                            row_rules::row_valid(&p, vocab),
+                            p.validate(0).is_ok(),
+                            "{p:?}"
+                        );
+                        assert_eq!(row_rules::row_greedy(&p, vocab), temperature == 0.0);
+                        let filters_off =
+                            (top_k == 0 || top_k >= vocab) && top_p >= 1.0 && min_p <= 0.0;
+                        assert_eq!(row_rules::row_unfiltered(&p, vocab), filters_off, "{p:?}");
+                        assert_eq!(
+                            row_rules::row_small_top_k(&p, vocab),
+                            (1..=COLLECTED_MAX_TOP_K).contains(&top_k)
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            COLLECTED_MAX_TOP_K,
+            crate::gpu::constants::SPLIT_SLICE_CANDIDATES
+        );
     }
 
     #[test]
