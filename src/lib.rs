@@ -48,6 +48,7 @@ pub mod gpu;
 pub mod host_simt;
 pub mod params;
 pub mod philox;
+pub mod processing;
 
 pub use cpu::{RowOutput, SampleOptions, TokenLogprob};
 pub use dtype::{Dtype, Logit, LogitsBuf};

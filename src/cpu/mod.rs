@@ -2,13 +2,17 @@
 
 pub mod diff;
 pub mod invariant;
+pub mod processed;
 pub mod reference;
 pub mod select;
 pub mod stages;
 
 pub use diff::{compare_token, Agreement, Tolerances};
+pub use processed::{raw_logprobs, sample_batch_processed};
 pub use reference::{
     batch_size, kept_set, sample_batch, sample_row, scan_row, KeptSet, RowOutput, RowScan,
     SampleOptions, TokenLogprob,
 };
-pub use stages::{final_distribution, stage_distributions, Stages};
+pub use stages::{
+    final_distribution, processing_stages, stage_distributions, ProcessingStages, Stages,
+};

@@ -3,6 +3,7 @@
 //! two check each other; the `demo` command draws these.
 
 use crate::params::SamplingParams;
+use crate::processing::{is_allowed, RowLists};
 
 /// Probabilities over the whole vocabulary after each stage; each stage is renormalised.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,4 +111,80 @@ pub fn stage_distributions(row: &[f32], p: &SamplingParams) -> Option<Stages> {
 /// The distribution a row is finally drawn from.
 pub fn final_distribution(row: &[f32], p: &SamplingParams) -> Option<Vec<f64>> {
     stage_distributions(row, p).map(|s| s.after_min_p)
+}
+
+/// A row's logits after each processing step ([`crate::processing`]), dense over the vocabulary:
+/// written plainly (a count per token, one loop per step) and separately from
+/// [`crate::processing::process_row`], so the two check each other. The distributions follow
+/// from [`stage_distributions`] of any of them; `after_penalties` is what the filters see.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessingStages {
+    pub after_bitmask: Vec<f32>,
+    pub after_banned: Vec<f32>,
+    pub after_bias: Vec<f32>,
+    pub after_penalties: Vec<f32>,
+}
+
+/// The processing steps of one row of raw logits; the lists must have passed
+/// [`crate::processing::Processing::validate`].
+pub fn processing_stages(raw: &[f32], lists: &RowLists) -> ProcessingStages {
+    let vocab = raw.len();
+    let after_bitmask: Vec<f32> = (0..vocab)
+        .map(|i| match lists.mask {
+            Some(mask) if !is_allowed(mask, i) => f32::NEG_INFINITY,
+            _ => raw[i],
+        })
+        .collect();
+    let mut banned = vec![false; vocab];
+    lists.banned.iter().for_each(|&t| banned[t as usize] = true);
+    let after_banned: Vec<f32> = (0..vocab)
+        .map(|i| {
+            if banned[i] {
+                f32::NEG_INFINITY
+            } else {
+                after_bitmask[i]
+            }
+        })
+        .collect();
+    let mut bias = vec![None; vocab];
+    for (&t, &b) in lists.bias_tokens.iter().zip(lists.biases) {
+        bias[t as usize] = Some(b);
+    }
+    let after_bias: Vec<f32> = (0..vocab)
+        .map(|i| bias[i].map_or(after_banned[i], |b| after_banned[i] + b))
+        .collect();
+    let mut in_history = vec![false; vocab];
+    let mut output_count = vec![0usize; vocab];
+    lists
+        .prompt
+        .iter()
+        .for_each(|&t| in_history[t as usize] = true);
+    for &t in lists.output {
+        in_history[t as usize] = true;
+        output_count[t as usize] += 1;
+    }
+    let pen = lists.penalties;
+    let after_penalties = (0..vocab)
+        .map(|i| {
+            let mut x = after_bias[i];
+            if in_history[i] && pen.repetition != 1.0 {
+                x = if x > 0.0 {
+                    x / pen.repetition
+                } else {
+                    x * pen.repetition
+                };
+            }
+            let c = output_count[i];
+            if c > 0 && (pen.frequency != 0.0 || pen.presence != 0.0) {
+                x = (x - pen.frequency * c as f32) - pen.presence;
+            }
+            x
+        })
+        .collect();
+    ProcessingStages {
+        after_bitmask,
+        after_banned,
+        after_bias,
+        after_penalties,
+    }
 }

@@ -11,4 +11,4 @@
 pub mod math;
 mod sampler;
 
-pub use sampler::sample_row;
+pub use sampler::{raw_logprobs, sample_row};

@@ -30,16 +30,6 @@ fn mass_target(p: f32, total: u64) -> u64 {
     t.max(1)
 }
 
-/// `params_valid` of `kernels/sampler.cu`.
-fn params_valid(p: &SamplingParams) -> bool {
-    p.temperature >= 0.0
-        && p.temperature <= f32::MAX
-        && p.top_p > 0.0
-        && p.top_p <= 1.0
-        && p.min_p >= 0.0
-        && p.min_p < 1.0
-}
-
 /// The scaled, max-shifted logit as the kernel computes it: a multiply by the f32 reciprocal of
 /// the temperature, or a division when that reciprocal overflows (subnormal temperatures).
 struct Shift {
@@ -175,7 +165,7 @@ unsafe fn sample_row_fma<T: Logit>(
 
 #[inline(always)]
 fn sample_row_portable<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {
-    if !params_valid(p) {
+    if !p.is_valid_on_device() {
         return RowOutput::failed(RowStatus::InvalidParams);
     }
     let scan = match scan_row(row) {
@@ -291,4 +281,27 @@ fn inverse_cdf(
         }
     }
     last
+}
+
+/// The logprobs of `token` and of the row's `top_n` most probable tokens under the raw logits'
+/// softmax at temperature 1 ([`crate::processing::LogprobsMode::Raw`]), in the invariant
+/// numerics: `(x - max) - log(total)`, the total of 2^-40 fixed-point weights as for a
+/// temperature-1 row.
+pub fn raw_logprobs<T: Logit>(
+    row: &[T],
+    scan: &RowScan,
+    token: u32,
+    top_n: usize,
+) -> (f64, Vec<TokenLogprob>) {
+    let shift = Shift::new(scan, 1.0);
+    let log_norm = exact_log(row_total(row, &shift, mass40) as f32 * 9.094_947e-13);
+    let logprob = |x: f32| (shift.d(x) - log_norm) as f64;
+    let top = top_sorted(row, top_n)
+        .iter()
+        .map(|c| TokenLogprob {
+            token: c.token,
+            logprob: logprob(c.logit),
+        })
+        .collect();
+    (logprob(row[token as usize].to_f32()), top)
 }
