@@ -6,60 +6,10 @@ use batchsample::cpu::{sample_batch, sample_row};
 use batchsample::{with_logits, DrawMethod, LogitsBuf, RowOutput, SampleOptions, SamplingParams};
 use batchsample_cli::io::{self, npy, row_seed};
 use half::{bf16, f16};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_batchsample"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_ok(o: &Output) {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
-}
-
-/// Exit code 2, exactly one line on stderr containing every needle, no panic.
-fn assert_fails(args: &[&str], needles: &[&str]) -> String {
-    let o = run(args);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: stderr {err:?}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    assert!(err.ends_with('\n'), "{args:?}: {err:?}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err:?}");
-    assert!(err.starts_with("batchsample: "), "{args:?}: {err:?}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: {n:?} not in {err:?}");
-    }
-    err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Deterministic, spread-out logits.
-fn logits(batch: usize, vocab: usize, salt: u64) -> Vec<f32> {
-    (0..batch * vocab)
-        .map(|i| {
-            let h = (i as u64 + 1)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
-            ((h >> 40) % 2000) as f32 / 250.0 - 4.0
-        })
-        .collect()
-}
+mod common;
+use common::*;
 
 /// What the binary must produce: draw `d` of every row with the derived (or given) params at
 /// `step + d`, on the CPU reference.
@@ -101,17 +51,6 @@ fn npy_with_header(header: &str, data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(data);
     out
-}
-
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Dir {
-        Dir(tempfile::tempdir().unwrap())
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
 }
 
 const DEMO_LOGITS: [f32; 5] = [2.0, 1.0, 0.5, 0.1, -1.0];

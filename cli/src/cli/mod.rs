@@ -7,6 +7,7 @@ mod drift;
 mod sample;
 
 use anyhow::{anyhow, Result};
+use batchsample::processing::{LogprobsMode, ProcessingBuf, RowProcessing};
 use batchsample::{DrawMethod, Numerics, SampleError, SamplingParams};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -86,6 +87,22 @@ impl From<NumericsArg> for Numerics {
         match n {
             NumericsArg::Fast => Numerics::Fast,
             NumericsArg::Invariant => Numerics::Invariant,
+        }
+    }
+}
+
+/// Under which distribution `sample` reports logprobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogprobsArg {
+    Processed,
+    Raw,
+}
+
+impl From<LogprobsArg> for LogprobsMode {
+    fn from(m: LogprobsArg) -> LogprobsMode {
+        match m {
+            LogprobsArg::Processed => LogprobsMode::Processed,
+            LogprobsArg::Raw => LogprobsMode::Raw,
         }
     }
 }
@@ -231,10 +248,51 @@ pub struct SampleArgs {
     /// Arithmetic: fast, or invariant (batch-invariant; the CPU returns the GPU's bits).
     #[arg(long, value_enum, default_value_t = NumericsArg::Fast)]
     pub numerics: NumericsArg,
-    /// Per-row parameters: a JSON list of objects with fields temperature, top_k, top_p, min_p,
-    /// seed, step (missing fields take the flags' values), one object per logit row.
+    /// Per-row parameters: a JSON list of objects, one per logit row, with fields temperature,
+    /// top_k, top_p, min_p, seed, step and the processing fields banned_tokens, logit_bias
+    /// ({"token": bias} or [[token, bias], ...]; "-inf" bans), prompt_tokens, output_tokens,
+    /// repetition_penalty, frequency_penalty, presence_penalty (missing fields take the flags'
+    /// values).
     #[arg(long, value_name = "ROWS.json")]
     pub params: Option<PathBuf>,
+    /// Tokens banned in every row (-inf), e.g. a stop token before a minimum length.
+    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
+    pub banned_tokens: Vec<u32>,
+    /// A bias added to a token's logit in every row, TOKEN:BIAS (BIAS may be -inf).
+    #[arg(long, value_name = "T:B,...", value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_bias)]
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Repetition penalty r (> 0; 1 = off) over each row's prompt_tokens and output_tokens.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub repetition_penalty: f32,
+    /// Frequency penalty f (0 = off) per occurrence in each row's output_tokens.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub frequency_penalty: f32,
+    /// Presence penalty q (0 = off) for each token present in a row's output_tokens.
+    #[arg(
+        long,
+        value_name = "Q",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub presence_penalty: f32,
+    /// Allowed-token bitmask: int32 .npy of shape [batch, ceil(vocab/32)], bit j of word i set
+    /// = token 32 i + j allowed (xgrammar / vLLM layout).
+    #[arg(long, value_name = "MASK.npy")]
+    pub bitmask: Option<PathBuf>,
+    /// Which distribution the logprobs (JSON output) are taken under: processed (the final one,
+    /// after processing and filters) or raw (the model's logits, softmax at temperature 1).
+    #[arg(long, value_enum, default_value_t = LogprobsArg::Processed)]
+    pub logprobs: LogprobsArg,
     /// Where to sample.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     pub device: Device,
@@ -302,6 +360,15 @@ fn parse_logit(s: &str) -> std::result::Result<f32, String> {
     let t = s.trim();
     t.parse::<f32>()
         .map_err(|_| format!("'{t}' is not a number (use e.g. 1.5, -2 or -inf)"))
+}
+
+fn parse_bias(s: &str) -> std::result::Result<(u32, f32), String> {
+    let bad = || format!("'{s}' is not TOKEN:BIAS (e.g. 50256:-inf or 13:2.5)");
+    let (t, b) = s.trim().split_once(':').ok_or_else(bad)?;
+    Ok((
+        t.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 /// Parses the command line. `Err` carries the exit code when the process should stop: 0 after
@@ -379,6 +446,11 @@ fn flag_of(field: &str) -> &'static str {
         "min_p" => "--min-p",
         "seed" => "--seed",
         "step" => "--step",
+        "banned_tokens" => "--banned-tokens",
+        "logit_bias" => "--logit-bias",
+        "repetition_penalty" => "--repetition-penalty",
+        "frequency_penalty" => "--frequency-penalty",
+        "presence_penalty" => "--presence-penalty",
         _ => "a flag",
     }
 }
@@ -386,6 +458,21 @@ fn flag_of(field: &str) -> &'static str {
 /// Validates the parameters given by flags, naming the flag when one is out of range.
 fn check_flags(p: &SamplingParams) -> Result<()> {
     match p.validate(0) {
+        Ok(()) => Ok(()),
+        Err(SampleError::InvalidParam {
+            field,
+            value,
+            reason,
+            ..
+        }) => Err(anyhow!("invalid {} {value}: {reason}", flag_of(field))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Validates the processing given by flags against the vocabulary, naming the flag.
+fn check_processing_flags(shared: &RowProcessing, vocab: usize) -> Result<()> {
+    let one_row = ProcessingBuf::from_rows(std::slice::from_ref(shared), None);
+    match one_row.view().validate(1, vocab) {
         Ok(()) => Ok(()),
         Err(SampleError::InvalidParam {
             field,

@@ -7,11 +7,13 @@
 //! [`SampleError::InvalidParam`] (naming row and field) for out-of-range parameters.
 
 pub mod npy;
+pub mod processing;
 pub mod safetensors;
 
 use batchsample::dtype::LogitsBuf;
 use batchsample::error::{Result, SampleError};
 use batchsample::params::SamplingParams;
+use batchsample::processing::RowProcessing;
 use std::path::Path;
 
 /// The container a logits file was read from.
@@ -154,17 +156,38 @@ pub fn uniform_row_params(flags: &SamplingParams, batch: usize) -> Vec<SamplingP
         .collect()
 }
 
-/// Per-row parameters from JSON text: a list of `batch` objects with [`SamplingParams`]' fields
-/// (`temperature`, `top_k`, `top_p`, `min_p`, `seed`, `step`). A field left out (or `null`) takes
-/// its value from `flags`, except `seed`, which then comes from [`row_seed`]`(flags.seed, row)`.
-/// Unknown fields, wrong types, a list of another length and out-of-range values are errors
-/// naming the row (and the field); every row is validated before this returns.
-pub fn row_params_from_json(
+/// What `--params` (or the flags alone) asks of each row: its sampling parameters and its
+/// logits processing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowRequests {
+    pub params: Vec<SamplingParams>,
+    pub processing: Vec<RowProcessing>,
+}
+
+impl RowRequests {
+    /// Every row with the flags' values (`shared` processing, the seed of [`row_seed`]).
+    pub fn uniform(flags: &SamplingParams, shared: &RowProcessing, batch: usize) -> Self {
+        RowRequests {
+            params: uniform_row_params(flags, batch),
+            processing: vec![shared.clone(); batch],
+        }
+    }
+}
+
+/// Per-row requests from JSON text: a list of `batch` objects with [`SamplingParams`]' fields
+/// (`temperature`, `top_k`, `top_p`, `min_p`, `seed`, `step`) and the processing fields of
+/// [`processing::PROCESSING_FIELDS`]. A field left out (or `null`) takes its value from `flags`
+/// (or `shared`), except `seed`, which then comes from [`row_seed`]`(flags.seed, row)`.
+/// Unknown fields, wrong types, a list of another length and out-of-range sampling parameters
+/// are errors naming the row (and the field); processing values are checked against the
+/// vocabulary by [`batchsample::processing::Processing::validate`].
+pub fn row_requests_from_json(
     path: &Path,
     json: &str,
     flags: &SamplingParams,
+    shared: &RowProcessing,
     batch: usize,
-) -> Result<Vec<SamplingParams>> {
+) -> Result<RowRequests> {
     use serde_json::Value;
     let err = |msg: String| SampleError::file(path, msg);
     let rows = match serde_json::from_str::<Value>(json) {
@@ -189,16 +212,24 @@ pub fn row_params_from_json(
     else {
         unreachable!("SamplingParams serialises to an object")
     };
-    let fields = || defaults.keys().cloned().collect::<Vec<_>>().join(", ");
+    let fields = || {
+        let mut names: Vec<&str> = defaults.keys().map(String::as_str).collect();
+        names.extend(processing::PROCESSING_FIELDS);
+        names.join(", ")
+    };
     let mut params = Vec::with_capacity(batch);
+    let mut processings = Vec::with_capacity(batch);
     for (row, value) in rows.into_iter().enumerate() {
-        let Value::Object(given) = value else {
+        let Value::Object(mut given) = value else {
             return Err(err(format!(
                 "row {row}: expected an object with fields {}, got {}",
                 fields(),
                 json_kind(&value)
             )));
         };
+        processings.push(processing::take_row_processing(
+            path, row, &mut given, shared,
+        )?);
         let mut merged = defaults.clone();
         merged.insert("seed".into(), Value::from(row_seed(flags.seed, row)));
         for (key, v) in given {
@@ -227,18 +258,22 @@ pub fn row_params_from_json(
         .iter()
         .enumerate()
         .try_for_each(|(row, p)| p.validate(row))?;
-    Ok(params)
+    Ok(RowRequests {
+        params,
+        processing: processings,
+    })
 }
 
-/// Reads per-row parameters from a JSON file; see [`row_params_from_json`].
-pub fn read_row_params(
+/// Reads per-row requests from a JSON file; see [`row_requests_from_json`].
+pub fn read_row_requests(
     path: impl AsRef<Path>,
     flags: &SamplingParams,
+    shared: &RowProcessing,
     batch: usize,
-) -> Result<Vec<SamplingParams>> {
+) -> Result<RowRequests> {
     let path = path.as_ref();
     let json = std::fs::read_to_string(path).map_err(|e| SampleError::file(path, e))?;
-    row_params_from_json(path, &json, flags, batch)
+    row_requests_from_json(path, &json, flags, shared, batch)
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -305,7 +340,14 @@ mod tests {
             step: 4,
             ..Default::default()
         };
-        row_params_from_json(Path::new("p.json"), json, &flags, batch)
+        row_requests_from_json(
+            Path::new("p.json"),
+            json,
+            &flags,
+            &RowProcessing::default(),
+            batch,
+        )
+        .map(|r| r.params)
     }
 
     #[test]
