@@ -4,6 +4,7 @@ pub mod diff;
 pub mod invariant;
 pub mod processed;
 pub mod reference;
+pub mod scan;
 pub mod select;
 pub mod stages;
 

@@ -2,13 +2,15 @@
 //! computed once in f32 (the same bits the kernels compute), then sampled by the reference or
 //! the invariant twin exactly as an unprocessed row.
 
-use super::reference::{batch_size, sample_row, scan_row, RowOutput, RowScan, SampleOptions};
+use super::reference::{
+    batch_size, sample_row, sample_row_scanned, scan_row, RowOutput, RowScan, SampleOptions,
+};
 use super::select::top_sorted;
 use super::TokenLogprob;
 use crate::dtype::Logit;
 use crate::error::Result;
 use crate::params::{row_params, validate_batch, Numerics, RowStatus};
-use crate::processing::{process_row, LogprobsMode, Processing};
+use crate::processing::{process_row_scanned, LogprobsMode, Processing};
 use crate::SamplingParams;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -41,16 +43,22 @@ pub fn sample_batch_processed<T: Logit>(
             if lists.is_off() && logprobs == LogprobsMode::Processed {
                 return sample_row_in(row, p, opts);
             }
-            // A broken model output stays broken whatever masks it.
-            let raw_scan = match scan_row(row) {
-                Ok(scan) => scan,
-                Err(status) => return RowOutput::failed(status),
+            // The raw row's scan only for raw logprobs: processing checks the raw logits itself
+            // (a broken model output stays broken whatever masks it) and scans what it writes.
+            let raw_scan = match logprobs {
+                LogprobsMode::Raw => match scan_row(row) {
+                    Ok(scan) => Some(scan),
+                    Err(status) => return RowOutput::failed(status),
+                },
+                LogprobsMode::Processed => None,
             };
             let mut out = PROCESSED.with_borrow_mut(|processed| {
-                process_row(row, &lists, processed);
-                sample_row_in(processed.as_slice(), p, opts)
+                match process_row_scanned(row, &lists, processed) {
+                    Ok(scan) => sample_scanned_in(processed.as_slice(), scan, p, opts),
+                    Err(status) => RowOutput::failed(status),
+                }
             });
-            if logprobs == LogprobsMode::Raw && out.status == RowStatus::Ok {
+            if let (Some(raw_scan), RowStatus::Ok) = (raw_scan, out.status) {
                 let token = out.token.expect("an Ok row has a token");
                 (out.logprob, out.top_logprobs) = match opts.numerics {
                     Numerics::Fast => raw_logprobs(row, &raw_scan, token, opts.top_n),
@@ -62,6 +70,18 @@ pub fn sample_batch_processed<T: Logit>(
             out
         })
         .collect())
+}
+
+fn sample_scanned_in(
+    row: &[f32],
+    scan: RowScan,
+    p: &SamplingParams,
+    opts: &SampleOptions,
+) -> RowOutput {
+    match opts.numerics {
+        Numerics::Fast => sample_row_scanned(row, Some(scan), p, opts),
+        Numerics::Invariant => super::invariant::sample_row_scanned(row, Some(scan), p, opts),
+    }
 }
 
 fn sample_row_in<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {

@@ -1,6 +1,7 @@
 //! The exact sampler: every quantity in f64, the kept set chosen by sorting, the same random
 //! stream as the kernels. The yardstick every other path is diffed against.
 
+pub use super::scan::{scan_row, RowScan};
 use super::select::{top_sorted, Candidate};
 use crate::dtype::Logit;
 use crate::error::Result;
@@ -66,42 +67,6 @@ pub struct SampleOptions {
     pub numerics: Numerics,
     /// How many `(token, logprob)` pairs of the final distribution to report per row.
     pub top_n: usize,
-}
-
-/// Facts from one pass over a row.
-#[derive(Clone, Copy, Debug)]
-pub struct RowScan {
-    pub max: f32,
-    /// The lowest index holding `max`.
-    pub argmax: u32,
-    /// How many logits are finite (not `-inf`).
-    pub finite: usize,
-}
-
-/// Scans a row for its maximum and finite count, or the status that makes it unusable.
-pub fn scan_row<T: Logit>(row: &[T]) -> std::result::Result<RowScan, RowStatus> {
-    let mut scan = RowScan {
-        max: f32::NEG_INFINITY,
-        argmax: 0,
-        finite: 0,
-    };
-    for (i, x) in row.iter().enumerate() {
-        let x = x.to_f32();
-        if x.is_nan() || x == f32::INFINITY {
-            return Err(RowStatus::NonFiniteLogit);
-        }
-        if x != f32::NEG_INFINITY {
-            scan.finite += 1;
-            if x > scan.max {
-                scan.max = x;
-                scan.argmax = i as u32;
-            }
-        }
-    }
-    if scan.finite == 0 {
-        return Err(RowStatus::NoFiniteLogit);
-    }
-    Ok(scan)
 }
 
 /// The tokens that survive top-k, top-p and min-p.
@@ -212,7 +177,18 @@ fn prefix_reaching<T: Logit>(
 
 /// Samples one row exactly. Never panics on any logits; bad rows come back with their status.
 pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {
-    let scan = match scan_row(row) {
+    sample_row_scanned(row, None, p, opts)
+}
+
+/// [`sample_row`] given the row's [`scan_row`] when the caller has it (processing computes it in
+/// its own pass over the row).
+pub(crate) fn sample_row_scanned<T: Logit>(
+    row: &[T],
+    known: Option<RowScan>,
+    p: &SamplingParams,
+    opts: &SampleOptions,
+) -> RowOutput {
+    let scan = match known.map_or_else(|| scan_row(row), Ok) {
         Ok(s) => s,
         Err(status) => return RowOutput::failed(status),
     };

@@ -50,23 +50,24 @@ pub fn top_sorted<T: Logit>(row: &[T], n: usize) -> Vec<Candidate> {
     if n == 0 {
         return Vec::new();
     }
-    let finite = row
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.to_f32() != f32::NEG_INFINITY)
-        .map(|(i, x)| Candidate {
-            logit: x.to_f32(),
-            token: i as u32,
-        });
+    let all = row.iter().enumerate().map(|(i, x)| Candidate {
+        logit: x.to_f32(),
+        token: i as u32,
+    });
     let mut out: Vec<Candidate> = if n.saturating_mul(16) >= row.len() {
-        finite.collect()
+        all.filter(|c| c.logit != f32::NEG_INFINITY).collect()
     } else {
         // One pass with a heap of the n best so far: a later token with an equal logit ranks
-        // after every kept one, so only strictly larger logits can enter.
+        // after every kept one, so only strictly larger logits can enter. Once the heap is full
+        // its floor is finite and `-inf` fails `> floor`: only the filling needs the -inf test
+        // (masked rows interleave -inf unpredictably, so the full pass tests one thing).
         let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(n + 1);
         let mut floor = f32::NEG_INFINITY;
-        for c in finite {
+        for c in all {
             if heap.len() < n {
+                if c.logit == f32::NEG_INFINITY {
+                    continue;
+                }
                 heap.push(Worst(c));
                 if heap.len() == n {
                     floor = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0.logit);

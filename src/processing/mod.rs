@@ -50,7 +50,7 @@ mod apply;
 mod lists;
 mod validate;
 
-pub use apply::{frequency_presence, process_row, repetition};
+pub use apply::{frequency_presence, process_row, process_row_scanned, repetition};
 pub use lists::{
     BiasLists, Penalties, Processing, ProcessingBuf, RowLists, RowProcessing, TokenLists,
 };

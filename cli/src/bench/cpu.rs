@@ -2,9 +2,10 @@
 //! machine's measured memory bandwidth.
 
 use super::{summarise, BenchCase, BenchResult};
-use batchsample::cpu::{sample_batch, SampleOptions};
+use batchsample::cpu::{sample_batch, sample_batch_processed, SampleOptions};
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::Result;
+use batchsample::processing::LogprobsMode;
 use half::{bf16, f16};
 use std::time::Instant;
 
@@ -37,11 +38,24 @@ fn time_cpu<T: Logit>(
         top_n: 0,
         numerics: case.numerics,
     };
+    let processing = super::processing_inputs(case.processing, case.batch, case.vocab, 1);
     let mut times = Vec::with_capacity(iterations);
     for it in 0..iterations + 1 {
         let params = super::mode_params(case.mode, case.batch, it as u64);
         let t = Instant::now();
-        std::hint::black_box(sample_batch(logits, case.vocab, &params, &opts)?);
+        // The processed path validates its lists on every call, as a serving loop's would.
+        let out = match &processing {
+            Some(buf) => sample_batch_processed(
+                logits,
+                case.vocab,
+                &params,
+                &buf.view(),
+                LogprobsMode::Processed,
+                &opts,
+            )?,
+            None => sample_batch(logits, case.vocab, &params, &opts)?,
+        };
+        std::hint::black_box(out);
         if it > 0 {
             times.push(t.elapsed().as_secs_f64() * 1e6);
         }

@@ -4,7 +4,7 @@
 use super::{summarise, BenchCase, BenchKernels, BenchResult};
 use batchsample::cpu::SampleOptions;
 use batchsample::dtype::{Dtype, Logit};
-use batchsample::error::Result;
+use batchsample::error::{Result, SampleError};
 use batchsample::gpu::{GpuOutputs, GpuSampler, LogitRows, ParamFields, RowParams, SampleOutputs};
 use batchsample::params::{BatchFilters, SamplingParams};
 use cudarc::driver::{sys, CudaSlice, CudaStream, CudaView, DeviceRepr};
@@ -213,6 +213,12 @@ pub fn bench_gpu(
     bandwidth_gbps: f64,
     mode: GpuTiming,
 ) -> Result<BenchResult> {
+    if case.processing != super::BenchProcessing::None {
+        return Err(SampleError::Capacity(format!(
+            "bench processing '{}': the kernels do not apply logits processing yet",
+            case.processing.name()
+        )));
+    }
     let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
     match case.dtype {
         Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps, mode),

@@ -4,11 +4,13 @@
 mod cpu;
 mod gpu;
 mod plot;
+mod processing;
 mod workload;
 
 pub use cpu::{bench_cpu, measure_host_bandwidth};
 pub use gpu::{bench_gpu, measure_device_bandwidth, GpuTiming};
 pub use plot::write_svg;
+pub use processing::{processing_inputs, BenchProcessing};
 pub use workload::{mode_params, shaped_logits, synthetic_logits, BenchMode, RowShape};
 
 use batchsample::dtype::Dtype;
@@ -69,6 +71,8 @@ pub struct BenchCase {
     /// The synthetic rows' shape.
     pub shape: RowShape,
     pub kernels: BenchKernels,
+    /// The logits processing every row gets (`none` for the plain sampler).
+    pub processing: BenchProcessing,
 }
 
 impl BenchCase {
@@ -126,18 +130,19 @@ pub fn summarise(
 /// The results as an aligned text table.
 pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
     let mut s = format!(
-        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:<7} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
-        "device", "batch", "vocab", "dtype", "mode", "method", "numerics", "kernels", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
+        "measured bandwidth: {bandwidth_gbps:.0} GB/s (floor = logit bytes / bandwidth)\n{:<8} {:>6} {:>7} {:<5} {:<12} {:<9} {:<11} {:<9} {:<7} {:>10} {:>10} {:>10} {:>9} {:>8}\n",
+        "device", "batch", "vocab", "dtype", "mode", "process", "method", "numerics", "kernels", "median_us", "p10_us", "p90_us", "GB/s", "x_floor"
     );
     for r in results {
         let c = &r.case;
         s += &format!(
-            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<11} {:<9} {:<7} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
+            "{:<8} {:>6} {:>7} {:<5} {:<12} {:<9} {:<11} {:<9} {:<7} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>8.2}\n",
             r.device,
             c.batch,
             c.vocab,
             c.dtype.name(),
             c.mode.name(),
+            c.processing.name(),
             method_name(c.method),
             numerics_name(c.numerics),
             c.kernels.name(),
@@ -201,6 +206,52 @@ pub fn invariant_cost_table(results: &[BenchResult]) -> String {
             c.dtype.name(),
             c.mode.name(),
             method_name(c.method)
+        );
+    }
+    let lo = cost.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    let hi = cost.iter().map(|c| c.1).fold(0.0, f64::max);
+    s += &format!("  range {lo:.3}x .. {hi:.3}x over {} cases\n", cost.len());
+    s
+}
+
+/// The cost of logits processing: for every processed case, its median over the same case
+/// unprocessed (same run).
+pub fn processing_cost(results: &[BenchResult]) -> Vec<(BenchCase, f64)> {
+    results
+        .iter()
+        .filter(|r| r.case.processing != BenchProcessing::None)
+        .filter_map(|processed| {
+            let plain = BenchCase {
+                processing: BenchProcessing::None,
+                ..processed.case
+            };
+            results
+                .iter()
+                .find(|r| r.case == plain)
+                .map(|plain| (processed.case, processed.median_us / plain.median_us))
+        })
+        .collect()
+}
+
+/// [`processing_cost`] as text; empty when no processed case has its unprocessed twin.
+pub fn processing_cost_table(results: &[BenchResult]) -> String {
+    let cost = processing_cost(results);
+    if cost.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "processing cost (processed median / unprocessed median, same run; target <= 1.10x):\n",
+    );
+    for (c, ratio) in &cost {
+        s += &format!(
+            "  batch {:>5} vocab {:>7} {:<5} {:<12} {:<9} {:<11} {:<9} {ratio:.3}x\n",
+            c.batch,
+            c.vocab,
+            c.dtype.name(),
+            c.mode.name(),
+            c.processing.name(),
+            method_name(c.method),
+            numerics_name(c.numerics)
         );
     }
     let lo = cost.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);

@@ -34,6 +34,7 @@ pub fn write_svg(
         batchsample::DrawMethod,
         batchsample::Numerics,
         BenchKernels,
+        super::BenchProcessing,
     );
     let mut panels: Vec<Panel> = Vec::new();
     for r in results {
@@ -43,6 +44,7 @@ pub fn write_svg(
             r.case.method,
             r.case.numerics,
             r.case.kernels,
+            r.case.processing,
         );
         if !panels.contains(&key) {
             panels.push(key);
@@ -62,7 +64,8 @@ pub fn write_svg(
         &format!("{device}; dashed: one-read floor = logit bytes / {bandwidth_gbps:.0} GB/s"),
     )?;
     let areas = body.split_evenly((rows, cols));
-    for (area, &(vocab, dtype, method, numerics, kernels)) in areas.iter().zip(&panels) {
+    for (area, &(vocab, dtype, method, numerics, kernels, processing)) in areas.iter().zip(&panels)
+    {
         let mine: Vec<&BenchResult> = results
             .iter()
             .filter(|r| {
@@ -71,6 +74,7 @@ pub fn write_svg(
                     && r.case.method == method
                     && r.case.numerics == numerics
                     && r.case.kernels == kernels
+                    && r.case.processing == processing
             })
             .collect();
         let max_batch = mine.iter().map(|r| r.case.batch).max().unwrap_or(1).max(2) as f64;

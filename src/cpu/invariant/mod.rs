@@ -11,4 +11,5 @@
 pub mod math;
 mod sampler;
 
+pub(crate) use sampler::sample_row_scanned;
 pub use sampler::{raw_logprobs, sample_row};

@@ -143,13 +143,24 @@ fn kept_ranked<T: Logit>(
 /// Samples one row exactly as `sample_rows_invariant_*` does: the same token, and the same bits of
 /// every logprob. Never panics; bad rows come back with the kernel's status.
 pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {
+    sample_row_scanned(row, None, p, opts)
+}
+
+/// [`sample_row`] given the row's `scan_row` when the caller has it (processing computes it in
+/// its own pass over the row).
+pub(crate) fn sample_row_scanned<T: Logit>(
+    row: &[T],
+    known: Option<RowScan>,
+    p: &SamplingParams,
+    opts: &SampleOptions,
+) -> RowOutput {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has FMA. The results are the same bits either way (`mul_add` is
         // correctly rounded with or without the instruction); without it, it is a libm call.
-        return unsafe { sample_row_fma(row, p, opts) };
+        return unsafe { sample_row_fma(row, known, p, opts) };
     }
-    sample_row_portable(row, p, opts)
+    sample_row_portable(row, known, p, opts)
 }
 
 /// [`sample_row_portable`] compiled with the FMA instruction available.
@@ -157,18 +168,24 @@ pub fn sample_row<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions)
 #[target_feature(enable = "fma")]
 unsafe fn sample_row_fma<T: Logit>(
     row: &[T],
+    known: Option<RowScan>,
     p: &SamplingParams,
     opts: &SampleOptions,
 ) -> RowOutput {
-    sample_row_portable(row, p, opts)
+    sample_row_portable(row, known, p, opts)
 }
 
 #[inline(always)]
-fn sample_row_portable<T: Logit>(row: &[T], p: &SamplingParams, opts: &SampleOptions) -> RowOutput {
+fn sample_row_portable<T: Logit>(
+    row: &[T],
+    known: Option<RowScan>,
+    p: &SamplingParams,
+    opts: &SampleOptions,
+) -> RowOutput {
     if !p.is_valid_on_device() {
         return RowOutput::failed(RowStatus::InvalidParams);
     }
-    let scan = match scan_row(row) {
+    let scan = match known.map_or_else(|| scan_row(row), Ok) {
         Ok(s) => s,
         Err(status) => return RowOutput::failed(status),
     };
