@@ -2,6 +2,7 @@
 //! The reference and the invariant twin both sample from this f32 row, so that processing is
 //! exact in one place and the kernels match it bit for bit.
 
+use super::sparse::apply_sparse;
 use super::{is_allowed, RowLists};
 use crate::cpu::scan::{scan_row, RowScan, RowScanner};
 use crate::dtype::Logit;
@@ -49,48 +50,28 @@ pub fn process_row_scanned<T: Logit>(
         dense.chunk(c * CHUNK, dst);
     }
     let raw_bad = raw_bad || dense.bad;
-    for &t in lists.banned {
-        out[t as usize] = f32::NEG_INFINITY;
-    }
-    for (&t, &b) in lists.bias_tokens.iter().zip(lists.biases) {
-        out[t as usize] += b;
-    }
-    apply_penalties(out, lists);
-    if raw_bad {
-        return Err(RowStatus::NonFiniteLogit);
-    }
     let dense_value = |t: usize| match lists.mask {
         Some(mask) if !is_allowed(mask, t) => f32::NEG_INFINITY,
         _ => row[t].to_f32(),
     };
-    correct_scan(dense.scan, out, dense_value, edited_tokens(lists))
-}
-
-/// Every token a sparse step may have changed, sorted, once each.
-fn edited_tokens(lists: &RowLists) -> Vec<u32> {
-    let p = lists.penalties;
-    let history: &[u32] = if p.repetition != 1.0 {
-        lists.prompt
-    } else {
-        &[]
-    };
-    let output: &[u32] = if p.is_off() { &[] } else { lists.output };
-    let mut edited: Vec<u32> = [lists.banned, lists.bias_tokens, history, output].concat();
-    edited.sort_unstable();
-    edited.dedup();
-    edited
+    apply_sparse(out, lists, |out, edited| {
+        if raw_bad {
+            return Err(RowStatus::NonFiniteLogit);
+        }
+        correct_scan(dense.scan, out, dense_value, edited)
+    })
 }
 
 /// The scan of `out` from the scan of its dense values (`dense_value`) and the tokens edited
-/// since.
+/// since (each once, in any order).
 fn correct_scan(
     dense: RowScan,
     out: &[f32],
     dense_value: impl Fn(usize) -> f32,
-    edited: Vec<u32>,
+    edited: &[u32],
 ) -> Result<RowScan, RowStatus> {
     let mut scan = dense;
-    for &t in &edited {
+    for &t in edited {
         let (old, new) = (dense_value(t as usize), out[t as usize]);
         if new.is_nan() || new == f32::INFINITY {
             return Err(RowStatus::NonFiniteLogit);
@@ -105,7 +86,7 @@ fn correct_scan(
     if scan.finite == 0 {
         return Err(RowStatus::NoFiniteLogit);
     }
-    for &t in &edited {
+    for &t in edited {
         let x = out[t as usize];
         if x > scan.max || (x == scan.max && t < scan.argmax) {
             scan.max = x;
@@ -124,29 +105,6 @@ fn apply_bitmask(out: &mut [f32], mask: &[i32]) {
             // All ones where the token is allowed, zero where it is not.
             let keep = ((word as u32 >> j) & 1).wrapping_neg();
             *x = f32::from_bits((x.to_bits() & keep) | (neg_inf & !keep));
-        }
-    }
-}
-
-/// Repetition over the distinct tokens of prompt ∪ output, then frequency and presence over the
-/// output's distinct tokens with their counts. Each token's steps are in the documented order
-/// whatever the lists' order: the result does not depend on it.
-fn apply_penalties(out: &mut [f32], lists: &RowLists) {
-    let p = lists.penalties;
-    if p.repetition != 1.0 {
-        let mut seen: Vec<u32> = lists.prompt.iter().chain(lists.output).copied().collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for t in seen {
-            out[t as usize] = repetition(out[t as usize], p.repetition);
-        }
-    }
-    if p.frequency != 0.0 || p.presence != 0.0 {
-        let mut output = lists.output.to_vec();
-        output.sort_unstable();
-        for run in output.chunk_by(|a, b| a == b) {
-            let t = run[0] as usize;
-            out[t] = frequency_presence(out[t], run.len(), p.frequency, p.presence);
         }
     }
 }

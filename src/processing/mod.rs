@@ -48,6 +48,7 @@
 
 mod apply;
 mod lists;
+mod sparse;
 mod validate;
 
 pub use apply::{frequency_presence, process_row, process_row_scanned, repetition};
