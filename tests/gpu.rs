@@ -599,16 +599,26 @@ fn gpu_collected_kernels_match_the_general_ones_and_refuse_other_rows() {
     }
     total.assert_clean();
 
-    // Vouched for, wrongly: row 1 has top-p alone, row 3 a top-k of 65, row 5 the default
-    // parameters (temperature-only).
-    let batch = 6;
+    // Vouched for, wrongly: every odd row is sampled (not greedy) with no top-k (min-p or
+    // nothing else), a top-k of 65, or the default parameters (temperature-only), in turn. The
+    // batch must not split: a launch that splits rows takes the general split kernels, which
+    // serve every row (the H200 run of f4432d5 vouched for a batch of 6, which splits on 132
+    // SMs, and got Ok rows). Two rows per SM of a 132-SM Hopper take fewer waves unsplit.
+    let batch = 2 * 132;
     let (logits, mut params) = small_top_k_batch(&mut g, batch, vocab);
-    params[1].top_k = 0;
-    params[3].top_k = 65;
-    params[5] = SamplingParams {
-        temperature: 0.8,
-        ..Default::default()
-    };
+    for r in (1..batch).step_by(2) {
+        params[r].temperature = 0.7; // the collected kernels serve greedy rows of any filters
+        match r % 3 {
+            0 => params[r].top_k = 0,
+            1 => params[r].top_k = 65,
+            _ => {
+                params[r] = SamplingParams {
+                    temperature: 0.8,
+                    ..Default::default()
+                }
+            }
+        }
+    }
     let got = sample_on_device(
         &gpu,
         &logits,
