@@ -3,7 +3,7 @@
 use super::kernels_image::{kernel_image, KernelImage, BUILD_INFO};
 use crate::error::{Result, SampleError};
 use cudarc::driver::{sys, CudaContext, CudaModule};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What the sampler runs on.
 #[derive(Clone, Debug)]
@@ -68,6 +68,9 @@ fn nvrtc_arch(cc: (i32, i32)) -> Option<&'static str> {
     })
 }
 
+/// The PTX NVRTC made in this process, by target arch.
+static NVRTC_PTX: Mutex<Vec<(Option<&'static str>, cudarc::nvrtc::Ptx)>> = Mutex::new(Vec::new());
+
 /// Loads the compiled-in kernels: the fatbin as is, or the sources through NVRTC.
 pub fn load_sampler_module(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc<CudaModule>> {
     let (image, _) = kernel_image().map_err(SampleError::Compile)?;
@@ -76,6 +79,13 @@ pub fn load_sampler_module(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc
             Ok(ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bytes.to_vec()))?)
         }
         image @ KernelImage::Source { source, .. } => {
+            let arch = nvrtc_arch(cc);
+            // One compile per process and arch: NVRTC takes tens of seconds over every entry
+            // point, and each sampler (each GPU test) loads the module again.
+            let mut compiled = NVRTC_PTX.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, ptx)) = compiled.iter().find(|(a, _)| *a == arch) {
+                return Ok(ctx.load_module(ptx.clone())?);
+            }
             if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
                 return Err(SampleError::Compile(
                     "libnvrtc.so.13 was not found (add the CUDA toolkit's lib directory to \
@@ -93,13 +103,14 @@ pub fn load_sampler_module(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc
                 .map_err(|e| SampleError::file(&dir, e))?;
             let opts = cudarc::nvrtc::CompileOptions {
                 include_paths: vec![dir.to_string_lossy().into_owned()],
-                arch: nvrtc_arch(cc),
+                arch,
                 options: vec!["--std=c++17".into()],
                 ..Default::default()
             };
             let ptx = cudarc::nvrtc::compile_ptx_with_opts(source, opts);
             let _ = std::fs::remove_dir_all(&dir);
             let ptx = ptx.map_err(|e| SampleError::Compile(e.to_string()))?;
+            compiled.push((arch, ptx.clone()));
             Ok(ctx.load_module(ptx)?)
         }
     }
