@@ -10,6 +10,7 @@
 #include "params.cuh"
 
 struct SlicePartial;  // kernels/split.cuh
+struct EditSlot;      // kernels/processing.cuh
 
 // Per-field parameter arrays, FlashInfer's shape: a null array means every row takes the field's
 // value from `SampleArgs::scalars`. Read only when `SampleArgs::params` is null.
@@ -34,6 +35,36 @@ struct RowOutputs {
     unsigned int top_stride;  // >= top_n
 };
 
+// One token list a row in CSR form (src/processing/lists.rs `TokenLists`): row r's tokens are
+// tokens[offsets[r], offsets[r + 1]), of `len` in all. Null offsets: every row's list is empty.
+// A row whose offsets decrease or pass `len` is refused (InvalidParams), not read.
+struct TokenListArgs {
+    const unsigned int* offsets;  // [batch + 1], or null
+    const unsigned int* tokens;   // [len]
+    unsigned int len;
+    unsigned int reserved;        // 0
+};
+
+// Logits processing (src/processing/mod.rs has the semantics): the inputs, all optional, and the
+// workspace the sparse edits need. A row with none of them is sampled as before, bit for bit.
+struct ProcessingArgs {
+    const unsigned int* bitmask;    // [batch, bitmask_words] allowed-token bits, or null
+    unsigned int bitmask_words;     // ceil(vocab / 32): also the touched bitmap's row stride
+    unsigned int penalties_stride;  // 1, or 0 to share penalties[0]
+    const Penalties* penalties;     // or null: off for every row
+    TokenListArgs banned;
+    TokenListArgs bias;             // the tokens of the (token, bias) pairs
+    const float* bias_values;       // [bias.len]
+    TokenListArgs prompt;
+    TokenListArgs output;
+    // Workspace: a bitmap of the row's edited tokens, all zero between launches (each row clears
+    // the bits it set), and a hash table of their edits, rebuilt by each row.
+    unsigned int* touched;          // [batch, bitmask_words]
+    EditSlot* table;                // [batch, table_capacity]
+    unsigned int table_capacity;    // a power of two (0: no sparse edits can be served)
+    unsigned int reserved;          // 0
+};
+
 struct SampleArgs {
     const void* logits;            // [batch, row_stride] of the entry's dtype (f16/bf16 as bits)
     unsigned long long row_stride;  // elements from one row's start to the next (>= vocab)
@@ -47,11 +78,14 @@ struct SampleArgs {
     RowOutputs out;
     SlicePartial* partials;   // split entries: [batch, splits]
     unsigned int* arrivals;   // split entries: [batch] counters, 0 before and after a launch
+    ProcessingArgs proc;
 };
 
 static_assert(sizeof(ParamFields) == 48, "ParamFields (see src/gpu/args.rs)");
 static_assert(sizeof(RowOutputs) == 48, "RowOutputs (see src/gpu/args.rs)");
-static_assert(sizeof(SampleArgs) == 184, "SampleArgs (see src/gpu/args.rs)");
+static_assert(sizeof(TokenListArgs) == 24, "TokenListArgs (see src/gpu/args.rs)");
+static_assert(sizeof(ProcessingArgs) == 152, "ProcessingArgs (see src/gpu/args.rs)");
+static_assert(sizeof(SampleArgs) == 336, "SampleArgs (see src/gpu/args.rs)");
 #if !defined(__CUDACC_RTC__)
 static_assert(__builtin_offsetof(SampleArgs, row_stride) == 8, "SampleArgs.row_stride");
 static_assert(__builtin_offsetof(SampleArgs, vocab) == 16, "SampleArgs.vocab");
@@ -63,6 +97,9 @@ static_assert(__builtin_offsetof(SampleArgs, scalars) == 88, "SampleArgs.scalars
 static_assert(__builtin_offsetof(SampleArgs, out) == 120, "SampleArgs.out");
 static_assert(__builtin_offsetof(SampleArgs, partials) == 168, "SampleArgs.partials");
 static_assert(__builtin_offsetof(SampleArgs, arrivals) == 176, "SampleArgs.arrivals");
+static_assert(__builtin_offsetof(SampleArgs, proc) == 184, "SampleArgs.proc");
+static_assert(__builtin_offsetof(ProcessingArgs, banned) == 24, "ProcessingArgs.banned");
+static_assert(__builtin_offsetof(ProcessingArgs, touched) == 128, "ProcessingArgs.touched");
 static_assert(__builtin_offsetof(RowOutputs, top_n) == 40, "RowOutputs.top_n");
 #endif
 

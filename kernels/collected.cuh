@@ -70,7 +70,7 @@ __device__ void collected_row(const SampleArgs& a, SelectShared& sh, unsigned lo
     const unsigned int vocab = a.vocab, top_n = a.out.top_n;
     const RowOutputs& out = a.out;
     const SamplingParams p = row_params(a, row_index);
-    if (!collected_sampleable(p, a.vocab, a.method)) {
+    if (!collected_sampleable(p, a.vocab, a.method) || row_processed(a.proc, row_index)) {
         write_invalid_row(out, row_index);
         return;
     }

@@ -23,6 +23,16 @@ static_assert(__builtin_offsetof(SamplingParams, seed) == 16, "SamplingParams.se
 static_assert(__builtin_offsetof(SamplingParams, step) == 24, "SamplingParams.step offset");
 #endif
 
+// A row's penalties (logits processing): the layout of Rust's `batchsample::Penalties`
+// (#[repr(C)], 12 bytes, asserted by build/layout.rs). Off: repetition 1, frequency and presence 0.
+struct Penalties {
+    float repetition;  // > 0; 1 = off
+    float frequency;   // finite; 0 = off
+    float presence;    // finite; 0 = off
+};
+
+static_assert(sizeof(Penalties) == 12, "Penalties must be 12 bytes (see src/processing/lists.rs)");
+
 // Row status codes: the values of Rust's `RowStatus`.
 enum RowStatusCode : unsigned int {
     STATUS_OK = 0,

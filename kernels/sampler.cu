@@ -20,6 +20,9 @@
 // candidates (kernels/ranked.cuh) alone, as light.
 // Filters that are off cost nothing. Nothing decides a token through a float atomic: histograms
 // are integer, float sums are fixed-order block reductions.
+// Logits processing (bitmask, banned tokens, bias, penalties: kernels/processing.cuh) is applied
+// as each pass reads the row, in the general kernels only; a processed row takes the passes
+// above, not the one-read stream or collection, and the light families refuse it row by row.
 
 #include "args.cuh"
 #include "params.cuh"
@@ -28,6 +31,7 @@
 #include "philox.cuh"
 #include "block.cuh"
 #include "load.cuh"
+#include "processing.cuh"
 #include "select.cuh"
 #include "candidates.cuh"
 #include "numerics.cuh"
@@ -52,6 +56,7 @@ struct TopShared {
 struct RowShared {
     SelectShared select;
     TopShared top;
+    RowEdits edits;  // a processed row's (kernels/processing.cuh)
     unsigned long long maxima[SAMPLER_MAX_THREADS];  // collect_top_k's window maxima
 };
 
@@ -95,8 +100,7 @@ struct RowDraw {
 };
 
 template <int DT, typename N>
-__device__ __forceinline__ RowCuts cut_row(const SamplingParams& p,
-                                           const typename Dtype<DT>::Raw* __restrict__ row,
+__device__ __forceinline__ RowCuts cut_row(const SamplingParams& p, const ProcessedRow<DT>& row,
                                            unsigned int vocab, bool aligned,
                                            const ScaledRow<N>& scale, unsigned long long finite,
                                            bool windowed, unsigned int collected,
@@ -183,7 +187,7 @@ __device__ __forceinline__ RowCuts cut_row(const SamplingParams& p,
 
 template <int DT, typename N>
 __device__ __forceinline__ RowDraw<N> draw_row(const SamplingParams& p, unsigned int method,
-                                               const typename Dtype<DT>::Raw* __restrict__ row,
+                                               const ProcessedRow<DT>& row,
                                                unsigned int vocab, bool aligned,
                                                const ScaledRow<N>& scale, float max,
                                                unsigned int argmax, const RowCuts& cuts,
@@ -321,7 +325,7 @@ __device__ __forceinline__ RowDraw<N> draw_row(const SamplingParams& p, unsigned
 // top-n: the first n kept tokens in rank order, written to the row's slots; returns how many.
 template <int DT, typename N>
 __device__ __forceinline__ unsigned int write_top_n(
-    const RowOutputs& out, unsigned int row_index, const typename Dtype<DT>::Raw* __restrict__ row,
+    const RowOutputs& out, unsigned int row_index, const ProcessedRow<DT>& row,
     unsigned int vocab, bool aligned, const ScaledRow<N>& scale, float log_norm,
     unsigned long long kept_count, unsigned int candidates, const KeptTokens& kept, RowShared& sh)
 {
@@ -377,18 +381,19 @@ __device__ __forceinline__ unsigned int write_top_n(
     return filled;
 }
 
+// The row from `row` (its logits, processed or not): sample_row's work once the row's edits
+// are built. A processed row takes the passes that read through `row` (not the one-read stream
+// or collection, which read the raw logits).
 template <int DT, typename N>
-__device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
-                           RowShared& sh, bool from_merged = false,
-                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
+__device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned int row_index,
+                                                const SamplingParams p, RowShared& sh,
+                                                const ProcessedRow<DT>& row, bool from_merged,
+                                                RangeSummary merged, unsigned int merged_count)
 {
-    // `from_merged`: the split kernels' last block, whose slices have already collected the
-    // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
-    // (By value: a pointer chosen at the call site put the summary in local memory.)
     const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
     const RowOutputs& out = a.out;
-    const typename Dtype<DT>::Raw* __restrict__ row = row_logits<DT>(a, row_index);
-    const bool aligned = (reinterpret_cast<unsigned long long>(row) & 15ull) == 0ull;
+    const bool processed = row.edits != nullptr;
+    const bool aligned = (reinterpret_cast<unsigned long long>(row.logits) & 15ull) == 0ull;
     const float nan = __int_as_float(0x7fffffff);
 
     if (!params_valid(p)) {
@@ -396,10 +401,11 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
         return;
     }
     if constexpr (N::RESCALES) {
-        if (!from_merged && p.temperature > 0.0f && streamable(p, vocab, method, top_n)) {
+        if (!from_merged && !processed && p.temperature > 0.0f &&
+            streamable(p, vocab, method, top_n)) {
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
             // for the maximum and one or two for the draw.
-            stream_whole_row<DT, ANY_DRAW>(row_index, p, method, row, vocab, aligned,
+            stream_whole_row<DT, ANY_DRAW>(row_index, p, method, row.logits, vocab, aligned,
                                            cdf_table(sh), sh.select.scratch, out.tokens,
                                            out.logprobs, out.status);
             return;
@@ -413,9 +419,9 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
     bool windowed = from_merged;
     if (windowed)
         first = merged;
-    else if (p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
-        windowed = collect_top_k<DT>(row, vocab, 0u, aligned, p.top_k, sh.select, sh.maxima,
-                                     first, &collected);
+    else if (!processed && p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
+        windowed = collect_top_k<DT>(row.logits, vocab, 0u, aligned, p.top_k, sh.select,
+                                     sh.maxima, first, &collected);
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
     RowScan scan;
     if (!windowed) scan_row<DT>(row, vocab, aligned, sh.select.scratch, scan, first);
@@ -442,12 +448,31 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
         draw_row<DT, N>(p, method, row, vocab, aligned, scale, max, argmax, cuts, kept, sh);
     const unsigned long long kept_count = block_sum_u64(drawn.kept_count, sh.select.scratch);
     const float log_norm = N::log_of_mass(drawn.norm);
-    const float chosen_logit = Dtype<DT>::widen(row[drawn.token]);
+    const float chosen_logit = row.at(drawn.token);
     const float logprob = N::sub(scale.shifted(chosen_logit), log_norm);
     const unsigned int filled = write_top_n<DT, N>(out, row_index, row, vocab, aligned, scale,
                                                    log_norm, kept_count, cuts.candidates, kept,
                                                    sh);
     write_row(out, row_index, drawn.token, logprob, STATUS_OK, filled);
+}
+
+template <int DT, typename N>
+__device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
+                           RowShared& sh, bool from_merged = false,
+                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
+{
+    // `from_merged`: the split kernels' last block, whose slices have already collected the
+    // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
+    // (By value: a pointer chosen at the call site put the summary in local memory.) Such rows
+    // are never processed (sample_row_split).
+    const bool processed = !from_merged && row_processed(a.proc, row_index);
+    const bool usable = !processed || build_row_edits(a.proc, row_index, a.vocab, sh.edits);
+    const ProcessedRow<DT> row{row_logits<DT>(a, row_index), processed ? &sh.edits : nullptr};
+    if (usable)
+        sample_row_from<DT, N>(a, row_index, p, sh, row, from_merged, merged, merged_count);
+    else
+        write_invalid_row(a.out, row_index);
+    if (processed) clear_row_edits(a.proc, row_index, a.vocab);
 }
 
 // ---- Split rows: several blocks per row when the batch is too small to fill the GPU ------------
@@ -466,7 +491,7 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
 //    sample_row finishes from there, exactly as the one-block kernel does from its own collection
 //    (same candidates, same order: the same bits). A slice whose candidates overflow makes the
 //    last block sample the row whole.
-// Every other row (other filters, filtered inverse CDF, invalid parameters) is sampled whole by
+// Every other row (other filters, filtered inverse CDF, processing, invalid parameters) is sampled whole by
 // its first block with the ordinary path, bit for bit as the one-block kernels do (same block
 // size), and the other blocks leave. Fast numerics only: the combination rescales each slice's sum and best
 // score from its own maximum to the row's, which rounds differently from one block's order.
@@ -571,9 +596,10 @@ __device__ __forceinline__ void sample_row_split(const SampleArgs& a, RowShared&
 {
     const unsigned int row_index = blockIdx.y;
     const SamplingParams p = row_params(a, row_index);
-    const bool valid = params_valid(p);
-    const bool streamed = valid && streamable(p, a.vocab, a.method, a.out.top_n);
-    const bool collected = valid && !streamed && collectable(p, a.vocab, a.method);
+    // A processed row is sampled whole by its first block (its edits are built once).
+    const bool may_split = params_valid(p) && !row_processed(a.proc, row_index);
+    const bool streamed = may_split && streamable(p, a.vocab, a.method, a.out.top_n);
+    const bool collected = may_split && !streamed && collectable(p, a.vocab, a.method);
     if (streamed) {
         stream_slice<DT, ANY_DRAW>(row_index, p, a.method, row_logits<DT>(a, row_index), a.vocab,
                                    a.partials + (size_t)row_index * gridDim.x, a.arrivals,

@@ -1,11 +1,13 @@
 // Selection in rank order (larger logit first, ties by lower index) without sorting: radix
 // select over the 32-bit order key in three passes of 11, 11 and 10 bits, with histograms of
 // integer weights in shared memory (a count, or a probability mass in 2^-32 fixed point) so the
-// result is the same in any order of the atomics.
+// result is the same in any order of the atomics. A `Row` is a raw row pointer or a
+// ProcessedRow (kernels/processing.cuh): each pass reads it through for_each_chunk / load_chunk.
 #pragma once
 
 #include "block.cuh"
 #include "load.cuh"
+#include "processing.cuh"  // for_each_chunk and load_chunk of a processed row
 
 #define RADIX_BINS 2048
 
@@ -95,8 +97,8 @@ __device__ __forceinline__ void find_crossing(SelectShared& sh, unsigned int bin
 // Walks the rank order over the elements that `weight(key, index, x)` gives a nonzero weight and
 // finds where the running weight first reaches the target: `target` itself, or, when `fraction`
 // is positive, ceil(fraction * total weight). The caller guarantees the total reaches it.
-template <int DT, typename Weight>
-__device__ SelectResult radix_select(const typename Dtype<DT>::Raw* __restrict__ row,
+template <int DT, typename Row, typename Weight>
+__device__ SelectResult radix_select(Row row,
                                      unsigned int vocab, bool aligned,
                                      unsigned long long target, float fraction, Weight weight,
                                      SelectShared& sh)
@@ -136,8 +138,8 @@ __device__ SelectResult radix_select(const typename Dtype<DT>::Raw* __restrict__
 }
 
 // The index of the n-th (1-based) accepted element with key `tau`, in index order.
-template <int DT, typename Accept>
-__device__ unsigned int nth_equal_index(const typename Dtype<DT>::Raw* __restrict__ row,
+template <int DT, typename Row, typename Accept>
+__device__ unsigned int nth_equal_index(Row row,
                                         unsigned int vocab, bool aligned, unsigned int tau,
                                         unsigned long long n, Accept accept, SelectShared& sh)
 {
@@ -174,8 +176,8 @@ __device__ unsigned int nth_equal_index(const typename Dtype<DT>::Raw* __restric
 
 // The cut that keeps the first `result.target` units of weight, given a select result:
 // of the elements equal to tau, the lowest-index ones until the target is reached.
-template <int DT, typename Accept>
-__device__ Cut cut_at(const typename Dtype<DT>::Raw* __restrict__ row, unsigned int vocab,
+template <int DT, typename Row, typename Accept>
+__device__ Cut cut_at(Row row, unsigned int vocab,
                       bool aligned, SelectResult r, unsigned long long unit_weight, Accept accept,
                       SelectShared& sh)
 {
@@ -187,8 +189,8 @@ __device__ Cut cut_at(const typename Dtype<DT>::Raw* __restrict__ row, unsigned 
 }
 
 // The top-k cut: the first k finite tokens in rank order, k below the row's finite count.
-template <int DT>
-__device__ Cut top_k_cut(const typename Dtype<DT>::Raw* __restrict__ row, unsigned int vocab,
+template <int DT, typename Row>
+__device__ Cut top_k_cut(Row row, unsigned int vocab,
                          bool aligned, unsigned int k, SelectShared& sh)
 {
     auto counted = [&](unsigned int, unsigned int, float x) {

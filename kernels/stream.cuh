@@ -21,6 +21,7 @@
 #include "numerics.cuh"
 #include "params.cuh"
 #include "philox.cuh"
+#include "processing.cuh"  // scan_row of a processed row
 #include "row_rules.cuh"
 #include "stream_cdf.cuh"
 #include "weights.cuh"
@@ -151,9 +152,9 @@ __device__ __forceinline__ bool streamable(const SamplingParams& p, unsigned int
 // for the range's next window, [next, end). Called by every thread.
 // Pass 1 over a whole row: this thread's share in `scan` (its maximum: the small-k floor's input)
 // and the block's summary in `first` (max as best_score / best_token, finite count, bad flag;
-// one fused reduction).
-template <int DT>
-__device__ __forceinline__ void scan_row(const typename Dtype<DT>::Raw* __restrict__ row,
+// one fused reduction). `row`: a raw row pointer or a ProcessedRow (kernels/processing.cuh).
+template <int DT, typename Row>
+__device__ __forceinline__ void scan_row(Row row,
                                          unsigned int vocab, bool aligned, BlockScratch& scratch,
                                          RowScan& scan, RangeSummary& first)
 {

@@ -52,7 +52,8 @@ __device__ __forceinline__ void stream_row(const SampleArgs& a, UnfilteredShared
 {
     const unsigned int row_index = blockIdx.x;
     const SamplingParams p = row_params(a, row_index);
-    if (!unfiltered_sampleable<DRAW>(p, a.vocab, a.method, a.out.top_n)) {
+    if (!unfiltered_sampleable<DRAW>(p, a.vocab, a.method, a.out.top_n) ||
+        row_processed(a.proc, row_index)) {
         write_invalid_row(a.out, row_index);
         return;
     }
@@ -69,7 +70,8 @@ __device__ __forceinline__ void stream_row_split(const SampleArgs& a, Unfiltered
 {
     const unsigned int row_index = blockIdx.y;
     const SamplingParams p = row_params(a, row_index);
-    if (!unfiltered_sampleable<DRAW>(p, a.vocab, a.method, a.out.top_n)) {
+    if (!unfiltered_sampleable<DRAW>(p, a.vocab, a.method, a.out.top_n) ||
+        row_processed(a.proc, row_index)) {
         // Uniform over the row's blocks: the first writes the row, no block takes a ticket.
         if (blockIdx.x == 0u) write_invalid_row(a.out, row_index);
         return;

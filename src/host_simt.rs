@@ -601,12 +601,14 @@ pub mod sampler {
     use crate::cpu::{batch_size, RowOutput, SampleOptions};
     use crate::dtype::Logit;
     use crate::gpu::args::{
-        ParamFields as ParamFieldPtrs, RowOutputs as RowOutputPtrs, SampleArgs,
+        ParamFields as ParamFieldPtrs, ProcessingArgs, RowOutputs as RowOutputPtrs, SampleArgs,
+        TokenListArgs,
     };
     use crate::gpu::launch::{SamplerKernel, MAX_SPLITS, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS};
     use crate::gpu::table::{dtype_column, KernelKey};
     use crate::gpu::{decode_rows, MAX_TOP_N};
     use crate::params::{DrawMethod, Numerics, SamplingParams};
+    use crate::processing::{bitmask_words, Processing, TokenLists};
     use std::ffi::c_int;
 
     type Launcher = unsafe extern "C" fn(*const HostLaunch, *const SampleArgs) -> c_int;
@@ -657,6 +659,8 @@ pub mod sampler {
         pub threads: u32,
         pub splits: u32,
         pub schedule: Schedule,
+        /// Logits processing ([`Processing::NONE`]: none); the launch sizes the workspace.
+        pub processing: Processing<'a>,
     }
 
     /// What a shim launch wrote: the decoded rows, the raw top-n buffers (`[batch, top_stride]`,
@@ -666,6 +670,57 @@ pub mod sampler {
         pub rows: Vec<RowOutput>,
         pub top_tokens: Vec<i32>,
         pub arrivals: Vec<u32>,
+        /// The processing workspace's touched bitmap after the launch (the kernels must leave it
+        /// all zero).
+        pub touched: Vec<u32>,
+    }
+
+    /// The kernels' processing arguments for `processing` (host addresses), with the workspace
+    /// in `touched` (`[batch, ceil(vocab / 32)]`, zeroed) and `table` (`[batch, capacity]`
+    /// 16-byte slots as four words each).
+    fn processing_args(
+        processing: &Processing,
+        batch: usize,
+        vocab: usize,
+        touched: &mut [u32],
+        table: &mut [u32],
+        capacity: usize,
+    ) -> ProcessingArgs {
+        fn list(l: &TokenLists) -> TokenListArgs {
+            TokenListArgs {
+                offsets: if l.offsets.is_empty() {
+                    0
+                } else {
+                    l.offsets.as_ptr() as u64
+                },
+                tokens: l.tokens.as_ptr() as u64,
+                len: l.tokens.len() as u32,
+                reserved: 0,
+            }
+        }
+        let bias = TokenLists {
+            offsets: processing.bias.offsets,
+            tokens: processing.bias.tokens,
+        };
+        ProcessingArgs {
+            bitmask: processing.bitmask.map_or(0, |m| m.as_ptr() as u64),
+            bitmask_words: bitmask_words(vocab) as u32,
+            penalties_stride: u32::from(processing.penalties.len() > 1 || batch == 1),
+            penalties: if processing.penalties.is_empty() {
+                0
+            } else {
+                processing.penalties.as_ptr() as u64
+            },
+            banned: list(&processing.banned),
+            bias: list(&bias),
+            bias_values: processing.bias.biases.as_ptr() as u64,
+            prompt: list(&processing.prompt),
+            output: list(&processing.output),
+            touched: touched.as_mut_ptr() as u64,
+            table: table.as_mut_ptr() as u64,
+            table_capacity: capacity as u32,
+            reserved: 0,
+        }
     }
 
     /// The key of a dense launch of `kernel` for `opts` and `T`.
@@ -704,6 +759,7 @@ pub mod sampler {
                 threads,
                 splits,
                 schedule,
+                processing: Processing::NONE,
             },
             opts,
         )
@@ -799,9 +855,51 @@ pub mod sampler {
         Ok((r.rows, r.arrivals))
     }
 
+    /// A launch of `kernel`'s family (split into `splits` slices when `splits > 1`: the fast
+    /// numerics) with `processing`, over a dense batch with packed params and top-n stride
+    /// `opts.top_n`. The processing's shapes must fit the batch; its values are the kernels' to
+    /// check (a bad row is refused alone), so a test can pass what validation would reject.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_rows_processed<T: Logit>(
+        kernel: SamplerKernel,
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        processing: &Processing,
+        opts: &SampleOptions,
+        threads: u32,
+        splits: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<RowOutput>, HostSimtError> {
+        let split = splits > 1;
+        let mut key = key_of::<T>(kernel, opts, split);
+        if split || kernel != SamplerKernel::General {
+            key.numerics = Numerics::Fast;
+        }
+        if kernel == SamplerKernel::Collected {
+            key.draw = DrawMethod::Gumbel;
+        }
+        let batch = batch_size(logits.len(), vocab).expect("vocab divides the logits");
+        let launch_ = ShimLaunch {
+            key,
+            logits,
+            batch,
+            vocab,
+            row_stride: vocab,
+            params: ShimParams::Packed(params),
+            top_stride: opts.top_n,
+            threads,
+            splits,
+            schedule,
+            processing: *processing,
+        };
+        Ok(run(&launch_, opts)?.rows)
+    }
+
     /// Runs `launch` through the shim: the entry point its key names, outputs poisoned first
-    /// (a slot the kernel must write and did not fails an assertion), split scratch poisoned
-    /// too (a combination that reads a slot no block wrote shows).
+    /// (a slot the kernel must write and did not fails an assertion), split scratch and the
+    /// processing's edit table poisoned too (a read of a slot no block wrote shows), and the
+    /// touched bitmap checked all zero after the launch.
     pub fn run<T: Logit>(
         launch_: &ShimLaunch<'_, T>,
         opts: &SampleOptions,
@@ -817,6 +915,7 @@ pub mod sampler {
             threads,
             splits,
             schedule,
+            processing,
         } = *launch_;
         assert_eq!(key.dtype, T::DTYPE, "the key's dtype is the logits'");
         let family = key.family().expect("a family serves the key");
@@ -858,6 +957,37 @@ pub mod sampler {
             arrivals: arrivals.as_mut_ptr() as u64,
             ..SampleArgs::default()
         };
+        // What memory safety needs (the kernels check each row's offsets and values
+        // themselves): every array of the length the kernels index it by.
+        let offsets_fit = |o: &[u32]| o.is_empty() || o.len() == batch + 1;
+        assert!(
+            [
+                processing.banned.offsets,
+                processing.bias.offsets,
+                processing.prompt.offsets,
+                processing.output.offsets,
+            ]
+            .iter()
+            .all(|o| offsets_fit(o))
+                && processing.bias.tokens.len() == processing.bias.biases.len()
+                && processing
+                    .bitmask
+                    .is_none_or(|m| m.len() == batch * bitmask_words(vocab))
+                && [0, 1, batch].contains(&processing.penalties.len()),
+            "processing inputs of the batch's shape"
+        );
+        let capacity = processing.edit_table_capacity(batch);
+        let mut touched = vec![0u32; (batch * bitmask_words(vocab)).max(1)];
+        // Poisoned: each row clears the slots it uses.
+        let mut table = vec![u32::MAX; (batch * capacity * 4).max(1)];
+        args.proc = processing_args(
+            &processing,
+            batch,
+            vocab,
+            &mut touched,
+            &mut table,
+            capacity,
+        );
         match params {
             ShimParams::Packed(p) => {
                 assert!(p.len() == 1 || p.len() == batch, "1 or batch params");
@@ -907,6 +1037,10 @@ pub mod sampler {
             assert!(ok, "the kernel left {what} unwritten");
         };
         written(status.iter().all(|&s| s != u32::MAX), "a status");
+        assert!(
+            touched.iter().all(|&w| w == 0),
+            "the kernel left bits of the touched bitmap set"
+        );
         written(tokens.iter().all(|&t| t != i32::MIN), "a token");
         if opts.top_n > 0 {
             written(
@@ -931,6 +1065,7 @@ pub mod sampler {
             rows,
             top_tokens,
             arrivals,
+            touched,
         })
     }
 }

@@ -331,6 +331,7 @@ fn shim_every_family_reads_strided_rows_per_field_params_and_a_wide_top_n_layout
     // and leave the slots past top_n untouched.
     use batchsample::host_simt::geometry::{KernelKey, SamplerKernel};
     use batchsample::host_simt::sampler::{run, ShimLaunch, ShimParams};
+    use batchsample::processing::Processing;
     use batchsample::{Dtype, Numerics};
     let mut g = rng(0xa7c5_0001);
     let (vocab, batch, row_stride, top_stride) = (3000, 6, 3000 + 21, 7);
@@ -404,6 +405,7 @@ fn shim_every_family_reads_strided_rows_per_field_params_and_a_wide_top_n_layout
                     threads: 256,
                     splits: if split { 3 } else { 1 },
                     schedule: Schedule::Forward,
+                    processing: Processing::NONE,
                 },
                 &opts,
             )

@@ -3,11 +3,12 @@
 //! (`#[repr(C)]`, device addresses as raw `u64` `CUdeviceptr`s, so cudarc views and another
 //! library's tensors come in the same way, and the host shim takes the same struct with host
 //! addresses). The generated file also asserts every struct's size and every field's offset as
-//! the C rules lay them out — `SamplingParams` (src/params.rs) included — and the header asserts
+//! the C rules lay them out — `SamplingParams` (src/params.rs) and `Penalties`
+//! (src/processing/lists.rs) included — and the header asserts
 //! the same offsets on the CUDA side.
 
-#[allow(unused_imports)] // the generated structs name it
-use crate::params::SamplingParams;
+#[allow(unused_imports)] // the generated assertions name them
+use crate::{params::SamplingParams, processing::Penalties};
 
 include!(concat!(env!("OUT_DIR"), "/launch_layout.rs"));
 

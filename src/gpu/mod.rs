@@ -16,12 +16,14 @@ pub(crate) mod args;
 pub mod constants;
 mod device;
 mod kernels_image;
+mod processing;
 // The host shim (test-only) runs the kernels with the launcher's geometry.
 pub(crate) mod launch;
 pub(crate) mod table;
 
 pub use device::{gpu_available, DeviceInfo};
 pub use launch::MAX_TOP_N;
+pub use processing::{DeviceBiasLists, DeviceProcessing, DeviceTokenLists, ProcessingWorkspace};
 
 /// The context, device facts and kernel image the sampler uses, so that a companion crate can
 /// launch the image's other kernels: batchsample-cli's experiment 2 launches the projection

@@ -116,6 +116,30 @@ impl<'a> Processing<'a> {
         penalties: &[],
     };
 
+    /// The slots a row of the kernels' edit table needs for these lists: a power of two at
+    /// least twice the largest row's entries (banned, bias, and the prompt and output where the
+    /// row's penalties are on), at least 16; 0 when no row has a sparse edit. A serving loop
+    /// that grows its lists in place sizes the workspace for the longest lists it will pass.
+    pub fn edit_table_capacity(&self, batch: usize) -> usize {
+        let most = (0..batch)
+            .map(|r| {
+                let row = self.row(r, 0);
+                let history = if row.penalties.is_off() {
+                    0
+                } else {
+                    row.prompt.len() + row.output.len()
+                };
+                row.banned.len() + row.bias_tokens.len() + history
+            })
+            .max()
+            .unwrap_or(0);
+        if most == 0 {
+            0
+        } else {
+            (2 * most).next_power_of_two().max(16)
+        }
+    }
+
     /// Row `row`'s inputs (of a batch whose vocabulary is `vocab`).
     pub fn row(&self, row: usize, vocab: usize) -> RowLists<'a> {
         let words = super::bitmask_words(vocab);
