@@ -39,7 +39,10 @@ use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
-use args::{ParamFields as ParamFieldPtrs, RowOutputs as RowOutputPtrs, SampleArgs};
+use args::{
+    ParamFields as ParamFieldPtrs, ProcessingArgs, RowOutputs as RowOutputPtrs, SampleArgs,
+    TokenListArgs,
+};
 use cudarc::driver::SyncOnDrop;
 use cudarc::driver::{
     CudaContext, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr,
@@ -376,6 +379,52 @@ impl GpuSampler {
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
     ) -> Result<()> {
+        self.launch_rows(stream, logits, params, None, filters, opts, out, workspace)
+    }
+
+    /// [`GpuSampler::sample_rows_on`] with logits processing ([`crate::processing`]: bitmask,
+    /// banned tokens, bias, penalties) applied in the kernels as they read each row: the inputs
+    /// as device arrays (CSR lists a serving loop rewrites in place between graph replays) and
+    /// a [`ProcessingWorkspace`] sized once. The launch takes the general kernels, one block per
+    /// row, whatever `filters` says; each row's lists and penalties are checked on the device
+    /// (a bad row gets [`RowStatus::InvalidParams`] alone). Logprobs are those of the final
+    /// distribution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_processed_on<T: Logit + DeviceRepr>(
+        &self,
+        stream: &CudaStream,
+        logits: LogitRows<'_, T>,
+        params: RowParams<'_>,
+        processing: &DeviceProcessing<'_>,
+        opts: &SampleOptions,
+        out: &mut SampleOutputs<'_>,
+        workspace: &mut Workspace,
+        processing_workspace: &mut ProcessingWorkspace,
+    ) -> Result<()> {
+        self.launch_rows(
+            stream,
+            logits,
+            params,
+            Some((processing, processing_workspace)),
+            BatchFilters::Any,
+            opts,
+            out,
+            workspace,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_rows<T: Logit + DeviceRepr>(
+        &self,
+        stream: &CudaStream,
+        logits: LogitRows<'_, T>,
+        params: RowParams<'_>,
+        mut processing: Option<(&DeviceProcessing<'_>, &mut ProcessingWorkspace)>,
+        filters: BatchFilters,
+        opts: &SampleOptions,
+        out: &mut SampleOutputs<'_>,
+        workspace: &mut Workspace,
+    ) -> Result<()> {
         if stream.context().cu_ctx() != self.ctx.cu_ctx() {
             return Err(SampleError::Shape(
                 "the stream belongs to another CUDA context than the sampler's".into(),
@@ -408,6 +457,9 @@ impl GpuSampler {
         let batch_u32 = u32::try_from(batch)
             .map_err(|_| SampleError::Capacity(format!("batch {batch} exceeds 2^32 - 1")))?;
         check_outputs(out, batch, opts.top_n)?;
+        if let Some((p, ws)) = &processing {
+            processing::check_processing(p, batch, vocab, ws)?;
+        }
         let key = KernelKey {
             kernel: SamplerKernel::for_launch(
                 filters,
@@ -421,21 +473,36 @@ impl GpuSampler {
             dtype: T::DTYPE,
             split: false,
         };
-        let splits = split_count(
-            batch,
-            vocab,
-            self.info.multiprocessors.max(1) as usize * self.kernels.blocks_per_sm(key.kernel),
-            opts.numerics,
-        );
+        // A processed launch: the general kernels, one block per row (a split launch would
+        // sample processed rows whole in their first block anyway).
+        let key = KernelKey {
+            kernel: if processing.is_some() {
+                SamplerKernel::General
+            } else {
+                key.kernel
+            },
+            ..key
+        };
+        let splits = if processing.is_some() {
+            1
+        } else {
+            split_count(
+                batch,
+                vocab,
+                self.info.multiprocessors.max(1) as usize * self.kernels.blocks_per_sm(key.kernel),
+                opts.numerics,
+            )
+        };
         let key = KernelKey {
             split: splits > 1,
             ..key
         };
         // The addresses, taken on `stream` (event tracking is off on this context: the guards
         // record nothing, and are held to the launch all the same).
-        // At most 14 buffers (logits, 6 parameter arrays, 5 outputs, 2 of workspace): a fixed
-        // array, so the serving path allocates nothing per launch.
-        let mut guards: [Option<SyncOnDrop<'_>>; 14] = Default::default();
+        // At most 27 buffers (logits, 6 parameter arrays, 5 outputs, 2 of workspace; with
+        // processing a bitmask, penalties, 9 list arrays and 2 of workspace): a fixed array, so
+        // the serving path allocates nothing per launch.
+        let mut guards: [Option<SyncOnDrop<'_>>; 27] = Default::default();
         let mut held = 0;
         macro_rules! addr {
             ($taken:expr) => {{
@@ -515,14 +582,49 @@ impl GpuSampler {
         }
         args.partials = addr!(workspace.partials.device_ptr_mut(stream));
         args.arrivals = addr!(workspace.arrivals.device_ptr_mut(stream));
+        if let Some((p, ws)) = processing.as_mut() {
+            macro_rules! list {
+                ($list:expr) => {
+                    match $list {
+                        Some(l) => TokenListArgs {
+                            offsets: addr!(l.offsets.device_ptr(stream)),
+                            tokens: addr!(l.tokens.device_ptr(stream)),
+                            len: l.tokens.len() as u32, // checked to fit
+                            reserved: 0,
+                        },
+                        None => TokenListArgs::default(),
+                    }
+                };
+            }
+            args.proc = ProcessingArgs {
+                bitmask: field_addr!(p.bitmask),
+                bitmask_words: crate::processing::bitmask_words(vocab) as u32,
+                penalties_stride: u32::from(p.penalties.is_some_and(|v| v.len() > 1 || batch == 1)),
+                penalties: field_addr!(p.penalties),
+                banned: list!(p.banned),
+                bias: list!(p.bias.map(|b| b.lists)),
+                bias_values: field_addr!(p.bias.map(|b| b.biases)),
+                prompt: list!(p.prompt),
+                output: list!(p.output),
+                touched: addr!(ws.touched.device_ptr_mut(stream)),
+                table: addr!(ws.table.device_ptr_mut(stream)),
+                table_capacity: ws.table_capacity as u32,
+                reserved: 0,
+            };
+        }
         debug_assert!(held <= guards.len());
         // SAFETY: shapes checked above: the logits hold `batch` rows of `vocab` at `row_stride`,
         // the parameters 1 or `batch` packed rows or `batch` per field array, the outputs
         // `batch` rows and the top-n pair `batch` rows of `stride >= top_n` slots (when top_n >
         // 0), top_n <= MAX_TOP_N; the workspace holds max_batch >= batch rows of MAX_SPLITS
         // partials and batch arrival counters, which start zeroed (alloc_workspace) and every
-        // launch leaves at 0; every buffer and `stream` are of this sampler's context (checked
-        // above for the stream; cudarc views carry it).
+        // launch leaves at 0; with processing (check_processing): the bitmask `batch` rows of
+        // ceil(vocab / 32) words, each list's offsets `batch + 1` entries and its tokens `len`
+        // (the kernels bound every row's range by it), the biases as many as the bias tokens,
+        // the penalties 1 or `batch`, the workspace's touched bitmap `batch` rows of
+        // ceil(vocab / 32) words (zeroed at allocation, left zero by every launch) and its table
+        // `batch` rows of table_capacity slots; every buffer and `stream` are of this sampler's
+        // context (checked above for the stream; cudarc views carry it).
         let launched = unsafe {
             launch::sample_rows(stream, &self.kernels, &key, batch_u32, splits as u32, &args)
         };

@@ -9,9 +9,12 @@
 //! distribution ([`LogprobsMode::Processed`](crate::processing::LogprobsMode)); raw logprobs are
 //! a CPU path for now.
 
-use super::GpuSampler;
+use super::{GpuSampler, LogitRows, RowParams, SampleOutputs, TopOutputs};
+use crate::cpu::{batch_size, RowOutput, SampleOptions};
+use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
-use crate::processing::{bitmask_words, Penalties};
+use crate::params::{validate_batch, SamplingParams};
+use crate::processing::{bitmask_words, Penalties, Processing, TokenLists};
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
 
 /// One token list a row on the device in CSR form: row `r`'s tokens are
@@ -116,6 +119,119 @@ impl GpuSampler {
             table_capacity: capacity,
         })
     }
+}
+
+impl GpuSampler {
+    /// The convenience path with processing: validates `params` and `processing` on the host
+    /// (typed errors naming row and field), copies everything in, samples with
+    /// [`GpuSampler::sample_processed_on`] on this sampler's stream, and copies the results out.
+    pub fn sample_host_processed<T: Logit + DeviceRepr>(
+        &self,
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        processing: &Processing<'_>,
+        opts: &SampleOptions,
+    ) -> Result<Vec<RowOutput>> {
+        let batch = batch_size(logits.len(), vocab)?;
+        validate_batch(params, batch)?;
+        processing.validate(batch, vocab)?;
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let s = &self.stream;
+        // Lists with no tokens are empty in every row: passed as none.
+        let upload = |values: &[u32]| -> Result<Option<CudaSlice<u32>>> {
+            Ok(if values.is_empty() {
+                None
+            } else {
+                Some(s.clone_htod(values)?)
+            })
+        };
+        let list = |l: &TokenLists| -> Result<UploadedList> {
+            Ok(match (upload(l.offsets)?, upload(l.tokens)?) {
+                (Some(o), Some(t)) => Some((o, t)),
+                _ => None,
+            })
+        };
+        let banned = list(&processing.banned)?;
+        let bias_tokens = TokenLists {
+            offsets: processing.bias.offsets,
+            tokens: processing.bias.tokens,
+        };
+        let bias = list(&bias_tokens)?;
+        let biases = match bias {
+            Some(_) => Some(s.clone_htod(processing.bias.biases)?),
+            None => None,
+        };
+        let prompt = list(&processing.prompt)?;
+        let output = list(&processing.output)?;
+        let bitmask = match processing.bitmask {
+            Some(m) => Some(s.clone_htod(m)?),
+            None => None,
+        };
+        let penalties = match processing.penalties {
+            [] => None,
+            p => Some(s.clone_htod(p)?),
+        };
+        let logits_dev = s.clone_htod(logits)?;
+        let params_dev = s.clone_htod(params)?;
+
+        let (banned_v, bias_v, prompt_v, output_v) =
+            (views(&banned), views(&bias), views(&prompt), views(&output));
+        let biases_v = biases.as_ref().map(|b| b.as_view());
+        let bitmask_v = bitmask.as_ref().map(|m| m.as_view());
+        let penalties_v = penalties.as_ref().map(|p| p.as_view());
+        let device = DeviceProcessing {
+            bitmask: bitmask_v.as_ref(),
+            banned: token_lists(&banned_v),
+            bias: token_lists(&bias_v)
+                .zip(biases_v.as_ref())
+                .map(|(lists, biases)| DeviceBiasLists { lists, biases }),
+            prompt: token_lists(&prompt_v),
+            output: token_lists(&output_v),
+            penalties: penalties_v.as_ref(),
+        };
+        let capacity = processing.edit_table_capacity(batch);
+        let mut ws = self.alloc_processing_workspace(batch, vocab, capacity)?;
+        let mut out = self.alloc_outputs()?;
+        let logits_view = logits_dev.as_view();
+        let params_view = params_dev.as_view();
+        let top_stride = out.top_stride;
+        let mut views = SampleOutputs {
+            tokens: out.tokens.slice_mut(..),
+            logprobs: out.logprobs.slice_mut(..),
+            status: out.status.slice_mut(..),
+            top: (opts.top_n > 0).then(|| TopOutputs {
+                tokens: out.top_tokens.slice_mut(..),
+                logprobs: out.top_logprobs.slice_mut(..),
+                stride: top_stride,
+            }),
+        };
+        self.sample_processed_on(
+            s,
+            LogitRows::dense(&logits_view, vocab)?,
+            RowParams::Packed(&params_view),
+            &device,
+            opts,
+            &mut views,
+            &mut out.workspace,
+            &mut ws,
+        )?;
+        self.download(&out, batch, opts.top_n)
+    }
+}
+
+type UploadedList = Option<(CudaSlice<u32>, CudaSlice<u32>)>;
+type ListViews<'a> = Option<(CudaView<'a, u32>, CudaView<'a, u32>)>;
+
+fn views(l: &UploadedList) -> ListViews<'_> {
+    l.as_ref().map(|(o, t)| (o.as_view(), t.as_view()))
+}
+
+fn token_lists<'a>(v: &'a ListViews<'a>) -> Option<DeviceTokenLists<'a>> {
+    v.as_ref()
+        .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens })
 }
 
 /// That `p` fits a launch of `batch` rows of `vocab` with `ws`: every array of the length the

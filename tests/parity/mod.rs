@@ -86,6 +86,7 @@ pub fn check_parity<T: Logit>(
 }
 
 pub mod batches;
+pub mod processed;
 
 fn check_row<T: Logit>(
     r: usize,
