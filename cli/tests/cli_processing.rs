@@ -180,35 +180,23 @@ fn shared_flags_process_every_row_and_logprobs_can_be_raw() {
     assert_matches(&json, &want);
 }
 
+/// Processed rows take the device like any others (auto falls back only for want of a GPU);
+/// raw logprobs are a CPU path, and say so.
 #[test]
-fn processing_falls_back_to_the_cpu_and_says_so() {
+fn raw_logprobs_fall_back_to_the_cpu_and_say_so() {
     let dir = Dir::new();
     let input = dir.path("l.npy");
     npy::write(&input, &[BATCH, VOCAB], &logits(BATCH, VOCAB, 5)).unwrap();
     let out = dir.path("t.npy");
-    let o = run(&[
-        "sample",
-        "--logits",
-        s(&input),
-        "--out",
-        s(&out),
-        "--banned-tokens",
-        "7",
-    ]);
-    assert_ok(&o);
-    assert!(stderr(&o).contains("CPU only in this version; sampling on the CPU"));
+    let base = ["sample", "--logits", s(&input), "--out", s(&out)];
+    let processed = run(&[&base[..], &["--banned-tokens", "7"]].concat());
+    assert_ok(&processed);
+    assert!(!stderr(&processed).contains("CPU only"));
+    let raw = run(&[&base[..], &["--banned-tokens", "7", "--logprobs", "raw"]].concat());
+    assert_ok(&raw);
+    assert!(stderr(&raw).contains("CPU only in this version; sampling on the CPU"));
     assert_fails(
-        &[
-            "sample",
-            "--logits",
-            s(&input),
-            "--out",
-            s(&out),
-            "--banned-tokens",
-            "1",
-            "--device",
-            "gpu",
-        ],
+        &[&base[..], &["--logprobs", "raw", "--device", "gpu"]].concat(),
         &["--device gpu", "CPU only"],
     );
 }

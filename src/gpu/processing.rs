@@ -133,11 +133,31 @@ impl GpuSampler {
         processing: &Processing<'_>,
         opts: &SampleOptions,
     ) -> Result<Vec<RowOutput>> {
+        let mut draws =
+            self.sample_host_processed_steps(logits, vocab, params, processing, opts, 1, |_| {})?;
+        Ok(draws.pop().unwrap_or_default())
+    }
+
+    /// [`GpuSampler::sample_host_processed`] for `draws` consecutive decode steps of the same
+    /// batch and lists (draw `d` at every row's `step + d`), as
+    /// [`GpuSampler::sample_host_steps`]: everything copied in once, each draw moving only the
+    /// parameters in and the results out; `on_draw(d)` after each.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_host_processed_steps<T: Logit + DeviceRepr>(
+        &self,
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        processing: &Processing<'_>,
+        opts: &SampleOptions,
+        draws: u64,
+        mut on_draw: impl FnMut(u64),
+    ) -> Result<Vec<Vec<RowOutput>>> {
         let batch = batch_size(logits.len(), vocab)?;
         validate_batch(params, batch)?;
         processing.validate(batch, vocab)?;
         if batch == 0 {
-            return Ok(Vec::new());
+            return Ok(vec![Vec::new(); draws as usize]);
         }
         let s = &self.stream;
         // Lists with no tokens are empty in every row: passed as none.
@@ -175,7 +195,7 @@ impl GpuSampler {
             p => Some(s.clone_htod(p)?),
         };
         let logits_dev = s.clone_htod(logits)?;
-        let params_dev = s.clone_htod(params)?;
+        let mut params_dev = s.clone_htod(params)?;
 
         let (banned_v, bias_v, prompt_v, output_v) =
             (views(&banned), views(&bias), views(&prompt), views(&output));
@@ -196,29 +216,39 @@ impl GpuSampler {
         let mut ws = self.alloc_processing_workspace(batch, vocab, capacity)?;
         let mut out = self.alloc_outputs()?;
         let logits_view = logits_dev.as_view();
-        let params_view = params_dev.as_view();
         let top_stride = out.top_stride;
-        let mut views = SampleOutputs {
-            tokens: out.tokens.slice_mut(..),
-            logprobs: out.logprobs.slice_mut(..),
-            status: out.status.slice_mut(..),
-            top: (opts.top_n > 0).then(|| TopOutputs {
-                tokens: out.top_tokens.slice_mut(..),
-                logprobs: out.top_logprobs.slice_mut(..),
-                stride: top_stride,
-            }),
-        };
-        self.sample_processed_on(
-            s,
-            LogitRows::dense(&logits_view, vocab)?,
-            RowParams::Packed(&params_view),
-            &device,
-            opts,
-            &mut views,
-            &mut out.workspace,
-            &mut ws,
-        )?;
-        self.download(&out, batch, opts.top_n)
+        let mut all = Vec::with_capacity(draws as usize);
+        for d in 0..draws {
+            let stepped: Vec<SamplingParams> = params
+                .iter()
+                .map(|p| p.at_step(p.step.wrapping_add(d)))
+                .collect();
+            s.memcpy_htod(&stepped, &mut params_dev)?;
+            let params_view = params_dev.as_view();
+            let mut views = SampleOutputs {
+                tokens: out.tokens.slice_mut(..),
+                logprobs: out.logprobs.slice_mut(..),
+                status: out.status.slice_mut(..),
+                top: (opts.top_n > 0).then(|| TopOutputs {
+                    tokens: out.top_tokens.slice_mut(..),
+                    logprobs: out.top_logprobs.slice_mut(..),
+                    stride: top_stride,
+                }),
+            };
+            self.sample_processed_on(
+                s,
+                LogitRows::dense(&logits_view, vocab)?,
+                RowParams::Packed(&params_view),
+                &device,
+                opts,
+                &mut views,
+                &mut out.workspace,
+                &mut ws,
+            )?;
+            all.push(self.download(&out, batch, opts.top_n)?);
+            on_draw(d);
+        }
+        Ok(all)
     }
 }
 

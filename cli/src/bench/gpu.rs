@@ -4,11 +4,16 @@
 use super::{summarise, BenchCase, BenchKernels, BenchResult};
 use batchsample::cpu::SampleOptions;
 use batchsample::dtype::{Dtype, Logit};
-use batchsample::error::{Result, SampleError};
-use batchsample::gpu::{GpuOutputs, GpuSampler, LogitRows, ParamFields, RowParams, SampleOutputs};
+use batchsample::error::Result;
+use batchsample::gpu::{
+    DeviceProcessing, DeviceTokenLists, GpuOutputs, GpuSampler, LogitRows, ParamFields,
+    ProcessingWorkspace, RowParams, SampleOutputs,
+};
 use batchsample::params::{BatchFilters, SamplingParams};
+use batchsample::processing::{Penalties, ProcessingBuf};
 use cudarc::driver::{sys, CudaSlice, CudaStream, CudaView, DeviceRepr};
 use half::{bf16, f16};
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// Device bandwidth in GB/s from a 1 GiB device-to-device copy, counting bytes read plus written
@@ -75,8 +80,31 @@ fn time_gpu<T: Logit + DeviceRepr>(
         top_n: 0,
         numerics: case.numerics,
     };
-    // One launch on `logits`: packed parameter rows, or (`fields`) one array per field.
+    let processing =
+        super::processing::processing_inputs(case.processing, case.batch, case.vocab, 1)
+            .map(|buf| DeviceInputs::upload(gpu, &buf, case.batch, case.vocab))
+            .transpose()?;
+    // One launch on `logits`: packed parameter rows, or (`fields`) one array per field; with
+    // the case's processing when it has some (the general kernels, packed rows).
     let launch = |logits: &CudaSlice<T>, out: &mut GpuOutputs| -> Result<()> {
+        if let Some(inputs) = &processing {
+            let view = logits.as_view();
+            let params_view = params.as_view();
+            let mut views = SampleOutputs {
+                tokens: out.tokens.slice_mut(..),
+                logprobs: out.logprobs.slice_mut(..),
+                status: out.status.slice_mut(..),
+                top: None,
+            };
+            return inputs.launch(
+                gpu,
+                LogitRows::dense(&view, case.vocab)?,
+                RowParams::Packed(&params_view),
+                &opts,
+                &mut views,
+                &mut out.workspace,
+            );
+        }
         if case.kernels != BenchKernels::Fields {
             return gpu.sample_with(
                 &logits.as_view(),
@@ -160,6 +188,85 @@ fn time_gpu<T: Logit + DeviceRepr>(
     Ok(summarise(case, "gpu", times, bandwidth_gbps))
 }
 
+/// A case's processing inputs on the device (the bench's workloads: a bitmask, prompt and
+/// output lists, penalties) and the processing workspace its launches share.
+struct DeviceInputs {
+    bitmask: Option<CudaSlice<i32>>,
+    prompt: Option<(CudaSlice<u32>, CudaSlice<u32>)>,
+    output: Option<(CudaSlice<u32>, CudaSlice<u32>)>,
+    penalties: Option<CudaSlice<Penalties>>,
+    workspace: RefCell<ProcessingWorkspace>,
+}
+
+impl DeviceInputs {
+    fn upload(gpu: &GpuSampler, buf: &ProcessingBuf, batch: usize, vocab: usize) -> Result<Self> {
+        let s = gpu.stream();
+        let list =
+            |offsets: &[u32], tokens: &[u32]| -> Result<Option<(CudaSlice<u32>, CudaSlice<u32>)>> {
+                if tokens.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((s.clone_htod(offsets)?, s.clone_htod(tokens)?)))
+            };
+        let capacity = buf.view().edit_table_capacity(batch);
+        Ok(DeviceInputs {
+            bitmask: buf
+                .bitmask
+                .as_deref()
+                .map(|m| s.clone_htod(m))
+                .transpose()?,
+            prompt: list(&buf.prompt_offsets, &buf.prompt)?,
+            output: list(&buf.output_offsets, &buf.output)?,
+            penalties: (!buf.penalties.is_empty())
+                .then(|| s.clone_htod(&buf.penalties))
+                .transpose()?,
+            workspace: RefCell::new(gpu.alloc_processing_workspace(batch, vocab, capacity)?),
+        })
+    }
+
+    fn launch<T: Logit + DeviceRepr>(
+        &self,
+        gpu: &GpuSampler,
+        logits: LogitRows<'_, T>,
+        params: RowParams<'_>,
+        opts: &SampleOptions,
+        out: &mut SampleOutputs<'_>,
+        workspace: &mut batchsample::gpu::Workspace,
+    ) -> Result<()> {
+        let prompt = self
+            .prompt
+            .as_ref()
+            .map(|(o, t)| (o.as_view(), t.as_view()));
+        let output = self
+            .output
+            .as_ref()
+            .map(|(o, t)| (o.as_view(), t.as_view()));
+        let bitmask = self.bitmask.as_ref().map(|m| m.as_view());
+        let penalties = self.penalties.as_ref().map(|p| p.as_view());
+        let device = DeviceProcessing {
+            bitmask: bitmask.as_ref(),
+            prompt: prompt
+                .as_ref()
+                .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens }),
+            output: output
+                .as_ref()
+                .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens }),
+            penalties: penalties.as_ref(),
+            ..Default::default()
+        };
+        gpu.sample_processed_on(
+            gpu.stream(),
+            logits,
+            params,
+            &device,
+            opts,
+            out,
+            workspace,
+            &mut self.workspace.borrow_mut(),
+        )
+    }
+}
+
 /// The parameters of a batch as one device array per field (the `fields` kernels case).
 struct FieldArrays {
     temperature: CudaSlice<f32>,
@@ -213,12 +320,6 @@ pub fn bench_gpu(
     bandwidth_gbps: f64,
     mode: GpuTiming,
 ) -> Result<BenchResult> {
-    if case.processing != super::BenchProcessing::None {
-        return Err(SampleError::Capacity(format!(
-            "bench processing '{}': the kernels do not apply logits processing yet",
-            case.processing.name()
-        )));
-    }
     let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
     match case.dtype {
         Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps, mode),

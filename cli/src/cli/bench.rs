@@ -6,8 +6,7 @@ use batchsample::gpu::{GpuConfig, GpuSampler};
 use batchsample::Dtype;
 use batchsample_cli::bench::{
     bench_cpu, bench_gpu, invariant_cost_table, measure_device_bandwidth, measure_host_bandwidth,
-    numerics_name, processing_cost_table, table, BenchCase, BenchKernels, BenchProcessing,
-    BenchResult, GpuTiming,
+    numerics_name, processing_cost_table, table, BenchCase, BenchKernels, BenchResult, GpuTiming,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -82,17 +81,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             vec![BenchKernels::Auto]
         }
     };
-    // The kernels do not apply processing yet (issue 17): processed cases are timed on the CPU.
-    let processings: Vec<BenchProcessing> = match &gpu {
-        Some(_) if args.processing.iter().any(|&p| p != BenchProcessing::None) => {
-            eprintln!(
-                "batchsample: --processing other than none runs on the CPU only in this version; \
-                 the GPU sweep skips those cases"
-            );
-            vec![BenchProcessing::None]
-        }
-        _ => args.processing.clone(),
-    };
+    let processings = args.processing.clone();
     let mut cases = Vec::new();
     for &vocab in &vocabs {
         for &dtype in &dtypes {

@@ -236,10 +236,9 @@ fn open_backend(
     top_n: usize,
     processing: &Processing,
 ) -> Result<Backend> {
-    if processing.active {
-        // The kernels do not apply processing yet (issue 17): say so rather than ignore it.
-        const WHY: &str = "logits processing (--bitmask, banned tokens, logit bias, penalties) \
-                           and --logprobs raw run on the CPU only in this version";
+    if processing.logprobs == LogprobsMode::Raw {
+        // The kernels report the final distribution's logprobs only: say so rather than ignore it.
+        const WHY: &str = "--logprobs raw runs on the CPU only in this version";
         match device {
             Device::Gpu => bail!("--device gpu: {WHY}; use --device cpu or auto"),
             Device::Auto => eprintln!("batchsample: {WHY}; sampling on the CPU"),
@@ -280,9 +279,17 @@ fn draw_all(
 ) -> Result<Vec<Vec<RowOutput>>> {
     let (batch, vocab) = (logits.batch, logits.vocab);
     if let Backend::Gpu(gpu) = backend {
-        // The logits go to the device once; each draw moves only parameters and results.
+        // The logits (and lists) go to the device once; each draw moves only parameters and
+        // results.
         let progress = progress_bar(draws);
-        let all = with_logits!(&logits.data, v => gpu.sample_host_steps(v, vocab, params, opts, draws, |_| progress.inc(1)))?;
+        let all = if processing.active {
+            let buf = processing.chunk(0, batch, vocab);
+            with_logits!(&logits.data, v => gpu.sample_host_processed_steps(
+                v, vocab, params, &buf.view(), opts, draws, |_| progress.inc(1)))?
+        } else {
+            with_logits!(&logits.data, v => gpu.sample_host_steps(
+                v, vocab, params, opts, draws, |_| progress.inc(1)))?
+        };
         progress.finish_and_clear();
         return Ok(all);
     }
