@@ -9,15 +9,27 @@ runs = [json.load(open(f)) for f in sys.argv[2:]]
 peers = dict(device=runs[0]["device"], flashinfer="; ".join(r["flashinfer"] for r in runs),
              results=[x for r in runs for x in r["results"]])
 mine = {}
+processed = {}  # our `--processing all` cases
 for r in ours["results"]:
     c = r["case"]
     if c.get("kernels", "auto") != "auto":  # what a user gets, not the --kernels general baseline
         continue
-    mine[(c["batch"], c["vocab"], c["dtype"], c["mode"])] = r["median_us"]
+    key = (c["batch"], c["vocab"], c["dtype"], c["mode"])
+    if c.get("processing", "none") == "none":
+        mine[key] = r["median_us"]
+    elif c["processing"] == "all":
+        processed[key] = r["median_us"]
 print(f"device: {peers['device']}; {peers['flashinfer']}")
 print(f"{'batch':>5} {'vocab':>7} {'dtype':<5} {'mode':<12} {'ours_us':>9} {'peer':<11} {'peer_us':>9} {'peer/ours':>9}")
 for r in peers["results"]:
     key = (r["batch"], r["vocab"], r["dtype"], r["mode"])
+    if r["peer"] == "torch-processing":
+        # PyTorch's processing, then our sampler, against our fused processed launch.
+        if key in mine and key in processed:
+            peer_us = r["median_us"] + mine[key]
+            print(f"{r['batch']:>5} {r['vocab']:>7} {r['dtype']:<5} {r['mode']:<12} {processed[key]:>9.1f} "
+                  f"{'torch-proc+':<11} {peer_us:>9.1f} {peer_us / processed[key]:>9.2f}")
+        continue
     if key not in mine:
         continue
     print(f"{r['batch']:>5} {r['vocab']:>7} {r['dtype']:<5} {r['mode']:<12} {mine[key]:>9.1f} "

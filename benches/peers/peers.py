@@ -3,6 +3,9 @@
 
 * torch-sort: the PyTorch pipeline vLLM falls back to — temperature, sort, top-k and top-p masks
   through a cumulative sum, min-p, softmax, and an exponential-race draw (probs / Exp(1), argmax).
+* torch-processing: vLLM's logits processing in PyTorch (grammar bitmask fill, then
+  `apply_penalties` over 1024 prompt + 1024 output tokens a row), timed alone; compare.py sets
+  it plus our unprocessed sampler against our fused `--processing all` case of the same run.
 * flashinfer: `sampling_from_logits` (temperature only) and `top_k_top_p_sampling_from_logits`
   (top-k / top-p / combined; it has no min-p, so "combined" is top-k 50 + top-p 0.9 there), on
   logits already divided by the temperature (the division is not timed: it favours FlashInfer).
@@ -46,6 +49,38 @@ def torch_sort_sample(logits, k, p, min_p):
     probs = sorted_x.softmax(dim=-1)
     q = torch.empty_like(probs).exponential_()
     return order.gather(-1, (probs / q).argmax(dim=-1, keepdim=True)).squeeze(-1)
+
+
+PROMPT_TOKENS, OUTPUT_TOKENS = 1024, 1024  # `batchsample bench --processing penalties`
+REPETITION, FREQUENCY, PRESENCE = 1.1, 0.5, 0.5
+
+
+def token_bin_counts_and_mask(tokens, vocab):
+    """vLLM's `get_token_bin_counts_and_mask`: per-row counts of each token, and count > 0."""
+    counts = torch.zeros(tokens.shape[0], vocab + 1, dtype=torch.long, device=tokens.device)
+    counts.scatter_add_(1, tokens, torch.ones_like(tokens))
+    counts = counts[:, :vocab]
+    return counts, counts > 0
+
+
+def torch_processing(logits, prompt, output, bitmask):
+    """The processing vLLM runs before its sampler, in PyTorch: the grammar bitmask fill
+    (xgrammar's layout unpacked to a bool mask, then masked_fill), and `apply_penalties`
+    (repetition over prompt and output, then frequency and presence over the output). Returns
+    new f32 logits: the caller's are not modified, as ours are not."""
+    vocab = logits.shape[-1]
+    x = logits.float()
+    bits = (bitmask.unsqueeze(-1) >> torch.arange(32, device=x.device, dtype=torch.int32)) & 1
+    allowed = bits.view(bitmask.shape[0], -1)[:, :vocab].bool()
+    x = x.masked_fill(~allowed, float("-inf"))
+    _, prompt_mask = token_bin_counts_and_mask(prompt, vocab)
+    output_counts, output_mask = token_bin_counts_and_mask(output, vocab)
+    rep = torch.full((x.shape[0], 1), REPETITION, device=x.device).repeat(1, vocab)
+    rep[~(prompt_mask | output_mask)] = 1.0
+    x = torch.where(x > 0, x / rep, x * rep)
+    x -= FREQUENCY * output_counts
+    x -= PRESENCE * output_mask
+    return x
 
 
 def flashinfer_sampler(mode):
@@ -113,6 +148,16 @@ def main():
                     buffers = [base.to(dtypes[dname]).clone() for _ in range(copies)]
                     m = MODES[mode]
                     peers = []
+                    if "torch-processing" in wanted:
+                        # The `all` workload of `bench --processing`: a bitmask allowing a random
+                        # half of the vocabulary, 1024 prompt + 1024 output tokens a row. Timed
+                        # alone: compare.py adds our unprocessed sampler's time of the same case.
+                        words = -(-vocab // 32)
+                        mask = torch.randint(-(2**31), 2**31 - 1, (batch, words), device="cuda", dtype=torch.int32)
+                        prompt = torch.randint(0, vocab, (batch, PROMPT_TOKENS), device="cuda")
+                        output = torch.randint(0, vocab, (batch, OUTPUT_TOKENS), device="cuda")
+                        peers.append(("torch-processing", lambda x, mask=mask, prompt=prompt, output=output:
+                                      torch_processing(x, prompt, output, mask), buffers))
                     if "torch-sort" in wanted:
                         peers.append(("torch-sort", lambda x, m=m: torch_sort_sample(x, m["k"], m["p"], m["min_p"]), buffers))
                     if not flashinfer_status.startswith("flashinfer unavailable"):
