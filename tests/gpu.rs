@@ -469,6 +469,21 @@ fn gpu_sanitizer_workload() {
         println!("collected rows, vocab {vocab}: {}", report.summary());
         report.assert_clean();
     }
+    // Processed rows (kernels/processing.cuh: the edit table's build, its lookups and the
+    // touched bitmap's clearing), mask and lists, twice on fresh workspaces.
+    for vocab in [33usize, 4097] {
+        let (logits, params, buf) = parity::processed::processed_batch(&mut g, 24, vocab, true);
+        let processing = buf.view();
+        for _ in 0..2 {
+            let got = gpu
+                .sample_host_processed(&logits, vocab, &params, &processing, &opts)
+                .unwrap();
+            let reference = parity::processed::reference_logits(&logits, vocab, &processing);
+            let report = check_parity(&reference, vocab, &params, &opts, &got, 2e-3);
+            println!("processed rows, vocab {vocab}: {}", report.summary());
+            report.assert_clean();
+        }
+    }
 }
 
 /// The unfiltered kernels on batches of every path they take (one block per row, two an SM;

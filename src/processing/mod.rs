@@ -43,6 +43,18 @@
 //! temperature 1, before processing and filters, and the top-n of that distribution — as
 //! vLLM's `logprobs_mode = "raw_logprobs"`.
 //!
+//! ## Where it runs
+//! The reference ([`crate::cpu::sample_batch_processed`], exact) and the invariant twin sample
+//! the row [`process_row`] writes. On the GPU, [`GpuSampler::sample_processed_on`] (device CSR
+//! lists and a workspace sized once: no allocation, no host sync, graph-replayable) has the
+//! general kernels apply the same f32 steps as they read each row (kernels/processing.cuh), so
+//! the processed logits are the same bits and the caller's logits are never written. The
+//! kernels check each row's lists and penalties themselves: a row they cannot apply (a token
+//! past the vocabulary, malformed offsets, a bad value, lists longer than the workspace's edit
+//! table) gets [`RowStatus::InvalidParams`] alone. Raw logprobs are a CPU path for now.
+//!
+//! [`GpuSampler::sample_processed_on`]: crate::gpu::GpuSampler::sample_processed_on
+//! [`RowStatus::InvalidParams`]: crate::RowStatus::InvalidParams
 //! [`RowStatus::NonFiniteLogit`]: crate::RowStatus::NonFiniteLogit
 //! [`RowStatus::NoFiniteLogit`]: crate::RowStatus::NoFiniteLogit
 
