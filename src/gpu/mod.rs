@@ -23,7 +23,9 @@ pub(crate) mod table;
 
 pub use device::{gpu_available, DeviceInfo};
 pub use launch::MAX_TOP_N;
-pub use processing::{DeviceBiasLists, DeviceProcessing, DeviceTokenLists, ProcessingWorkspace};
+pub use processing::{
+    DeviceBiasLists, DeviceProcessing, DeviceProcessingBuf, DeviceTokenLists, ProcessingWorkspace,
+};
 
 /// The context, device facts and kernel image the sampler uses, so that a companion crate can
 /// launch the image's other kernels: batchsample-cli's experiment 2 launches the projection

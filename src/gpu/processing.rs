@@ -15,7 +15,8 @@ use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, SamplingParams};
 use crate::processing::{bitmask_words, Penalties, Processing, TokenLists};
-use cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView, DeviceRepr};
+use std::sync::Arc;
 
 /// One token list a row on the device in CSR form: row `r`'s tokens are
 /// `tokens[offsets[r]..offsets[r + 1]]` (`offsets` holds `batch + 1` entries). The kernels check
@@ -160,58 +161,9 @@ impl GpuSampler {
             return Ok(vec![Vec::new(); draws as usize]);
         }
         let s = &self.stream;
-        // Lists with no tokens are empty in every row: passed as none.
-        let upload = |values: &[u32]| -> Result<Option<CudaSlice<u32>>> {
-            Ok(if values.is_empty() {
-                None
-            } else {
-                Some(s.clone_htod(values)?)
-            })
-        };
-        let list = |l: &TokenLists| -> Result<UploadedList> {
-            Ok(match (upload(l.offsets)?, upload(l.tokens)?) {
-                (Some(o), Some(t)) => Some((o, t)),
-                _ => None,
-            })
-        };
-        let banned = list(&processing.banned)?;
-        let bias_tokens = TokenLists {
-            offsets: processing.bias.offsets,
-            tokens: processing.bias.tokens,
-        };
-        let bias = list(&bias_tokens)?;
-        let biases = match bias {
-            Some(_) => Some(s.clone_htod(processing.bias.biases)?),
-            None => None,
-        };
-        let prompt = list(&processing.prompt)?;
-        let output = list(&processing.output)?;
-        let bitmask = match processing.bitmask {
-            Some(m) => Some(s.clone_htod(m)?),
-            None => None,
-        };
-        let penalties = match processing.penalties {
-            [] => None,
-            p => Some(s.clone_htod(p)?),
-        };
+        let inputs = DeviceProcessingBuf::upload(s, processing)?;
         let logits_dev = s.clone_htod(logits)?;
         let mut params_dev = s.clone_htod(params)?;
-
-        let (banned_v, bias_v, prompt_v, output_v) =
-            (views(&banned), views(&bias), views(&prompt), views(&output));
-        let biases_v = biases.as_ref().map(|b| b.as_view());
-        let bitmask_v = bitmask.as_ref().map(|m| m.as_view());
-        let penalties_v = penalties.as_ref().map(|p| p.as_view());
-        let device = DeviceProcessing {
-            bitmask: bitmask_v.as_ref(),
-            banned: token_lists(&banned_v),
-            bias: token_lists(&bias_v)
-                .zip(biases_v.as_ref())
-                .map(|(lists, biases)| DeviceBiasLists { lists, biases }),
-            prompt: token_lists(&prompt_v),
-            output: token_lists(&output_v),
-            penalties: penalties_v.as_ref(),
-        };
         let capacity = processing.edit_table_capacity(batch);
         let mut ws = self.alloc_processing_workspace(batch, vocab, capacity)?;
         let mut out = self.alloc_outputs()?;
@@ -235,16 +187,18 @@ impl GpuSampler {
                     stride: top_stride,
                 }),
             };
-            self.sample_processed_on(
-                s,
-                LogitRows::dense(&logits_view, vocab)?,
-                RowParams::Packed(&params_view),
-                &device,
-                opts,
-                &mut views,
-                &mut out.workspace,
-                &mut ws,
-            )?;
+            inputs.with_view(|device| {
+                self.sample_processed_on(
+                    s,
+                    LogitRows::dense(&logits_view, vocab)?,
+                    RowParams::Packed(&params_view),
+                    device,
+                    opts,
+                    &mut views,
+                    &mut out.workspace,
+                    &mut ws,
+                )
+            })?;
             all.push(self.download(&out, batch, opts.top_n)?);
             on_draw(d);
         }
@@ -253,15 +207,84 @@ impl GpuSampler {
 }
 
 type UploadedList = Option<(CudaSlice<u32>, CudaSlice<u32>)>;
-type ListViews<'a> = Option<(CudaView<'a, u32>, CudaView<'a, u32>)>;
 
-fn views(l: &UploadedList) -> ListViews<'_> {
-    l.as_ref().map(|(o, t)| (o.as_view(), t.as_view()))
+/// Device copies of a host [`Processing`] (what [`GpuSampler::sample_host_processed`] uploads;
+/// for a benchmark or a test that keeps one batch's inputs on the device across launches).
+/// Lists with no tokens, empty in every row, are passed as none.
+pub struct DeviceProcessingBuf {
+    bitmask: Option<CudaSlice<i32>>,
+    banned: UploadedList,
+    bias: UploadedList,
+    biases: Option<CudaSlice<f32>>,
+    prompt: UploadedList,
+    output: UploadedList,
+    penalties: Option<CudaSlice<Penalties>>,
 }
 
-fn token_lists<'a>(v: &'a ListViews<'a>) -> Option<DeviceTokenLists<'a>> {
-    v.as_ref()
-        .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens })
+impl DeviceProcessingBuf {
+    /// Copies `p` to the device on `stream` (its shapes are the caller's to have validated).
+    pub fn upload(stream: &Arc<CudaStream>, p: &Processing<'_>) -> Result<Self> {
+        let list = |l: &TokenLists| -> Result<UploadedList> {
+            if l.offsets.is_empty() || l.tokens.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some((
+                stream.clone_htod(l.offsets)?,
+                stream.clone_htod(l.tokens)?,
+            )))
+        };
+        let bias = list(&TokenLists {
+            offsets: p.bias.offsets,
+            tokens: p.bias.tokens,
+        })?;
+        let biases = match bias {
+            Some(_) => Some(stream.clone_htod(p.bias.biases)?),
+            None => None,
+        };
+        Ok(DeviceProcessingBuf {
+            bitmask: p.bitmask.map(|m| stream.clone_htod(m)).transpose()?,
+            banned: list(&p.banned)?,
+            bias,
+            biases,
+            prompt: list(&p.prompt)?,
+            output: list(&p.output)?,
+            penalties: (!p.penalties.is_empty())
+                .then(|| stream.clone_htod(p.penalties))
+                .transpose()?,
+        })
+    }
+
+    /// Calls `f` with the launch's view of these inputs.
+    pub fn with_view<R>(&self, f: impl FnOnce(&DeviceProcessing<'_>) -> R) -> R {
+        fn views(l: &UploadedList) -> Option<(CudaView<'_, u32>, CudaView<'_, u32>)> {
+            l.as_ref().map(|(o, t)| (o.as_view(), t.as_view()))
+        }
+        fn lists<'a>(
+            v: &'a Option<(CudaView<'a, u32>, CudaView<'a, u32>)>,
+        ) -> Option<DeviceTokenLists<'a>> {
+            v.as_ref()
+                .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens })
+        }
+        let (banned, bias, prompt, output) = (
+            views(&self.banned),
+            views(&self.bias),
+            views(&self.prompt),
+            views(&self.output),
+        );
+        let biases = self.biases.as_ref().map(|b| b.as_view());
+        let bitmask = self.bitmask.as_ref().map(|m| m.as_view());
+        let penalties = self.penalties.as_ref().map(|p| p.as_view());
+        f(&DeviceProcessing {
+            bitmask: bitmask.as_ref(),
+            banned: lists(&banned),
+            bias: lists(&bias)
+                .zip(biases.as_ref())
+                .map(|(lists, biases)| DeviceBiasLists { lists, biases }),
+            prompt: lists(&prompt),
+            output: lists(&output),
+            penalties: penalties.as_ref(),
+        })
+    }
 }
 
 /// That `p` fits a launch of `batch` rows of `vocab` with `ws`: every array of the length the

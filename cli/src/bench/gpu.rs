@@ -6,11 +6,11 @@ use batchsample::cpu::SampleOptions;
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::Result;
 use batchsample::gpu::{
-    DeviceProcessing, DeviceTokenLists, GpuOutputs, GpuSampler, LogitRows, ParamFields,
-    ProcessingWorkspace, RowParams, SampleOutputs,
+    DeviceProcessingBuf, GpuOutputs, GpuSampler, LogitRows, ParamFields, ProcessingWorkspace,
+    RowParams, SampleOutputs,
 };
 use batchsample::params::{BatchFilters, SamplingParams};
-use batchsample::processing::{Penalties, ProcessingBuf};
+use batchsample::processing::ProcessingBuf;
 use cudarc::driver::{sys, CudaSlice, CudaStream, CudaView, DeviceRepr};
 use half::{bf16, f16};
 use std::cell::RefCell;
@@ -188,38 +188,17 @@ fn time_gpu<T: Logit + DeviceRepr>(
     Ok(summarise(case, "gpu", times, bandwidth_gbps))
 }
 
-/// A case's processing inputs on the device (the bench's workloads: a bitmask, prompt and
-/// output lists, penalties) and the processing workspace its launches share.
+/// A case's processing inputs on the device and the processing workspace its launches share.
 struct DeviceInputs {
-    bitmask: Option<CudaSlice<i32>>,
-    prompt: Option<(CudaSlice<u32>, CudaSlice<u32>)>,
-    output: Option<(CudaSlice<u32>, CudaSlice<u32>)>,
-    penalties: Option<CudaSlice<Penalties>>,
+    inputs: DeviceProcessingBuf,
     workspace: RefCell<ProcessingWorkspace>,
 }
 
 impl DeviceInputs {
     fn upload(gpu: &GpuSampler, buf: &ProcessingBuf, batch: usize, vocab: usize) -> Result<Self> {
-        let s = gpu.stream();
-        let list =
-            |offsets: &[u32], tokens: &[u32]| -> Result<Option<(CudaSlice<u32>, CudaSlice<u32>)>> {
-                if tokens.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some((s.clone_htod(offsets)?, s.clone_htod(tokens)?)))
-            };
         let capacity = buf.view().edit_table_capacity(batch);
         Ok(DeviceInputs {
-            bitmask: buf
-                .bitmask
-                .as_deref()
-                .map(|m| s.clone_htod(m))
-                .transpose()?,
-            prompt: list(&buf.prompt_offsets, &buf.prompt)?,
-            output: list(&buf.output_offsets, &buf.output)?,
-            penalties: (!buf.penalties.is_empty())
-                .then(|| s.clone_htod(&buf.penalties))
-                .transpose()?,
+            inputs: DeviceProcessingBuf::upload(gpu.stream(), &buf.view())?,
             workspace: RefCell::new(gpu.alloc_processing_workspace(batch, vocab, capacity)?),
         })
     }
@@ -233,37 +212,18 @@ impl DeviceInputs {
         out: &mut SampleOutputs<'_>,
         workspace: &mut batchsample::gpu::Workspace,
     ) -> Result<()> {
-        let prompt = self
-            .prompt
-            .as_ref()
-            .map(|(o, t)| (o.as_view(), t.as_view()));
-        let output = self
-            .output
-            .as_ref()
-            .map(|(o, t)| (o.as_view(), t.as_view()));
-        let bitmask = self.bitmask.as_ref().map(|m| m.as_view());
-        let penalties = self.penalties.as_ref().map(|p| p.as_view());
-        let device = DeviceProcessing {
-            bitmask: bitmask.as_ref(),
-            prompt: prompt
-                .as_ref()
-                .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens }),
-            output: output
-                .as_ref()
-                .map(|(offsets, tokens)| DeviceTokenLists { offsets, tokens }),
-            penalties: penalties.as_ref(),
-            ..Default::default()
-        };
-        gpu.sample_processed_on(
-            gpu.stream(),
-            logits,
-            params,
-            &device,
-            opts,
-            out,
-            workspace,
-            &mut self.workspace.borrow_mut(),
-        )
+        self.inputs.with_view(|device| {
+            gpu.sample_processed_on(
+                gpu.stream(),
+                logits,
+                params,
+                device,
+                opts,
+                out,
+                workspace,
+                &mut self.workspace.borrow_mut(),
+            )
+        })
     }
 }
 
