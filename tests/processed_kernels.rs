@@ -74,6 +74,34 @@ fn assert_same_rows(
     }
 }
 
+/// One launch of the general kernels on processed rows, checked against the exact reference;
+/// returns the rows.
+fn general_parity<T: Logit>(
+    logits: &[T],
+    vocab: usize,
+    params: &[SamplingParams],
+    processing: &Processing,
+    opts: &SampleOptions,
+    threads: u32,
+    label: &str,
+) -> Vec<RowOutput> {
+    let got = shim(
+        SamplerKernel::General,
+        logits,
+        vocab,
+        params,
+        processing,
+        opts,
+        threads,
+        1,
+    );
+    let reference = reference_logits(logits, vocab, processing);
+    let report = check_parity(&reference, vocab, params, opts, &got, 2e-3);
+    println!("{label}, {:?}: {}", T::DTYPE, report.summary());
+    report.assert_clean();
+    got
+}
+
 /// Processed rows through the general kernels (fast numerics) against the exact reference, f32
 /// and bf16, both draw methods; the invariant kernels against the invariant twin bit for bit;
 /// the split kernels' processed rows against the one-block kernels' bits.
@@ -85,41 +113,17 @@ fn processed_parity(vocab: usize, batch: usize, threads: u32, seed: u64) {
         let bf16_logits = to_bf16(&logits);
         for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
             let fast = opts(method, Numerics::Fast);
-            let got = shim(
-                SamplerKernel::General,
-                &logits,
-                vocab,
-                &params,
-                &processing,
-                &fast,
-                threads,
-                1,
-            );
-            let reference = reference_logits(&logits, vocab, &processing);
-            let report = check_parity(&reference, vocab, &params, &fast, &got, 2e-3);
-            println!(
-                "vocab {vocab}, masked {masked}, {method:?}, f32: {}",
-                report.summary()
-            );
-            report.assert_clean();
-
-            let got16 = shim(
-                SamplerKernel::General,
+            let label = format!("vocab {vocab}, masked {masked}, {method:?}");
+            let got = general_parity(&logits, vocab, &params, &processing, &fast, threads, &label);
+            general_parity(
                 &bf16_logits,
                 vocab,
                 &params,
                 &processing,
                 &fast,
                 threads,
-                1,
+                &label,
             );
-            let reference16 = reference_logits(&bf16_logits, vocab, &processing);
-            let report = check_parity(&reference16, vocab, &params, &fast, &got16, 2e-3);
-            println!(
-                "vocab {vocab}, masked {masked}, {method:?}, bf16: {}",
-                report.summary()
-            );
-            report.assert_clean();
 
             let split = shim(
                 SamplerKernel::General,

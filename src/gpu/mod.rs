@@ -89,6 +89,25 @@ pub struct GpuOutputs {
     pub workspace: Workspace,
 }
 
+impl GpuOutputs {
+    /// Views of the whole buffers for a launch of `top_n` (no top-n views when 0), and the
+    /// workspace beside them: what [`GpuSampler::sample_on`] and its kin take. The launch
+    /// checks the lengths.
+    pub fn views(&mut self, top_n: usize) -> (SampleOutputs<'_>, &mut Workspace) {
+        let views = SampleOutputs {
+            tokens: self.tokens.slice_mut(..),
+            logprobs: self.logprobs.slice_mut(..),
+            status: self.status.slice_mut(..),
+            top: (top_n > 0).then(|| TopOutputs {
+                tokens: self.top_tokens.slice_mut(..),
+                logprobs: self.top_logprobs.slice_mut(..),
+                stride: self.top_stride,
+            }),
+        };
+        (views, &mut self.workspace)
+    }
+}
+
 /// Caller-owned output views of one launch: `tokens`, `logprobs` and `status` hold at least
 /// `batch` elements; the top-n pair is `None` when `top_n` is 0. Any views of the sampler's
 /// context will do: slices of larger buffers included.
@@ -312,16 +331,7 @@ impl GpuSampler {
             )));
         }
         // Whole buffers as views: sample_on checks their lengths against the launch.
-        let mut views = SampleOutputs {
-            tokens: out.tokens.slice_mut(..),
-            logprobs: out.logprobs.slice_mut(..),
-            status: out.status.slice_mut(..),
-            top: (opts.top_n > 0).then(|| TopOutputs {
-                tokens: out.top_tokens.slice_mut(..),
-                logprobs: out.top_logprobs.slice_mut(..),
-                stride: out.top_stride,
-            }),
-        };
+        let (mut views, workspace) = out.views(opts.top_n);
         self.sample_on(
             &self.stream,
             logits,
@@ -330,7 +340,7 @@ impl GpuSampler {
             filters,
             opts,
             &mut views,
-            &mut out.workspace,
+            workspace,
         )
     }
 

@@ -9,7 +9,7 @@
 //! distribution ([`LogprobsMode::Processed`](crate::processing::LogprobsMode)); raw logprobs are
 //! a CPU path for now.
 
-use super::{GpuSampler, LogitRows, RowParams, SampleOutputs, TopOutputs};
+use super::{GpuSampler, LogitRows, RowParams};
 use crate::cpu::{batch_size, RowOutput, SampleOptions};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
@@ -168,7 +168,6 @@ impl GpuSampler {
         let mut ws = self.alloc_processing_workspace(batch, vocab, capacity)?;
         let mut out = self.alloc_outputs()?;
         let logits_view = logits_dev.as_view();
-        let top_stride = out.top_stride;
         let mut all = Vec::with_capacity(draws as usize);
         for d in 0..draws {
             let stepped: Vec<SamplingParams> = params
@@ -177,16 +176,7 @@ impl GpuSampler {
                 .collect();
             s.memcpy_htod(&stepped, &mut params_dev)?;
             let params_view = params_dev.as_view();
-            let mut views = SampleOutputs {
-                tokens: out.tokens.slice_mut(..),
-                logprobs: out.logprobs.slice_mut(..),
-                status: out.status.slice_mut(..),
-                top: (opts.top_n > 0).then(|| TopOutputs {
-                    tokens: out.top_tokens.slice_mut(..),
-                    logprobs: out.top_logprobs.slice_mut(..),
-                    stride: top_stride,
-                }),
-            };
+            let (mut views, workspace) = out.views(opts.top_n);
             inputs.with_view(|device| {
                 self.sample_processed_on(
                     s,
@@ -195,7 +185,7 @@ impl GpuSampler {
                     device,
                     opts,
                     &mut views,
-                    &mut out.workspace,
+                    workspace,
                     &mut ws,
                 )
             })?;

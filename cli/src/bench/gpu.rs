@@ -90,19 +90,14 @@ fn time_gpu<T: Logit + DeviceRepr>(
         if let Some(inputs) = &processing {
             let view = logits.as_view();
             let params_view = params.as_view();
-            let mut views = SampleOutputs {
-                tokens: out.tokens.slice_mut(..),
-                logprobs: out.logprobs.slice_mut(..),
-                status: out.status.slice_mut(..),
-                top: None,
-            };
+            let (mut views, workspace) = out.views(0);
             return inputs.launch(
                 gpu,
                 LogitRows::dense(&view, case.vocab)?,
                 RowParams::Packed(&params_view),
                 &opts,
                 &mut views,
-                &mut out.workspace,
+                workspace,
             );
         }
         if case.kernels != BenchKernels::Fields {
@@ -117,12 +112,7 @@ fn time_gpu<T: Logit + DeviceRepr>(
         }
         let view = logits.as_view();
         let (t, k, p, m, seed, step) = fields.views();
-        let mut views = SampleOutputs {
-            tokens: out.tokens.slice_mut(..),
-            logprobs: out.logprobs.slice_mut(..),
-            status: out.status.slice_mut(..),
-            top: None,
-        };
+        let (mut views, workspace) = out.views(0);
         gpu.sample_rows_on(
             stream,
             LogitRows::dense(&view, case.vocab)?,
@@ -138,7 +128,7 @@ fn time_gpu<T: Logit + DeviceRepr>(
             filters,
             &opts,
             &mut views,
-            &mut out.workspace,
+            workspace,
         )
     };
     let ctx = gpu.context();
