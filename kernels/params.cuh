@@ -39,6 +39,7 @@ enum RowStatusCode : unsigned int {
     STATUS_NON_FINITE_LOGIT = 1,
     STATUS_NO_FINITE_LOGIT = 2,
     STATUS_INVALID_PARAMS = 3,
+    STATUS_INVALID_DRAFT = 4,  // speculative verification: unusable drafts (src/verify)
 };
 
 // Draw methods: the values of Rust's `DrawMethod` as the launcher passes them.

@@ -49,6 +49,7 @@ pub mod host_simt;
 pub mod params;
 pub mod philox;
 pub mod processing;
+pub mod verify;
 
 pub use cpu::{RowOutput, SampleOptions, TokenLogprob};
 pub use dtype::{Dtype, Logit, LogitsBuf};

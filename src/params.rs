@@ -252,6 +252,10 @@ pub enum RowStatus {
     NoFiniteLogit = 2,
     /// The row's parameters failed validation (only reported by device-side checks).
     InvalidParams = 3,
+    /// A speculative-decoding request's drafts are unusable ([`crate::verify`]): a draft token
+    /// past the vocabulary, a draft distribution with a negative or non-finite entry, or one that
+    /// gives its own draft token probability 0.
+    InvalidDraft = 4,
 }
 
 // The codes are the kernels' `RowStatusCode` (kernels/params.cuh).
@@ -261,6 +265,7 @@ const _: () = {
     assert!(RowStatus::NonFiniteLogit as u32 == k::STATUS_NON_FINITE_LOGIT);
     assert!(RowStatus::NoFiniteLogit as u32 == k::STATUS_NO_FINITE_LOGIT);
     assert!(RowStatus::InvalidParams as u32 == k::STATUS_INVALID_PARAMS);
+    assert!(RowStatus::InvalidDraft as u32 == k::STATUS_INVALID_DRAFT);
 };
 
 impl RowStatus {
@@ -270,6 +275,7 @@ impl RowStatus {
             1 => RowStatus::NonFiniteLogit,
             2 => RowStatus::NoFiniteLogit,
             3 => RowStatus::InvalidParams,
+            4 => RowStatus::InvalidDraft,
             _ => return None,
         })
     }

@@ -8,7 +8,10 @@
 //! - key     = `[seed as u32, (seed >> 32) as u32]`
 //! - counter = `[block, purpose, step as u32, (step >> 32) as u32]`
 //! - token `i` of the vocabulary (Gumbel draw): `block = i / 4`, `purpose = 0`, output word `i % 4`;
-//! - the row's single uniform (inverse-CDF draw): `block = 0`, `purpose = 1`, output word 0.
+//! - the row's single uniform (inverse-CDF draw): `block = 0`, `purpose = 1`, output word 0;
+//! - the acceptance uniform of speculative verification ([`crate::verify`]): `block = 0`,
+//!   `purpose = 2`, output word 0, at the step of the draft's position (`step + j - 1` for draft
+//!   `j`), so it is independent of that position's draw, which uses purposes 0 and 1.
 //!
 //! A 32-bit word `w` becomes the uniform `u = ((w >> 9) + 0.5) * 2^-23`, which lies strictly inside
 //! (0, 1) and is exactly representable in f32 (23 bits plus the half step need 24 significant
@@ -33,6 +36,8 @@ pub enum Purpose {
     TokenNoise = 0,
     /// One uniform per row (inverse-CDF draw).
     RowUniform = 1,
+    /// One uniform per verified draft (accept or reject it).
+    Accept = 2,
 }
 
 /// Philox4x32 with 10 rounds: a pure function of counter and key.
@@ -84,6 +89,13 @@ pub fn token_uniform(seed: u64, step: u64, token: u32) -> f32 {
 #[inline]
 pub fn row_uniform(seed: u64, step: u64) -> f32 {
     let (ctr, key) = key_and_counter(seed, step, 0, Purpose::RowUniform);
+    word_to_uniform(philox4x32_10(ctr, key)[0])
+}
+
+/// The acceptance uniform of a draft verified at `(seed, step)`.
+#[inline]
+pub fn accept_uniform(seed: u64, step: u64) -> f32 {
+    let (ctr, key) = key_and_counter(seed, step, 0, Purpose::Accept);
     word_to_uniform(philox4x32_10(ctr, key)[0])
 }
 

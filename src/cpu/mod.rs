@@ -7,6 +7,7 @@ pub mod reference;
 pub mod scan;
 pub mod select;
 pub mod stages;
+pub mod verify;
 
 pub use diff::{compare_token, Agreement, Tolerances};
 pub use processed::{raw_logprobs, sample_batch_processed};
@@ -17,3 +18,4 @@ pub use reference::{
 pub use stages::{
     final_distribution, processing_stages, stage_distributions, ProcessingStages, Stages,
 };
+pub use verify::verify_batch;

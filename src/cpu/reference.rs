@@ -83,7 +83,7 @@ pub enum KeptSet {
 
 /// The scaled, max-shifted logit `(x - max) / T` in f64: `exp` of it never overflows.
 #[inline]
-fn shifted(x: f32, max: f32, temperature: f32) -> f64 {
+pub(crate) fn shifted(x: f32, max: f32, temperature: f32) -> f64 {
     (x as f64 - max as f64) / temperature as f64
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn sample_row_scanned<T: Logit>(
 }
 
 /// Gumbel-max over `(token, scaled logit)`: the largest `d + g(u_token)`, ties to the lower index.
-fn gumbel_argmax(tokens: impl Iterator<Item = (u32, f64)>, p: &SamplingParams) -> u32 {
+pub(crate) fn gumbel_argmax(tokens: impl Iterator<Item = (u32, f64)>, p: &SamplingParams) -> u32 {
     let mut best = (f64::NEG_INFINITY, u32::MAX);
     // One Philox call serves four consecutive tokens; keep the last block's four uniforms.
     let mut cached: (u32, [f32; 4]) = (u32::MAX, [0.0; 4]);
@@ -276,7 +276,11 @@ fn gumbel_argmax(tokens: impl Iterator<Item = (u32, f64)>, p: &SamplingParams) -
 
 /// Inverse CDF over `(token, weight)` in index order: the first token whose running sum exceeds
 /// `u * norm`. If rounding leaves the target past the sum, the last token with weight wins.
-fn inverse_cdf(tokens: impl Iterator<Item = (u32, f64)>, norm: f64, p: &SamplingParams) -> u32 {
+pub(crate) fn inverse_cdf(
+    tokens: impl Iterator<Item = (u32, f64)>,
+    norm: f64,
+    p: &SamplingParams,
+) -> u32 {
     let target = philox::row_uniform(p.seed, p.step) as f64 * norm;
     let mut mass = 0.0;
     let mut last = u32::MAX;
