@@ -9,10 +9,11 @@ use super::reference::{
 };
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
+use crate::params::Numerics;
 use crate::params::{row_params, DrawMethod, RowStatus, SamplingParams};
 use crate::philox;
 use crate::processing::{process_row_scanned, Processing};
-use crate::verify::{Drafts, VerifyOptions, VerifyOutput};
+use crate::verify::{Draft, Drafts, Step, VerifyOptions, VerifyOutput};
 use rayon::prelude::*;
 
 /// Verifies a batch of requests' drafts against `target` (`[drafts.target_rows(), vocab]`).
@@ -67,14 +68,6 @@ enum PositionRow<'a, T> {
     Processed(Vec<f32>),
 }
 
-/// What one position of the chain does with its draft.
-enum Step {
-    /// The draft is accepted, with its logprob under the position's distribution.
-    Accept(f64),
-    /// The chain stops here and emits this token with this logprob.
-    Emit(u32, f64),
-}
-
 impl<'a, T: Logit> Request<'a, T> {
     fn verify(&self, params: &SamplingParams, opts: &VerifyOptions) -> VerifyOutput {
         if params.validate(self.index).is_err() {
@@ -110,8 +103,8 @@ impl<'a, T: Logit> Request<'a, T> {
                 probs: self.drafts.draft_probs(self.index, j, self.vocab),
             });
             let step = match row {
-                PositionRow::Raw(x) => verify_position(x, *scan, &p, draft, opts.method),
-                PositionRow::Processed(x) => verify_position(x, *scan, &p, draft, opts.method),
+                PositionRow::Raw(x) => position_in(x, *scan, &p, draft, opts),
+                PositionRow::Processed(x) => position_in(x, *scan, &p, draft, opts),
             };
             match step {
                 Step::Accept(logprob) => {
@@ -146,11 +139,18 @@ impl<'a, T: Logit> Request<'a, T> {
     }
 }
 
-/// A draft token and its distribution (`None`: a point mass).
-#[derive(Clone, Copy)]
-struct Draft<'a> {
-    token: u32,
-    probs: Option<&'a [f32]>,
+/// One position in the numerics `opts` asks for.
+fn position_in<U: Logit>(
+    row: &[U],
+    scan: RowScan,
+    p: &SamplingParams,
+    draft: Option<Draft>,
+    opts: &VerifyOptions,
+) -> Step {
+    match opts.numerics {
+        Numerics::Fast => verify_position(row, scan, p, draft, opts.method),
+        Numerics::Invariant => super::invariant::verify_position(row, scan, p, draft, opts.method),
+    }
 }
 
 /// One position of the chain: accept or reject `draft` (the bonus position has none and draws

@@ -34,6 +34,13 @@
 //!   `q_j` only reaches by rounding) falls back to a draw from `p_j` itself.
 //! - Steps wrap at 2^64 (`step + j` is a wrapping add), like every other use of the counter.
 //!
+//! # Invariant numerics
+//! With [`Numerics::Invariant`] every position is decided in the invariant sampler's arithmetic
+//! (2^-40 fixed-point masses, exact integer sums, the crate's own exp and log): the accept test is
+//! `(u * q(d)) * M < m(d)` in f64 with `M` the kept mass, the residuals are integer masses, and
+//! the results' bits depend on nothing but the request. The decisions are spelled out in
+//! `src/cpu/invariant/verify.rs`; the GPU's invariant verification will return the same bits.
+//!
 //! # Logits processing
 //! [`crate::processing`] applies per *target row*: the caller passes lists with one row per
 //! target position. For the penalties, position `j`'s output history is the request's output so
@@ -81,13 +88,32 @@
 //! [`philox::accept_uniform`]: crate::philox::accept_uniform
 
 use crate::error::{Result, SampleError};
-use crate::params::{DrawMethod, RowStatus};
+use crate::params::{DrawMethod, Numerics, RowStatus};
 
-/// How verification draws its resampled and bonus tokens.
+/// How verification draws its resampled and bonus tokens, and in which numerics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VerifyOptions {
     /// The draw of a resampled (residual) or bonus token; the accept test is the same for both.
     pub method: DrawMethod,
+    /// [`Numerics::Fast`]: exact f64 on the CPU; [`Numerics::Invariant`]: the batch-invariant
+    /// arithmetic of the invariant sampler (see "Invariant numerics" above).
+    pub numerics: Numerics,
+}
+
+/// A draft token and its distribution (`None`: a point mass).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Draft<'a> {
+    pub token: u32,
+    pub probs: Option<&'a [f32]>,
+}
+
+/// What one position of the chain does with its draft.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Step {
+    /// The draft is accepted, with its logprob under the position's distribution.
+    Accept(f64),
+    /// The chain stops here and emits this token with this logprob.
+    Emit(u32, f64),
 }
 
 /// The draft tokens (and optionally their distributions) of a batch of requests, in CSR form.

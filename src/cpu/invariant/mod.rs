@@ -10,6 +10,8 @@
 
 pub mod math;
 mod sampler;
+mod verify;
 
 pub(crate) use sampler::sample_row_scanned;
 pub use sampler::{raw_logprobs, sample_row};
+pub(crate) use verify::verify_position;

@@ -16,7 +16,7 @@ fn mass32(w: f32) -> u64 {
 
 /// `InvariantNumerics::mass`: a weight in 2^-40 fixed point, truncated (normaliser, inverse CDF).
 #[inline]
-fn mass40(w: f32) -> u64 {
+pub(super) fn mass40(w: f32) -> u64 {
     (w * 1_099_511_627_776.0) as u64
 }
 
@@ -32,14 +32,14 @@ fn mass_target(p: f32, total: u64) -> u64 {
 
 /// The scaled, max-shifted logit as the kernel computes it: a multiply by the f32 reciprocal of
 /// the temperature, or a division when that reciprocal overflows (subnormal temperatures).
-struct Shift {
+pub(super) struct Shift {
     max: f32,
     temperature: f32,
     inv_temperature: f32,
 }
 
 impl Shift {
-    fn new(scan: &RowScan, temperature: f32) -> Self {
+    pub(super) fn new(scan: &RowScan, temperature: f32) -> Self {
         Shift {
             max: scan.max,
             temperature,
@@ -47,7 +47,7 @@ impl Shift {
         }
     }
     #[inline(always)]
-    fn d(&self, x: f32) -> f32 {
+    pub(super) fn d(&self, x: f32) -> f32 {
         if self.inv_temperature <= f32::MAX {
             (x - self.max) * self.inv_temperature
         } else {
@@ -55,7 +55,7 @@ impl Shift {
         }
     }
     #[inline(always)]
-    fn weight(&self, x: f32) -> f32 {
+    pub(super) fn weight(&self, x: f32) -> f32 {
         exact_exp(self.d(x))
     }
 }
@@ -63,7 +63,7 @@ impl Shift {
 /// The sum of `fixed(weight)` over the row's finite tokens, in one streaming pass (a plain loop:
 /// compiled inside [`sample_row_fma`] with the FMA instruction).
 #[inline(always)]
-fn row_total<T: Logit>(row: &[T], shift: &Shift, fixed: fn(f32) -> u64) -> u64 {
+pub(super) fn row_total<T: Logit>(row: &[T], shift: &Shift, fixed: fn(f32) -> u64) -> u64 {
     let mut total = 0u64;
     for x in row {
         let x = x.to_f32();
@@ -76,7 +76,7 @@ fn row_total<T: Logit>(row: &[T], shift: &Shift, fixed: fn(f32) -> u64) -> u64 {
 
 /// The row's finite tokens as `(token, logit)` in index order.
 #[inline(always)]
-fn finite_tokens<T: Logit>(row: &[T]) -> impl Iterator<Item = (u32, f32)> + '_ {
+pub(super) fn finite_tokens<T: Logit>(row: &[T]) -> impl Iterator<Item = (u32, f32)> + '_ {
     row.iter()
         .enumerate()
         .map(|(i, x)| (i as u32, x.to_f32()))
@@ -86,7 +86,7 @@ fn finite_tokens<T: Logit>(row: &[T]) -> impl Iterator<Item = (u32, f32)> + '_ {
 /// The survivors of top-k, top-p and min-p in rank order, or `None` when no filter is active
 /// (every finite token survives).
 #[inline(always)]
-fn kept_ranked<T: Logit>(
+pub(super) fn kept_ranked<T: Logit>(
     row: &[T],
     scan: &RowScan,
     p: &SamplingParams,
@@ -199,7 +199,7 @@ fn sample_row_portable<T: Logit>(
         None => {
             let norm = row_total(row, &shift, mass40);
             let token = match opts.method {
-                DrawMethod::Gumbel => gumbel_argmax(finite_tokens(row), &shift, p),
+                DrawMethod::Gumbel => gumbel_argmax(finite_tokens(row), &shift, p, -20.0),
                 DrawMethod::InverseCdf => inverse_cdf(finite_tokens(row), norm, &shift, p),
             };
             (norm, token)
@@ -214,7 +214,7 @@ fn sample_row_portable<T: Logit>(
             }
             let survivors = by_index.iter().copied();
             let token = match opts.method {
-                DrawMethod::Gumbel => gumbel_argmax(survivors, &shift, p),
+                DrawMethod::Gumbel => gumbel_argmax(survivors, &shift, p, -20.0),
                 DrawMethod::InverseCdf => inverse_cdf(survivors, norm, &shift, p),
             };
             (norm, token)
@@ -243,21 +243,23 @@ fn sample_row_portable<T: Logit>(
 
 /// Gumbel-max: the largest `d - ln(-ln u)` in f32 with [`exact_log`], ties to the lower index.
 ///
-/// Tokens with `d < -20` are skipped, exactly: the row's maximum (`d = 0`) always survives and
-/// scores at least `-ln(16.64) > -2.82`, while Gumbel noise is at most 16.64, so such a token
-/// scores below -3.3 (f32 rounding at these magnitudes is far smaller) and cannot win.
+/// Tokens with `d < floor` are skipped, exactly, when `floor` is 20 below the largest `d` of the
+/// race (-20 for a race the row's maximum is in): that token scores at least `-ln(16.64) > -2.82`
+/// above its `d`, while Gumbel noise is at most 16.64, so a skipped token scores below it by
+/// more than 3.3 (f32 rounding at these magnitudes is far smaller) and cannot win.
 #[inline(always)]
-fn gumbel_argmax(
+pub(super) fn gumbel_argmax(
     by_index: impl Iterator<Item = (u32, f32)>,
     shift: &Shift,
     p: &SamplingParams,
+    floor: f32,
 ) -> u32 {
     let mut best = (f32::NEG_INFINITY, u32::MAX);
     // One Philox call serves four consecutive tokens.
     let mut cached: (u32, [f32; 4]) = (u32::MAX, [0.0; 4]);
     for (token, x) in by_index {
         let d = shift.d(x);
-        if d < -20.0 {
+        if d < floor {
             continue;
         }
         if cached.0 != token / 4 {
@@ -276,7 +278,7 @@ fn gumbel_argmax(
 /// exceeds `floor(u * total)` (computed in f64 as the kernel does). Integer sums always get
 /// there; the kernel's fallback (the last token with weight) is kept for parity.
 #[inline(always)]
-fn inverse_cdf(
+pub(super) fn inverse_cdf(
     by_index: impl Iterator<Item = (u32, f32)>,
     norm: u64,
     shift: &Shift,
