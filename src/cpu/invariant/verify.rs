@@ -31,6 +31,7 @@ use crate::verify::{Draft, Step};
 const MASS_UNIT: f32 = 9.094_947e-13;
 
 /// `ln(mass * 2^-40)` as the kernels' `log_of_mass`: the integer rounded once to f32.
+#[inline(always)]
 fn log_mass(mass: u64) -> f32 {
     exact_log(mass as f32 * MASS_UNIT)
 }
@@ -38,6 +39,36 @@ fn log_mass(mass: u64) -> f32 {
 /// The invariant twin of the reference's position step (`cpu::verify`): accept or reject
 /// `draft` at this position, or draw the bonus token when there is none.
 pub(crate) fn verify_position<U: Logit>(
+    row: &[U],
+    scan: RowScan,
+    p: &SamplingParams,
+    draft: Option<Draft>,
+    method: DrawMethod,
+) -> Step {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has FMA. The bits are the same either way (`mul_add` is correctly
+        // rounded with or without the instruction); without it, the exact exp and log call libm.
+        return unsafe { verify_position_fma(row, scan, p, draft, method) };
+    }
+    verify_position_portable(row, scan, p, draft, method)
+}
+
+/// [`verify_position_portable`] compiled with the FMA instruction available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn verify_position_fma<U: Logit>(
+    row: &[U],
+    scan: RowScan,
+    p: &SamplingParams,
+    draft: Option<Draft>,
+    method: DrawMethod,
+) -> Step {
+    verify_position_portable(row, scan, p, draft, method)
+}
+
+#[inline(always)]
+fn verify_position_portable<U: Logit>(
     row: &[U],
     scan: RowScan,
     p: &SamplingParams,
@@ -131,6 +162,7 @@ pub(crate) fn verify_position<U: Logit>(
 
 /// The Gumbel race over `(token, mass)` in index order: the largest `ln(r * 2^-40) - ln(-ln u)`
 /// in f32, ties to the lower index; returns the winner and its mass.
+#[inline(always)]
 fn race_masses(residual: &[(u32, u64)], p: &SamplingParams) -> (u32, u64) {
     let mut best = (f32::NEG_INFINITY, (u32::MAX, 0u64));
     let mut cached: (u32, [f32; 4]) = (u32::MAX, [0.0; 4]);
