@@ -300,3 +300,99 @@ fn a_row_its_mask_empties_fails_alone() {
         assert!(draw[2] >= 0);
     }
 }
+
+#[test]
+fn demo_shows_each_processing_step_and_draws_as_sample_does() {
+    let raw = [2.0f32, 1.0, 0.5, 0.1, -1.0];
+    let args = [
+        "demo",
+        "--seed",
+        "5",
+        "--top-k",
+        "0",
+        "--min-p",
+        "0",
+        "--allowed-tokens",
+        "0,1,2,4",
+        "--banned-tokens",
+        "2",
+        "--logit-bias",
+        "4:2.5,1:-inf",
+        "--prompt-tokens",
+        "4",
+        "--output-tokens",
+        "0,0",
+        "--repetition-penalty",
+        "1.3",
+        "--frequency-penalty",
+        "0.2",
+    ];
+    let o = run(&args);
+    assert_ok(&o);
+    let out = stdout(&o);
+    for line in [
+        "0. logits processing",
+        "bitmask (--allowed-tokens): token 3 0.10 -> -inf",
+        "banned tokens: token 2 0.50 -> -inf",
+        "logit bias: token 1 1.00 -> -inf, token 4 -1.00 -> 1.50",
+        // 2 / 1.3 - 0.2 * 2 and 1.5 / 1.3.
+        "frequency 0.2 and presence 0 over output: token 0 2.00 -> 1.14, token 4 1.50 -> 1.15",
+        "token 3  logit   -inf",
+        "removed by processing (logit -inf)",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    // The drawn token is what `sample` draws from the processed row.
+    let lists = RowProcessing {
+        banned_tokens: vec![2],
+        logit_bias: vec![(4, 2.5), (1, f32::NEG_INFINITY)],
+        prompt_tokens: vec![4],
+        output_tokens: vec![0, 0],
+        penalties: Penalties {
+            repetition: 1.3,
+            frequency: 0.2,
+            presence: 0.0,
+        },
+    };
+    let mask = vec![0b10111i32];
+    let buf = ProcessingBuf::from_rows(&[lists], Some(mask));
+    let p = SamplingParams {
+        temperature: 0.8,
+        top_k: 0,
+        top_p: 0.9,
+        min_p: 0.0,
+        seed: 5,
+        step: 0,
+    };
+    let want = sample_batch_processed(
+        &raw,
+        5,
+        &[p],
+        &buf.view(),
+        LogprobsMode::Processed,
+        &SampleOptions::default(),
+    )
+    .unwrap();
+    let drawn = format!("drawn: token {} ", want[0].token.unwrap());
+    assert!(out.contains(&drawn), "{drawn:?} not in\n{out}");
+    // Without processing there is no step 0.
+    assert!(!stdout(&run(&["demo", "--seed", "5"])).contains("logits processing"));
+}
+
+#[test]
+fn demo_rejects_bad_processing_in_one_line() {
+    assert_fails(
+        &["demo", "--allowed-tokens", "9"],
+        &["--allowed-tokens", "token 9", "5 tokens"],
+    );
+    assert_fails(&["demo", "--banned-tokens", "7"], &["--banned-tokens", "7"]);
+    assert_fails(&["demo", "--logit-bias", "1:nan"], &["--logit-bias"]);
+    assert_fails(
+        &["demo", "--repetition-penalty", "0"],
+        &["--repetition-penalty"],
+    );
+    assert_fails(
+        &["demo", "--banned-tokens", "0,1,2,3,4"],
+        &["no finite logit"],
+    );
+}

@@ -2,19 +2,83 @@
 //! then a token drawn from it exactly as `sample` would.
 
 use super::bars::{self, Cell, Row};
-use super::{check_flags, DemoArgs};
+use super::{check_flags, check_processing_flags, parse_bias, DemoArgs};
 use anyhow::{anyhow, bail, Result};
-use batchsample::cpu::{sample_row, stage_distributions, Stages};
+use batchsample::cpu::{
+    processing_stages, sample_batch_processed, stage_distributions, ProcessingStages, Stages,
+};
+use batchsample::processing::{bitmask_words, LogprobsMode, Penalties, ProcessingBuf, RowProcessing};
 use batchsample::{SampleOptions, SamplingParams};
+use clap::Args;
 use std::fmt::Write as _;
 use std::io::Write as _;
+
+/// The demo's logits processing: the steps `sample` applies before temperature, on the toy row.
+#[derive(Debug, Args)]
+pub struct DemoProcessing {
+    /// Allowed tokens (the bitmask, as a list for the toy vocabulary); the rest become -inf.
+    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
+    pub allowed_tokens: Option<Vec<u32>>,
+    /// Banned tokens (-inf).
+    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
+    pub banned_tokens: Vec<u32>,
+    /// Biases added to logits, TOKEN:BIAS (BIAS may be -inf).
+    #[arg(long, value_name = "T:B,...", value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_bias)]
+    pub logit_bias: Vec<(u32, f32)>,
+    /// The prompt's tokens (repetition penalty).
+    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
+    pub prompt_tokens: Vec<u32>,
+    /// The tokens generated so far (all three penalties; repeats count for frequency).
+    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
+    pub output_tokens: Vec<u32>,
+    /// Repetition penalty r (> 0; 1 = off).
+    #[arg(long, value_name = "R", default_value_t = 1.0, allow_negative_numbers = true)]
+    pub repetition_penalty: f32,
+    /// Frequency penalty f (0 = off).
+    #[arg(long, value_name = "F", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// Presence penalty q (0 = off).
+    #[arg(long, value_name = "Q", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+}
+
+impl DemoProcessing {
+    fn lists(&self) -> RowProcessing {
+        RowProcessing {
+            banned_tokens: self.banned_tokens.clone(),
+            logit_bias: self.logit_bias.clone(),
+            prompt_tokens: self.prompt_tokens.clone(),
+            output_tokens: self.output_tokens.clone(),
+            penalties: Penalties {
+                repetition: self.repetition_penalty,
+                frequency: self.frequency_penalty,
+                presence: self.presence_penalty,
+            },
+        }
+    }
+
+    /// The bitmask row of `--allowed-tokens`, checked against the vocabulary.
+    fn bitmask(&self, vocab: usize) -> Result<Option<Vec<i32>>> {
+        let Some(allowed) = &self.allowed_tokens else {
+            return Ok(None);
+        };
+        let mut mask = vec![0i32; bitmask_words(vocab)];
+        for &t in allowed {
+            if t as usize >= vocab {
+                bail!("--allowed-tokens: token {t} is past the vocabulary ({vocab} tokens)");
+            }
+            mask[t as usize / 32] |= (1u32 << (t % 32)) as i32;
+        }
+        Ok(Some(mask))
+    }
+}
 
 /// Rows beyond this many (in rank order) are summarised in one line.
 const MAX_ROWS: usize = 40;
 
 pub fn run(args: &DemoArgs) -> Result<()> {
-    let logits = &args.logits;
-    if logits.is_empty() {
+    let raw = &args.logits;
+    if raw.is_empty() {
         bail!("--logits: give at least one logit");
     }
     let (seed, random_seed) = match args.seed {
@@ -30,9 +94,23 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         step: args.step,
     };
     check_flags(&p)?;
+    let lists = args.processing.lists();
+    check_processing_flags(&lists, raw.len())?;
+    let mask = args.processing.bitmask(raw.len())?;
+    let buf = ProcessingBuf::from_rows(std::slice::from_ref(&lists), mask);
+    let processing = buf.view();
+    let steps = processing_stages(raw, &processing.row(0, raw.len()));
+    let processed = !processing.row(0, raw.len()).is_off();
+    let logits = if processed {
+        &steps.after_penalties
+    } else {
+        raw
+    };
     let stages = stage_distributions(logits, &p).ok_or_else(|| {
-        if logits.iter().any(|x| x.is_nan() || *x == f32::INFINITY) {
+        if raw.iter().any(|x| x.is_nan() || *x == f32::INFINITY) {
             anyhow!("--logits: NaN and +inf are not valid logits (use -inf to mask a token)")
+        } else if processed {
+            anyhow!("processing leaves no finite logit: at least one token must stay allowed")
         } else {
             anyhow!("--logits: every logit is -inf; at least one token must be finite")
         }
@@ -42,12 +120,25 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         top_n: 0,
         ..Default::default()
     };
-    let drawn = sample_row(logits.as_slice(), &p, &opts);
+    // What `sample` does with this row: processing, then the sampler.
+    let drawn = sample_batch_processed(
+        raw,
+        raw.len(),
+        &[p],
+        &processing,
+        LogprobsMode::Processed,
+        &opts,
+    )?
+    .remove(0);
     let token = drawn
         .token
         .ok_or_else(|| anyhow!("the row could not be sampled: {:?}", drawn.status))?;
 
-    let mut text = report(logits, &p, &stages, args.width as usize);
+    let mut text = String::new();
+    if processed {
+        text.push_str(&processing_report(raw, &steps, &lists, args.processing.allowed_tokens.is_some()));
+    }
+    text.push_str(&report(logits, raw, &p, &stages, args.width as usize));
     let _ = writeln!(
         text,
         "\ndrawn: token {token} (logit {}) with logprob {:.4} (p = {})",
@@ -102,7 +193,7 @@ struct Filter<'a> {
 }
 
 /// The whole chart: a header, then one block per stage.
-fn report(logits: &[f32], p: &SamplingParams, stages: &Stages, width: usize) -> String {
+fn report(logits: &[f32], raw: &[f32], p: &SamplingParams, stages: &Stages, width: usize) -> String {
     let order = rank_order(logits);
     let shown = &order[..order.len().min(MAX_ROWS)];
     let labels: Vec<String> = (0..logits.len())
@@ -131,8 +222,10 @@ fn report(logits: &[f32], p: &SamplingParams, stages: &Stages, width: usize) -> 
         .iter()
         .enumerate()
         .map(|(i, &x)| {
-            if x == f32::NEG_INFINITY {
+            if raw[i] == f32::NEG_INFINITY {
                 Some("masked (logit -inf)".to_string())
+            } else if x == f32::NEG_INFINITY {
+                Some("removed by processing (logit -inf)".to_string())
             } else if p.is_greedy() && stages.softmax[i] == 0.0 {
                 Some("not the top-ranked token (greedy)".to_string())
             } else {
@@ -263,5 +356,65 @@ fn report(logits: &[f32], p: &SamplingParams, stages: &Stages, width: usize) -> 
         }
         out.push_str(&rows(after, Some(before), &removed));
     }
+    out
+}
+
+/// Step 0 when processing is on: what each processing step does to the logits, token by token.
+fn processing_report(
+    raw: &[f32],
+    steps: &ProcessingStages,
+    lists: &RowProcessing,
+    masked: bool,
+) -> String {
+    let pen = lists.penalties;
+    let stages: [(String, &[f32], &[f32]); 4] = [
+        (
+            "bitmask (--allowed-tokens)".into(),
+            raw,
+            &steps.after_bitmask,
+        ),
+        (
+            "banned tokens".into(),
+            &steps.after_bitmask,
+            &steps.after_banned,
+        ),
+        ("logit bias".into(), &steps.after_banned, &steps.after_bias),
+        (
+            format!(
+                "penalties: repetition {} over prompt + output, frequency {} and presence {} \
+                 over output",
+                pen.repetition, pen.frequency, pen.presence
+            ),
+            &steps.after_bias,
+            &steps.after_penalties,
+        ),
+    ];
+    let on = [
+        masked,
+        !lists.banned_tokens.is_empty(),
+        !lists.logit_bias.is_empty(),
+        !pen.is_off() && !(lists.prompt_tokens.is_empty() && lists.output_tokens.is_empty()),
+    ];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "0. logits processing, in vLLM's order, on the logits before temperature:"
+    );
+    for ((name, before, after), on) in stages.iter().zip(on) {
+        if !on {
+            let _ = writeln!(out, "   {name}: off");
+            continue;
+        }
+        let changed: Vec<String> = (0..raw.len())
+            .filter(|&i| before[i].to_bits() != after[i].to_bits())
+            .map(|i| format!("token {i} {} -> {}", fmt_logit(before[i]), fmt_logit(after[i])))
+            .collect();
+        if changed.is_empty() {
+            let _ = writeln!(out, "   {name}: changes nothing here");
+        } else {
+            let _ = writeln!(out, "   {name}: {}", changed.join(", "));
+        }
+    }
+    let _ = writeln!(out, "The stages below start from the processed logits.\n");
     out
 }

@@ -177,6 +177,8 @@ pub struct DemoArgs {
     /// Width of the bars in characters (a bar this long is 100%).
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(5..=200))]
     pub width: u16,
+    #[command(flatten)]
+    pub processing: demo::DemoProcessing,
 }
 
 #[derive(Debug, Args)]
