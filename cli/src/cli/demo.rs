@@ -7,7 +7,9 @@ use anyhow::{anyhow, bail, Result};
 use batchsample::cpu::{
     processing_stages, sample_batch_processed, stage_distributions, ProcessingStages, Stages,
 };
-use batchsample::processing::{bitmask_words, LogprobsMode, Penalties, ProcessingBuf, RowProcessing};
+use batchsample::processing::{
+    bitmask_words, LogprobsMode, Penalties, ProcessingBuf, RowProcessing,
+};
 use batchsample::{SampleOptions, SamplingParams};
 use clap::Args;
 use std::fmt::Write as _;
@@ -32,13 +34,28 @@ pub struct DemoProcessing {
     #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
     pub output_tokens: Vec<u32>,
     /// Repetition penalty r (> 0; 1 = off).
-    #[arg(long, value_name = "R", default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
     pub repetition_penalty: f32,
     /// Frequency penalty f (0 = off).
-    #[arg(long, value_name = "F", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub frequency_penalty: f32,
     /// Presence penalty q (0 = off).
-    #[arg(long, value_name = "Q", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "Q",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub presence_penalty: f32,
 }
 
@@ -136,7 +153,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
     let mut text = String::new();
     if processed {
-        text.push_str(&processing_report(raw, &steps, &lists, args.processing.allowed_tokens.is_some()));
+        text.push_str(&processing_report(
+            raw,
+            &steps,
+            &lists,
+            args.processing.allowed_tokens.is_some(),
+        ));
     }
     text.push_str(&report(logits, raw, &p, &stages, args.width as usize));
     let _ = writeln!(
@@ -193,7 +215,13 @@ struct Filter<'a> {
 }
 
 /// The whole chart: a header, then one block per stage.
-fn report(logits: &[f32], raw: &[f32], p: &SamplingParams, stages: &Stages, width: usize) -> String {
+fn report(
+    logits: &[f32],
+    raw: &[f32],
+    p: &SamplingParams,
+    stages: &Stages,
+    width: usize,
+) -> String {
     let order = rank_order(logits);
     let shown = &order[..order.len().min(MAX_ROWS)];
     let labels: Vec<String> = (0..logits.len())
@@ -407,7 +435,13 @@ fn processing_report(
         }
         let changed: Vec<String> = (0..raw.len())
             .filter(|&i| before[i].to_bits() != after[i].to_bits())
-            .map(|i| format!("token {i} {} -> {}", fmt_logit(before[i]), fmt_logit(after[i])))
+            .map(|i| {
+                format!(
+                    "token {i} {} -> {}",
+                    fmt_logit(before[i]),
+                    fmt_logit(after[i])
+                )
+            })
             .collect();
         if changed.is_empty() {
             let _ = writeln!(out, "   {name}: changes nothing here");
