@@ -1,10 +1,11 @@
-//! The command line: `batchsample demo`, `batchsample sample` and `batchsample bench`.
+//! The command line: `batchsample demo`, `sample`, `verify`, `bench` and `drift`.
 
 mod bars;
 mod bench;
 mod demo;
 mod drift;
 mod sample;
+mod verify;
 
 use anyhow::{anyhow, Result};
 use batchsample::processing::{LogprobsMode, ProcessingBuf, RowProcessing};
@@ -29,6 +30,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Sample tokens from a file of `[batch, vocab]` logits (.npy or safetensors).
     Sample(SampleArgs),
+    /// Verify speculative-decoding drafts against target logits (`[batch, n + 1, vocab]`): how
+    /// many drafts each request keeps and the tokens it emits (on the CPU).
+    Verify(VerifyArgs),
     /// Time the sampler over a sweep of batch, vocab, dtype and mode against the memory floor.
     Bench(BenchArgs),
     /// Determinism-drift experiments: CPU emulations of GPU reduction orders, and the
@@ -300,6 +304,124 @@ pub struct SampleArgs {
     pub device: Device,
 }
 
+/// Where `verify` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyDevice {
+    /// The exact f64 CPU reference.
+    Cpu,
+    /// The CUDA kernels (not written yet: an error).
+    Gpu,
+    /// The GPU when it has verification kernels; for now the CPU, saying so on stderr.
+    Auto,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Target logits [batch, n + 1, vocab]: .npy (float32/float16, C order) or safetensors
+    /// (F32/F16/BF16). Request r's position j scores draft j + 1; position n the bonus token.
+    #[arg(long, value_name = "FILE")]
+    pub target: PathBuf,
+    /// Which tensor of a safetensors target file holding several.
+    #[arg(long, value_name = "NAME")]
+    pub tensor: Option<String>,
+    /// Draft tokens: int32 .npy of shape [batch, n] (n may be 0).
+    #[arg(long, value_name = "FILE")]
+    pub draft_tokens: PathBuf,
+    /// Draft distributions: float32/float16 .npy of shape [batch, n, vocab] (default: point
+    /// masses, as for n-gram or greedy drafts).
+    #[arg(long, value_name = "FILE")]
+    pub draft_probs: Option<PathBuf>,
+    /// Output: JSON if it ends in .json (per request: accepted, tokens, logprobs, status), else
+    /// int32 .npy [batch, n + 1] of the emitted tokens, -1 after the last.
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub out: PathBuf,
+    /// Temperature (>= 0; 0 is greedy).
+    #[arg(
+        long,
+        short = 't',
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub temperature: f32,
+    /// Keep the K highest-ranked tokens (0 = off).
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "K",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub top_k: u32,
+    /// Keep the smallest most-probable set whose mass reaches P, in (0, 1] (1 = off).
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "P",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub top_p: f32,
+    /// Drop tokens below M times the top probability, in [0, 1) (0 = off).
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub min_p: f32,
+    /// Base seed (default: a random one, reported on stderr). A request without its own seed
+    /// uses the seed `sample` gives the row of that index.
+    #[arg(long, short = 's', allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Step of every request's random stream; position j uses step + j.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub step: u64,
+    /// How resampled and bonus tokens are drawn.
+    #[arg(long, value_enum, default_value_t = Method::Gumbel)]
+    pub method: Method,
+    /// Arithmetic: fast (exact f64), or invariant (the batch-invariant sampler's bits).
+    #[arg(long, value_enum, default_value_t = NumericsArg::Fast)]
+    pub numerics: NumericsArg,
+    /// Per-request parameters: a JSON list of objects, one per request, with `sample`'s
+    /// --params fields. The processing fields apply at every target position, position j's
+    /// output_tokens followed by the drafts before it.
+    #[arg(long, value_name = "ROWS.json")]
+    pub params: Option<PathBuf>,
+    /// Tokens banned at every position of every request (-inf).
+    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
+    pub banned_tokens: Vec<u32>,
+    /// A bias added to a token's logit everywhere, TOKEN:BIAS (BIAS may be -inf).
+    #[arg(long, value_name = "T:B,...", value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_bias)]
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Repetition penalty r (> 0; 1 = off) over each request's prompt and output tokens.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub repetition_penalty: f32,
+    /// Frequency penalty f (0 = off) per occurrence in each request's output tokens.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub frequency_penalty: f32,
+    /// Presence penalty q (0 = off) for each token present in a request's output tokens.
+    #[arg(
+        long,
+        value_name = "Q",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub presence_penalty: f32,
+    /// Where to verify (there are no GPU verification kernels yet).
+    #[arg(long, value_enum, default_value_t = VerifyDevice::Auto)]
+    pub device: VerifyDevice,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Batch sizes [GPU default: 1,8,64,256,1024; CPU default: 1,8,64].
@@ -397,7 +519,8 @@ pub fn parse() -> std::result::Result<Cli, ExitCode> {
 /// A clap error as one line: its message, clap's tip if it has one, and where to look for help.
 fn clap_one_line(e: &clap::Error) -> String {
     if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        return "missing subcommand: use 'batchsample demo', 'sample' or 'bench' (see --help)"
+        return "missing subcommand: use 'batchsample demo', 'sample', 'verify', 'bench' or 'drift' \
+                (see --help)"
             .into();
     }
     let text = e.to_string();
@@ -430,6 +553,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Sample(args) => sample::run(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Drift(args) => drift::run(&args),
     }

@@ -149,7 +149,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-fn fmt_duration(d: Duration) -> String {
+pub(super) fn fmt_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{:.2} ms", d.as_secs_f64() * 1e3)
     } else {
@@ -158,7 +158,7 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 /// Fails early when the output's directory does not exist, rather than after the work.
-fn check_out_dir(out: &Path) -> Result<()> {
+pub(super) fn check_out_dir(out: &Path) -> Result<()> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             bail!(

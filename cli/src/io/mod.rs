@@ -9,6 +9,7 @@
 pub mod npy;
 pub mod processing;
 pub mod safetensors;
+pub mod verify;
 
 use batchsample::dtype::LogitsBuf;
 use batchsample::error::{Result, SampleError};
@@ -42,6 +43,31 @@ pub struct Logits {
 /// safetensors.
 pub fn read_logits(path: impl AsRef<Path>, tensor: Option<&str>) -> Result<Logits> {
     let path = path.as_ref();
+    let array = read_logits_array(path, tensor)?;
+    let (batch, vocab) = logits_shape(path, &array.shape)?;
+    Ok(Logits {
+        data: array.data,
+        batch,
+        vocab,
+        format: array.format,
+        tensor: array.tensor,
+    })
+}
+
+/// A logits array of any shape read from a file, row-major (see [`read_logits_array`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogitsArray {
+    pub data: LogitsBuf,
+    pub shape: Vec<usize>,
+    pub format: Format,
+    /// The safetensors tensor read (`None` for `.npy`).
+    pub tensor: Option<String>,
+}
+
+/// Reads a floating-point array of any shape as [`read_logits`] reads logits (the same formats,
+/// dtypes and errors); the caller checks the shape.
+pub fn read_logits_array(path: impl AsRef<Path>, tensor: Option<&str>) -> Result<LogitsArray> {
+    let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| SampleError::file(path, e))?;
     let ext = path
         .extension()
@@ -56,16 +82,14 @@ pub fn read_logits(path: impl AsRef<Path>, tensor: Option<&str>) -> Result<Logit
             ));
         }
         let array = npy::parse_logits(path, &bytes)?;
-        let (batch, vocab) = logits_shape(path, &array.shape)?;
         let data = match array.data {
             npy::NpyData::F32(v) => LogitsBuf::F32(v),
             npy::NpyData::F16(v) => LogitsBuf::F16(v),
             npy::NpyData::I32(_) => unreachable!("parse_logits only returns float data"),
         };
-        return Ok(Logits {
+        return Ok(LogitsArray {
             data,
-            batch,
-            vocab,
+            shape: array.shape,
             format: Format::Npy,
             tensor: None,
         });
@@ -80,11 +104,9 @@ pub fn read_logits(path: impl AsRef<Path>, tensor: Option<&str>) -> Result<Logit
         }
         Err(e) => return Err(e),
     };
-    let (batch, vocab) = logits_shape(path, &t.shape)?;
-    Ok(Logits {
+    Ok(LogitsArray {
         data: t.data,
-        batch,
-        vocab,
+        shape: t.shape,
         format: Format::Safetensors,
         tensor: Some(t.name),
     })
