@@ -421,7 +421,7 @@ fn processing_report(
         masked,
         !lists.banned_tokens.is_empty(),
         !lists.logit_bias.is_empty(),
-        !pen.is_off() && !(lists.prompt_tokens.is_empty() && lists.output_tokens.is_empty()),
+        !pen.is_off() && (!lists.prompt_tokens.is_empty() || !lists.output_tokens.is_empty()),
     ];
     let mut out = String::new();
     let _ = writeln!(
