@@ -65,6 +65,33 @@ struct ProcessingArgs {
     unsigned int reserved;          // 0
 };
 
+// Speculative verification (src/verify/mod.rs has the semantics; src/cpu/invariant/verify.rs the
+// invariant decisions): a launch of the general kernels over the target rows of `requests`
+// requests, request r's rows being offsets[r] + r ..= offsets[r + 1] + r (its drafts, then the
+// bonus position). Each row block decides its position — the accept test of its draft, the
+// residual draw (the draft left out of the race or walk), or the bonus draw — and writes it to
+// the row outputs and `positions`; the last of a request's blocks to arrive (an integer ticket)
+// walks the chain and writes the request's results. Point-mass drafts only.
+struct VerifyPosition {
+    float draft_logprob;  // the draft's logprob under the position's distribution
+    unsigned int accept;  // 1: the draft is accepted
+};
+
+struct VerifyArgs {
+    const unsigned int* offsets;  // [requests + 1] draft CSR, or null: not a verification launch
+    const unsigned int* drafts;   // [offsets[requests]]
+    unsigned int requests;
+    unsigned int stride;          // the request outputs' row length: n_max + 1 at least
+    unsigned int drafts_len;      // the drafts array's length: offsets past it are not followed
+    unsigned int rows;            // the launch's target rows: a request past them is not served
+    VerifyPosition* positions;    // [rows]
+    unsigned int* arrivals;       // [requests] counters, 0 before and after a launch
+    int* accepted;                // [requests]
+    int* tokens;                  // [requests, stride]: the emitted tokens, then -1
+    float* logprobs;              // [requests, stride]: their logprobs, then NaN
+    unsigned int* status;         // [requests]
+};
+
 struct SampleArgs {
     const void* logits;            // [batch, row_stride] of the entry's dtype (f16/bf16 as bits)
     unsigned long long row_stride;  // elements from one row's start to the next (>= vocab)
@@ -79,13 +106,16 @@ struct SampleArgs {
     SlicePartial* partials;   // split entries: [batch, splits]
     unsigned int* arrivals;   // split entries: [batch] counters, 0 before and after a launch
     ProcessingArgs proc;
+    VerifyArgs verify;
 };
 
 static_assert(sizeof(ParamFields) == 48, "ParamFields (see src/gpu/args.rs)");
 static_assert(sizeof(RowOutputs) == 48, "RowOutputs (see src/gpu/args.rs)");
 static_assert(sizeof(TokenListArgs) == 24, "TokenListArgs (see src/gpu/args.rs)");
 static_assert(sizeof(ProcessingArgs) == 152, "ProcessingArgs (see src/gpu/args.rs)");
-static_assert(sizeof(SampleArgs) == 336, "SampleArgs (see src/gpu/args.rs)");
+static_assert(sizeof(VerifyPosition) == 8, "VerifyPosition (see src/gpu/args.rs)");
+static_assert(sizeof(VerifyArgs) == 80, "VerifyArgs (see src/gpu/args.rs)");
+static_assert(sizeof(SampleArgs) == 416, "SampleArgs (see src/gpu/args.rs)");
 #if !defined(__CUDACC_RTC__)
 static_assert(__builtin_offsetof(SampleArgs, row_stride) == 8, "SampleArgs.row_stride");
 static_assert(__builtin_offsetof(SampleArgs, vocab) == 16, "SampleArgs.vocab");
@@ -98,6 +128,7 @@ static_assert(__builtin_offsetof(SampleArgs, out) == 120, "SampleArgs.out");
 static_assert(__builtin_offsetof(SampleArgs, partials) == 168, "SampleArgs.partials");
 static_assert(__builtin_offsetof(SampleArgs, arrivals) == 176, "SampleArgs.arrivals");
 static_assert(__builtin_offsetof(SampleArgs, proc) == 184, "SampleArgs.proc");
+static_assert(__builtin_offsetof(SampleArgs, verify) == 336, "SampleArgs.verify");
 static_assert(__builtin_offsetof(ProcessingArgs, banned) == 24, "ProcessingArgs.banned");
 static_assert(__builtin_offsetof(ProcessingArgs, touched) == 128, "ProcessingArgs.touched");
 static_assert(__builtin_offsetof(RowOutputs, top_n) == 40, "RowOutputs.top_n");

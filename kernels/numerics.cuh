@@ -33,6 +33,11 @@ struct FastNumerics {
     // The inverse-CDF target for uniform u: the walk picks the first token whose running sum
     // exceeds it.
     __device__ static __forceinline__ Mass cdf_target(float u, Mass total) { return u * total; }
+    // Speculative verification accepts a draft of mass m out of `total` when u * total < m.
+    __device__ static __forceinline__ bool accepts(float u, Mass total, Mass m)
+    {
+        return __fmul_rn(u, total) < m;
+    }
 };
 
 struct InvariantNumerics {
@@ -60,5 +65,11 @@ struct InvariantNumerics {
     __device__ static __forceinline__ Mass cdf_target(float u, Mass total)
     {
         return (unsigned long long)__dmul_rn((double)u, __ull2double_rn(total));
+    }
+    // u * total < m in f64 (src/cpu/invariant/verify.rs): one rounding of the product and of
+    // each conversion.
+    __device__ static __forceinline__ bool accepts(float u, Mass total, Mass m)
+    {
+        return __dmul_rn((double)u, __ull2double_rn(total)) < __ull2double_rn(m);
     }
 };

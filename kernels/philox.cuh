@@ -31,6 +31,7 @@ __device__ __forceinline__ Philox4 philox4x32_10(Philox4 ctr, unsigned int k0, u
 // Purposes of a counter (src/philox.rs `Purpose`).
 #define PHILOX_TOKEN_NOISE 0u
 #define PHILOX_ROW_UNIFORM 1u
+#define PHILOX_ACCEPT 2u  // speculative verification's accept uniform (src/philox.rs)
 
 __device__ __forceinline__ Philox4 philox_block(unsigned long long seed, unsigned long long step,
                                                 unsigned int block, unsigned int purpose)
@@ -47,6 +48,12 @@ __device__ __forceinline__ Philox4 philox_block(unsigned long long seed, unsigne
 __device__ __forceinline__ float word_to_uniform(unsigned int w)
 {
     return ((float)(w >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+// The accept uniform of a draft verified at (seed, step): src/philox.rs `accept_uniform`.
+__device__ __forceinline__ float accept_uniform(unsigned long long seed, unsigned long long step)
+{
+    return word_to_uniform(philox_block(seed, step, 0u, PHILOX_ACCEPT).v[0]);
 }
 
 // The uniform of one token (Gumbel draw): src/philox.rs `token_uniform`.

@@ -114,7 +114,8 @@ struct CandidateDraw {
 // weights for the logprob on the way. Block-uniform result.
 template <typename N>
 __device__ CandidateDraw<N> draw_candidates(const SamplingParams& p, unsigned int candidates,
-                                            const ScaledRow<N>& s, SelectShared& sh)
+                                            const ScaledRow<N>& s, SelectShared& sh,
+                                            unsigned int excluded = 0xffffffffu)
 {
     const unsigned long long* ranked = sh.hist;
     float best_score = NEG_INF;
@@ -122,6 +123,7 @@ __device__ CandidateDraw<N> draw_candidates(const SamplingParams& p, unsigned in
     typename N::Mass mass = 0;
     for (unsigned int j = threadIdx.x; j < candidates; j += blockDim.x) {
         const unsigned int index = candidate_index(ranked[j]);
+        if (index == excluded) continue;  // speculative verification's residual (verify.cuh)
         const float d = s.shifted(key_to_float(candidate_key(ranked[j])));
         mass += N::mass(N::exp(d));
         const float score = gumbel_score<N>(d, token_uniform(p.seed, p.step, index));

@@ -27,6 +27,7 @@
 #include "args.cuh"
 #include "params.cuh"
 #include "rows.cuh"
+#include "verify.cuh"
 #include "sampler_table.cuh"
 #include "philox.cuh"
 #include "block.cuh"
@@ -79,15 +80,18 @@ struct RowCuts {
     unsigned int candidates;
 };
 
-// Whether a token survives every filter: in both cuts, not masked, weight at least min_p.
+// Whether a token survives every filter: in both cuts, not masked, weight at least min_p, and
+// not `excluded` (a verified draft, left out of its residual's draw: kernels/verify.cuh).
 struct KeptTokens {
     Cut k;
     Cut p;
     float min_p;
+    unsigned int excluded;  // NO_DRAFT: none
     __device__ __forceinline__ bool operator()(unsigned int key, unsigned int index, float x,
                                                float w) const
     {
-        return x != NEG_INF && in_cut(k, key, index) && in_cut(p, key, index) && w >= min_p;
+        return x != NEG_INF && in_cut(k, key, index) && in_cut(p, key, index) && w >= min_p &&
+               index != excluded;
     }
 };
 
@@ -203,7 +207,8 @@ __device__ __forceinline__ RowDraw<N> draw_row(const SamplingParams& p, unsigned
     Mass norm = 0;
     if (method == DRAW_GUMBEL && candidates > 0u) {
         // The kept tokens are the first `candidates` in shared memory: no pass over the row.
-        const CandidateDraw<N> draw = draw_candidates(p, candidates, scale, sh.select);
+        const CandidateDraw<N> draw =
+            draw_candidates(p, candidates, scale, sh.select, kept.excluded);
         norm = draw.norm;
         token = (int)draw.token;
         kept_count = threadIdx.x == 0 ? candidates : 0u;  // summed over the block below
@@ -213,10 +218,15 @@ __device__ __forceinline__ RowDraw<N> draw_row(const SamplingParams& p, unsigned
         // call and no logarithms — exactly. Most of an LM's vocabulary is that far below the top.
         // Seeded with the row maximum's own score (the maximum is always kept; its owner computes
         // the same bits and does not displace it), so the bound skips from the first sub-tile.
-        float best_score = gumbel_score<N>(scale.shifted(max), token_uniform(p.seed, p.step, argmax));
-        unsigned int best_token = argmax;
+        // A verified draft that is the maximum is left out: the race starts empty, with no bound.
+        const bool seeded = argmax != kept.excluded;
+        float best_score = seeded ? gumbel_score<N>(scale.shifted(max),
+                                                    token_uniform(p.seed, p.step, argmax))
+                                  : NEG_INF;
+        unsigned int best_token = seeded ? argmax : 0xffffffffu;
         Mass mass = 0;
-        const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f;
+        const bool unfiltered = cut_k.tau == 0u && cut_p.tau == 0u && p.min_p <= 0.0f &&
+                                kept.excluded == NO_DRAFT;
         float bound = best_score - 17.0f;  // the block's best score at the last refresh, minus 17
         float reach = gumbel_reach(best_score);  // this thread's best
         unsigned int sub_tiles = 0u;
@@ -381,6 +391,37 @@ __device__ __forceinline__ unsigned int write_top_n(
     return filled;
 }
 
+// A verified position (kernels/verify.cuh): `drawn` is the residual's draw (the draft left out
+// of the kept set) and its mass; with the draft's own mass that is the position's total, and the
+// draft is accepted when u * total < m(draft) (N::accepts). The row outputs get the residual's
+// token and logprob, `positions` the decision and the draft's logprob. A residual without mass
+// (the draft the only kept token) accepts: p(draft) is 1.
+template <int DT, typename N>
+__device__ __forceinline__ void decide_position(const SampleArgs& a, unsigned int row_index,
+                                                const SamplingParams& p,
+                                                const ProcessedRow<DT>& row,
+                                                const ScaledRow<N>& scale, const KeptTokens& kept,
+                                                const RowDraw<N>& drawn)
+{
+    typedef typename N::Mass Mass;
+    const unsigned int draft = kept.excluded;
+    KeptTokens all = kept;
+    all.excluded = NO_DRAFT;
+    const float x = row.at(draft);
+    const float w = scale.weight(x);
+    const Mass m = all(order_key(x), draft, x, w) ? N::mass(w) : Mass(0);
+    const Mass total = drawn.norm + m;
+    const bool empty = drawn.norm == Mass(0);
+    const bool accept = empty || N::accepts(accept_uniform(p.seed, p.step), total, m);
+    const float draft_logprob = N::sub(scale.shifted(x), N::log_of_mass(total));
+    const int token = empty ? -1 : drawn.token;
+    const float logprob = empty ? __int_as_float(0x7fffffff)
+                                : N::sub(scale.shifted(row.at(drawn.token)),
+                                         N::log_of_mass(drawn.norm));
+    if (threadIdx.x == 0) a.verify.positions[row_index] = VerifyPosition{draft_logprob, accept};
+    write_row(a.out, row_index, token, logprob, STATUS_OK, 0u);
+}
+
 // The row from `row` (its logits, processed or not): sample_row's work once the row's edits
 // are built. A processed row takes the passes that read through `row` (not the one-read stream
 // or collection, which read the raw logits).
@@ -388,11 +429,14 @@ template <int DT, typename N>
 __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned int row_index,
                                                 const SamplingParams p, RowShared& sh,
                                                 const ProcessedRow<DT>& row, bool from_merged,
-                                                RangeSummary merged, unsigned int merged_count)
+                                                RangeSummary merged, unsigned int merged_count,
+                                                unsigned int draft)
 {
     const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
     const RowOutputs& out = a.out;
     const bool processed = row.edits != nullptr;
+    // A verified draft's row draws its residual: the passes that can leave the draft out.
+    const bool general_only = processed || draft != NO_DRAFT;
     const bool aligned = (reinterpret_cast<unsigned long long>(row.logits) & 15ull) == 0ull;
     const float nan = __int_as_float(0x7fffffff);
 
@@ -400,8 +444,12 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
         write_invalid_row(out, row_index);
         return;
     }
+    if (draft != NO_DRAFT && draft >= vocab) {
+        write_row(out, row_index, -1, nan, STATUS_INVALID_DRAFT, 0u);
+        return;
+    }
     if constexpr (N::RESCALES) {
-        if (!from_merged && !processed && p.temperature > 0.0f &&
+        if (!from_merged && !general_only && p.temperature > 0.0f &&
             streamable(p, vocab, method, top_n)) {
             // Temperature-only: one read of the row from DRAM (kernels/stream.cuh), not a pass
             // for the maximum and one or two for the draw.
@@ -419,7 +467,7 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
     bool windowed = from_merged;
     if (windowed)
         first = merged;
-    else if (!processed && p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
+    else if (!general_only && p.temperature > 0.0f && p.top_k > 0u && p.top_k <= blockDim.x)
         windowed = collect_top_k<DT>(row.logits, vocab, 0u, aligned, p.top_k, sh.select,
                                      sh.maxima, first, &collected);
     // Pass 1: maximum (lowest index on ties), finite count, and the NaN / +inf check.
@@ -435,6 +483,9 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
         return;
     }
     if (p.temperature == 0.0f) {
+        // A greedy chain accepts the draft that is the greedy token; else it emits that token.
+        if (draft != NO_DRAFT && threadIdx.x == 0)
+            a.verify.positions[row_index] = VerifyPosition{0.0f, draft == argmax ? 1u : 0u};
         write_greedy_row(out, row_index, argmax);
         return;
     }
@@ -443,9 +494,13 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
 
     const RowCuts cuts =
         cut_row<DT, N>(p, row, vocab, aligned, scale, finite, windowed, collected, scan, sh);
-    const KeptTokens kept{cuts.k, cuts.p, p.min_p};
+    const KeptTokens kept{cuts.k, cuts.p, p.min_p, draft};
     const RowDraw<N> drawn =
         draw_row<DT, N>(p, method, row, vocab, aligned, scale, max, argmax, cuts, kept, sh);
+    if (draft != NO_DRAFT) {
+        decide_position<DT, N>(a, row_index, p, row, scale, kept, drawn);
+        return;
+    }
     const unsigned long long kept_count = block_sum_u64(drawn.kept_count, sh.select.scratch);
     const float log_norm = N::log_of_mass(drawn.norm);
     const float chosen_logit = row.at(drawn.token);
@@ -459,7 +514,8 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
 template <int DT, typename N>
 __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
                            RowShared& sh, bool from_merged = false,
-                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u)
+                           RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u,
+                           unsigned int draft = NO_DRAFT)
 {
     // `from_merged`: the split kernels' last block, whose slices have already collected the
     // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
@@ -469,7 +525,8 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
     const bool usable = !processed || build_row_edits(a.proc, row_index, a.vocab, sh.edits);
     const ProcessedRow<DT> row{row_logits<DT>(a, row_index), processed ? &sh.edits : nullptr};
     if (usable)
-        sample_row_from<DT, N>(a, row_index, p, sh, row, from_merged, merged, merged_count);
+        sample_row_from<DT, N>(a, row_index, p, sh, row, from_merged, merged, merged_count,
+                               draft);
     else
         write_invalid_row(a.out, row_index);
     if (processed) clear_row_edits(a.proc, row_index, a.vocab);
@@ -628,7 +685,16 @@ template <int DT, typename N>
 __device__ __forceinline__ void sample_rows(const SampleArgs& a)
 {
     __shared__ RowShared shared;
-    sample_row<DT, N>(a, blockIdx.x, row_params(a, blockIdx.x), shared);
+    // A verification launch's rows are target positions: the request's parameters at the
+    // position's step, its draft, and the request's ticket after the row (kernels/verify.cuh).
+    const bool verify = verifying(a);
+    const VerifyRow target = verify ? verify_row(a.verify, blockIdx.x) : VerifyRow();
+    if (verify && !target.valid) return;
+    SamplingParams p = row_params(a, verify ? target.request : blockIdx.x);
+    if (verify) p.step += target.position;
+    sample_row<DT, N>(a, blockIdx.x, p, shared, false, RangeSummary(), 0u,
+                      verify ? target.draft : NO_DRAFT);
+    if (verify) finish_position(a, target, p);
 }
 
 template <int DT, unsigned int DRAW>

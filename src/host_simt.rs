@@ -602,13 +602,14 @@ pub mod sampler {
     use crate::dtype::Logit;
     use crate::gpu::args::{
         ParamFields as ParamFieldPtrs, ProcessingArgs, RowOutputs as RowOutputPtrs, SampleArgs,
-        TokenListArgs,
+        TokenListArgs, VerifyArgs,
     };
     use crate::gpu::launch::{SamplerKernel, MAX_SPLITS, SAMPLER_MAX_THREADS, SPLIT_PARTIAL_WORDS};
     use crate::gpu::table::{dtype_column, KernelKey};
     use crate::gpu::{decode_rows, MAX_TOP_N};
-    use crate::params::{DrawMethod, Numerics, SamplingParams};
+    use crate::params::{DrawMethod, Numerics, RowStatus, SamplingParams};
     use crate::processing::{bitmask_words, Processing, TokenLists};
+    use crate::verify::{Drafts, VerifyOptions, VerifyOutput};
     use std::ffi::c_int;
 
     type Launcher = unsafe extern "C" fn(*const HostLaunch, *const SampleArgs) -> c_int;
@@ -661,6 +662,18 @@ pub mod sampler {
         pub schedule: Schedule,
         /// Logits processing ([`Processing::NONE`]: none); the launch sizes the workspace.
         pub processing: Processing<'a>,
+        /// A speculative-verification launch: `batch` is the target rows, `params` one per
+        /// request (or one for all).
+        pub verify: Option<ShimVerify<'a>>,
+    }
+
+    /// The drafts of a verification launch (point masses) and the request outputs' row length.
+    #[derive(Clone, Copy, Debug)]
+    pub struct ShimVerify<'a> {
+        pub offsets: &'a [u32],
+        pub drafts: &'a [u32],
+        /// At least `n_max + 1`.
+        pub stride: usize,
     }
 
     /// What a shim launch wrote: the decoded rows, the raw top-n buffers (`[batch, top_stride]`,
@@ -673,6 +686,9 @@ pub mod sampler {
         /// The processing workspace's touched bitmap after the launch (the kernels must leave it
         /// all zero).
         pub touched: Vec<u32>,
+        /// A verification launch's request results (checked: padded with -1 and NaN past the
+        /// emitted tokens, the ticket counters left at 0).
+        pub verify: Option<Vec<VerifyOutput>>,
     }
 
     /// The kernels' processing arguments for `processing` (host addresses), with the workspace
@@ -734,6 +750,52 @@ pub mod sampler {
         }
     }
 
+    /// Verifies point-mass `drafts` against `target` (`[drafts.target_rows(), vocab]`) with the
+    /// general kernels of `opts.numerics` (`threads` per row block, under `schedule`): the
+    /// kernels' speculative verification, one row block per target row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_rows<T: Logit>(
+        target: &[T],
+        vocab: usize,
+        drafts: &Drafts,
+        params: &[SamplingParams],
+        processing: &Processing,
+        opts: &VerifyOptions,
+        threads: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<VerifyOutput>, HostSimtError> {
+        assert!(
+            drafts.probs.is_none(),
+            "the kernels verify point-mass drafts"
+        );
+        let sample_opts = SampleOptions {
+            method: opts.method,
+            numerics: opts.numerics,
+            top_n: 0,
+        };
+        let launch_ = ShimLaunch {
+            key: key_of::<T>(SamplerKernel::General, &sample_opts, false),
+            logits: target,
+            batch: drafts.target_rows(),
+            vocab,
+            row_stride: vocab,
+            params: ShimParams::Packed(params),
+            top_stride: 0,
+            threads,
+            splits: 1,
+            schedule,
+            processing: *processing,
+            verify: Some(ShimVerify {
+                offsets: drafts.offsets,
+                drafts: drafts.tokens,
+                stride: drafts.max_count() + 1,
+            }),
+        };
+        Ok(run(&launch_, &sample_opts)?
+            .verify
+            .expect("a verification launch"))
+    }
+
     /// A dense launch: `[batch, vocab]` logits, packed params, top-n stride `top_n`.
     #[allow(clippy::too_many_arguments)]
     fn dense<T: Logit>(
@@ -760,6 +822,7 @@ pub mod sampler {
                 splits,
                 schedule,
                 processing: Processing::NONE,
+                verify: None,
             },
             opts,
         )
@@ -892,6 +955,7 @@ pub mod sampler {
             splits,
             schedule,
             processing: *processing,
+            verify: None,
         };
         Ok(run(&launch_, opts)?.rows)
     }
@@ -916,6 +980,7 @@ pub mod sampler {
             splits,
             schedule,
             processing,
+            verify,
         } = *launch_;
         assert_eq!(key.dtype, T::DTYPE, "the key's dtype is the logits'");
         let family = key.family().expect("a family serves the key");
@@ -988,11 +1053,13 @@ pub mod sampler {
             &mut table,
             capacity,
         );
+        // A verification launch reads one parameter row per request.
+        let param_rows = verify.map_or(batch, |v| v.offsets.len().saturating_sub(1));
         match params {
             ShimParams::Packed(p) => {
-                assert!(p.len() == 1 || p.len() == batch, "1 or batch params");
+                assert!(p.len() == 1 || p.len() == param_rows, "1 or batch params");
                 args.params = p.as_ptr() as u64;
-                args.params_stride = u32::from(p.len() != 1 || batch == 1);
+                args.params_stride = u32::from(p.len() != 1 || param_rows == 1);
             }
             ShimParams::Fields {
                 temperature,
@@ -1011,14 +1078,23 @@ pub mod sampler {
                 }
                 args.scalars = scalars;
                 args.fields = ParamFieldPtrs {
-                    temperature: ptr(temperature, batch),
-                    top_k: ptr(top_k, batch),
-                    top_p: ptr(top_p, batch),
-                    min_p: ptr(min_p, batch),
-                    seed: ptr(seed, batch),
-                    step: ptr(step, batch),
+                    temperature: ptr(temperature, param_rows),
+                    top_k: ptr(top_k, param_rows),
+                    top_p: ptr(top_p, param_rows),
+                    min_p: ptr(min_p, param_rows),
+                    seed: ptr(seed, param_rows),
+                    step: ptr(step, param_rows),
                 };
             }
+        }
+        let mut requests = VerifyBuffers::new(verify, batch);
+        if let Some(v) = verify {
+            assert!(
+                !key.split && key.kernel == SamplerKernel::General,
+                "general kernels verify"
+            );
+            assert!(opts.top_n == 0, "verification launches report no top-n");
+            args.verify = requests.args(v);
         }
         let grid = if key.split {
             (splits, batch as u32)
@@ -1066,7 +1142,106 @@ pub mod sampler {
             top_tokens,
             arrivals,
             touched,
+            verify: verify.map(|_| requests.decode()),
         })
+    }
+
+    /// A verification launch's per-position and per-request buffers (host memory), poisoned.
+    struct VerifyBuffers {
+        positions: Vec<u64>,
+        arrivals: Vec<u32>,
+        accepted: Vec<i32>,
+        tokens: Vec<i32>,
+        logprobs: Vec<f32>,
+        status: Vec<u32>,
+        stride: usize,
+        requests: usize,
+    }
+
+    impl VerifyBuffers {
+        fn new(verify: Option<ShimVerify>, rows: usize) -> Self {
+            let requests = verify.map_or(0, |v| v.offsets.len().saturating_sub(1));
+            let stride = verify.map_or(1, |v| v.stride);
+            VerifyBuffers {
+                positions: vec![u64::MAX; rows.max(1)],
+                arrivals: vec![0; requests.max(1)],
+                accepted: vec![i32::MIN; requests.max(1)],
+                tokens: vec![i32::MIN; (requests * stride).max(1)],
+                logprobs: vec![f32::INFINITY; (requests * stride).max(1)],
+                status: vec![u32::MAX; requests.max(1)],
+                stride,
+                requests,
+            }
+        }
+
+        fn args(&mut self, v: ShimVerify) -> VerifyArgs {
+            let requests = v.offsets.len() - 1;
+            assert_eq!(v.offsets[0], 0, "CSR offsets start at 0");
+            assert!(
+                v.offsets.windows(2).all(|w| w[0] <= w[1]),
+                "CSR offsets never decrease"
+            );
+            assert_eq!(
+                v.offsets[requests] as usize,
+                v.drafts.len(),
+                "one token a draft"
+            );
+            let n_max = v.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+            assert!(
+                v.stride > n_max as usize,
+                "the stride holds n_max + 1 tokens"
+            );
+            VerifyArgs {
+                offsets: v.offsets.as_ptr() as u64,
+                drafts: v.drafts.as_ptr() as u64,
+                requests: requests as u32,
+                stride: v.stride as u32,
+                drafts_len: v.drafts.len() as u32,
+                rows: self.positions.len() as u32,
+                positions: self.positions.as_mut_ptr() as u64,
+                arrivals: self.arrivals.as_mut_ptr() as u64,
+                accepted: self.accepted.as_mut_ptr() as u64,
+                tokens: self.tokens.as_mut_ptr() as u64,
+                logprobs: self.logprobs.as_mut_ptr() as u64,
+                status: self.status.as_mut_ptr() as u64,
+            }
+        }
+
+        /// The requests' results, checking what the kernels must leave.
+        fn decode(&self) -> Vec<VerifyOutput> {
+            assert!(
+                self.arrivals.iter().all(|&a| a == 0),
+                "ticket counters left at 0"
+            );
+            (0..self.requests)
+                .map(|r| {
+                    let status = RowStatus::from_code(self.status[r]).expect("a status code");
+                    let row = r * self.stride..(r + 1) * self.stride;
+                    let (tokens, logprobs) = (&self.tokens[row.clone()], &self.logprobs[row]);
+                    let accepted = self.accepted[r];
+                    let emitted = if status == RowStatus::Ok {
+                        accepted as usize + 1
+                    } else {
+                        assert_eq!(accepted, 0, "a failed request accepts nothing");
+                        0
+                    };
+                    assert!(tokens[emitted..].iter().all(|&t| t == -1), "padding -1");
+                    assert!(
+                        logprobs[emitted..].iter().all(|l| l.is_nan()),
+                        "padding NaN"
+                    );
+                    if status != RowStatus::Ok {
+                        return VerifyOutput::failed(status);
+                    }
+                    VerifyOutput {
+                        accepted: accepted as usize,
+                        tokens: tokens[..emitted].iter().map(|&t| t as u32).collect(),
+                        logprobs: logprobs[..emitted].iter().map(|&l| l as f64).collect(),
+                        status,
+                    }
+                })
+                .collect()
+        }
     }
 }
 

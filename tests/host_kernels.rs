@@ -406,6 +406,7 @@ fn shim_every_family_reads_strided_rows_per_field_params_and_a_wide_top_n_layout
                     splits: if split { 3 } else { 1 },
                     schedule: Schedule::Forward,
                     processing: Processing::NONE,
+                    verify: None,
                 },
                 &opts,
             )

@@ -201,11 +201,20 @@ fn json_is_the_library_for_dense_and_point_mass_drafts_both_methods_and_numerics
             args.extend_from_slice(&["--draft-probs", s(&probs)]);
         }
         let (json, err) = verify_json(&dir, &args);
-        // The default device says where it runs, then the summary.
-        assert!(
-            err.contains("verify runs on the CPU (no GPU verification kernels yet)"),
-            "{err}"
-        );
+        // The default device says where it runs (dense drafts and GPU-less machines: the CPU),
+        // then the summary.
+        if dense || json["device"] == "cpu" {
+            assert!(err.contains("on the CPU"), "{err}");
+        }
+        if json["device"] == "gpu" {
+            // A GPU machine: the reference comparison below is the CPU's.
+            args.extend_from_slice(&["--device", "cpu"]);
+        }
+        let (json, err) = if json["device"] == "gpu" {
+            verify_json(&dir, &args)
+        } else {
+            (json, err)
+        };
         assert!(
             err.contains("seed 11:") && err.contains("drafts accepted"),
             "{err}"
@@ -587,11 +596,16 @@ fn bad_inputs_exit_2_in_one_line() {
         base(&["--params", s(&rows)]),
         &["rows.json", "2 parameter rows", "batch of 3"],
     );
-    // No GPU path yet.
-    fails(
-        base(&["--device", "gpu"]),
-        &["--device gpu", "no GPU kernels"],
-    );
+    // The GPU verifies point-mass drafts only; without a GPU, --device gpu is an error.
+    let mut dense = base(&["--device", "gpu", "--draft-probs"]);
+    dense.push(s(&probs).to_string());
+    fails(dense, &["--device gpu", "point-mass drafts only"]);
+    if !batchsample::gpu::gpu_available() {
+        fails(
+            base(&["--device", "gpu"]),
+            &["--device gpu", "no CUDA device"],
+        );
+    }
     // Missing files and a missing output directory.
     let missing = s(&dir.path("nope.npy")).to_string();
     let mut args = base(&[]);

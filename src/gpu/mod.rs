@@ -17,6 +17,7 @@ pub mod constants;
 mod device;
 mod kernels_image;
 mod processing;
+mod verify;
 // The host shim (test-only) runs the kernels with the launcher's geometry.
 pub(crate) mod launch;
 pub(crate) mod table;
@@ -26,6 +27,7 @@ pub use launch::MAX_TOP_N;
 pub use processing::{
     DeviceBiasLists, DeviceProcessing, DeviceProcessingBuf, DeviceTokenLists, ProcessingWorkspace,
 };
+pub use verify::{DeviceDrafts, VerifyBuffers};
 
 /// The context, device facts and kernel image the sampler uses, so that a companion crate can
 /// launch the image's other kernels: batchsample-cli's experiment 2 launches the projection
@@ -43,7 +45,7 @@ use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
 use args::{
     ParamFields as ParamFieldPtrs, ProcessingArgs, RowOutputs as RowOutputPtrs, SampleArgs,
-    TokenListArgs,
+    TokenListArgs, VerifyArgs,
 };
 use cudarc::driver::SyncOnDrop;
 use cudarc::driver::{
@@ -197,6 +199,22 @@ impl Workspace {
     pub fn max_batch(&self) -> usize {
         self.max_batch
     }
+}
+
+/// The verification part of a launch (`GpuSampler::verify_on`): the drafts and where the
+/// requests' results and the per-row decisions go.
+struct VerifyLaunch<'a, 'b> {
+    requests: usize,
+    offsets: &'a CudaView<'a, u32>,
+    drafts: &'a CudaView<'a, u32>,
+    rows: usize,
+    stride: usize,
+    positions: &'b mut CudaSlice<u64>,
+    arrivals: &'b mut CudaSlice<u32>,
+    accepted: &'b mut CudaSlice<i32>,
+    tokens: &'b mut CudaSlice<i32>,
+    logprobs: &'b mut CudaSlice<f32>,
+    status: &'b mut CudaSlice<u32>,
 }
 
 /// Owns a context, a stream and the loaded kernels.
@@ -391,7 +409,9 @@ impl GpuSampler {
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
     ) -> Result<()> {
-        self.launch_rows(stream, logits, params, None, filters, opts, out, workspace)
+        self.launch_rows(
+            stream, logits, params, None, filters, opts, out, workspace, None,
+        )
     }
 
     /// [`GpuSampler::sample_rows_on`] with logits processing ([`crate::processing`]: bitmask,
@@ -422,6 +442,7 @@ impl GpuSampler {
             opts,
             out,
             workspace,
+            None,
         )
     }
 
@@ -436,6 +457,7 @@ impl GpuSampler {
         opts: &SampleOptions,
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
+        mut verify: Option<VerifyLaunch<'_, '_>>,
     ) -> Result<()> {
         if stream.context().cu_ctx() != self.ctx.cu_ctx() {
             return Err(SampleError::Shape(
@@ -485,17 +507,18 @@ impl GpuSampler {
             dtype: T::DTYPE,
             split: false,
         };
-        // A processed launch: the general kernels, one block per row (a split launch would
-        // sample processed rows whole in their first block anyway).
+        // A processed or verification launch: the general kernels, one block per row (a split
+        // launch would sample processed rows whole in their first block anyway).
+        let one_block_rows = processing.is_some() || verify.is_some();
         let key = KernelKey {
-            kernel: if processing.is_some() {
+            kernel: if one_block_rows {
                 SamplerKernel::General
             } else {
                 key.kernel
             },
             ..key
         };
-        let splits = if processing.is_some() {
+        let splits = if one_block_rows {
             1
         } else {
             split_count(
@@ -514,7 +537,8 @@ impl GpuSampler {
         // At most 27 buffers (logits, 6 parameter arrays, 5 outputs, 2 of workspace; with
         // processing a bitmask, penalties, 9 list arrays and 2 of workspace): a fixed array, so
         // the serving path allocates nothing per launch.
-        let mut guards: [Option<SyncOnDrop<'_>>; 27] = Default::default();
+        // Verification adds 8 (offsets, drafts, 6 outputs and scratch).
+        let mut guards: [Option<SyncOnDrop<'_>>; 35] = std::array::from_fn(|_| None);
         let mut held = 0;
         macro_rules! addr {
             ($taken:expr) => {{
@@ -542,14 +566,17 @@ impl GpuSampler {
             },
             ..SampleArgs::default()
         };
+        // A verification launch's parameters are the requests'.
+        let param_rows = verify.as_ref().map_or(batch, |v| v.requests);
         match params {
             RowParams::Packed(packed) => {
                 args.params_stride = match packed.len() {
                     1 => 0,
-                    n if n == batch => 1,
+                    n if n == param_rows => 1,
                     n => {
                         return Err(SampleError::Shape(format!(
-                            "{n} parameter rows for a batch of {batch} (give 1 or {batch})"
+                            "{n} parameter rows for a batch of {param_rows} (give 1 or \
+                             {param_rows})"
                         )))
                     }
                 };
@@ -558,8 +585,8 @@ impl GpuSampler {
             RowParams::Fields(fields) => {
                 fields.scalars.validate(0)?;
                 let field = |name: &str, len: Option<usize>| match len {
-                    Some(n) if n < batch => Err(SampleError::Shape(format!(
-                        "the {name} array holds {n} rows for a batch of {batch}"
+                    Some(n) if n < param_rows => Err(SampleError::Shape(format!(
+                        "the {name} array holds {n} rows for a batch of {param_rows}"
                     ))),
                     _ => Ok(()),
                 };
@@ -622,6 +649,33 @@ impl GpuSampler {
                 table: addr!(ws.table.device_ptr_mut(stream)),
                 table_capacity: ws.table_capacity as u32,
                 reserved: 0,
+            };
+        }
+        if let Some(v) = verify.as_mut() {
+            if v.rows != batch || v.positions.len() < batch || v.arrivals.len() < v.requests {
+                return Err(SampleError::Capacity(format!(
+                    "verification buffers for {} rows and {} requests",
+                    v.positions.len(),
+                    v.arrivals.len()
+                )));
+            }
+            let fits = |what: &str, n: usize| {
+                u32::try_from(n)
+                    .map_err(|_| SampleError::Capacity(format!("{what} {n} exceeds 2^32 - 1")))
+            };
+            args.verify = VerifyArgs {
+                offsets: addr!(v.offsets.device_ptr(stream)),
+                drafts: addr!(v.drafts.device_ptr(stream)),
+                requests: fits("requests", v.requests)?,
+                stride: fits("stride", v.stride)?,
+                drafts_len: fits("drafts", v.drafts.len())?,
+                rows: batch_u32,
+                positions: addr!(v.positions.device_ptr_mut(stream)),
+                arrivals: addr!(v.arrivals.device_ptr_mut(stream)),
+                accepted: addr!(v.accepted.device_ptr_mut(stream)),
+                tokens: addr!(v.tokens.device_ptr_mut(stream)),
+                logprobs: addr!(v.logprobs.device_ptr_mut(stream)),
+                status: addr!(v.status.device_ptr_mut(stream)),
             };
         }
         debug_assert!(held <= guards.len());

@@ -41,6 +41,18 @@
 //! the results' bits depend on nothing but the request. The decisions are spelled out in
 //! `src/cpu/invariant/verify.rs`; the GPU's invariant verification will return the same bits.
 //!
+//! # On the GPU
+//! [`crate::gpu::GpuSampler::verify_on`] (device buffers, the caller's stream, no host
+//! synchronisation, [`crate::gpu::VerifyBuffers`] sized once) and `verify_host` run the general
+//! kernels over the target rows, one block per row: each block decides its position at once —
+//! the draft's accept test and the residual draw (the draft left out of the row's race or walk;
+//! the draft's own mass added back gives the position's total), or the bonus draw — and the last
+//! of a request's blocks to arrive walks the chain. Both numerics: the invariant kernels return
+//! [`Numerics::Invariant`]'s bits (tested through the host shim), the fast kernels the same
+//! decisions as the f64 reference except within float rounding of a boundary. Point-mass drafts
+//! only on the GPU for now: a dense `q_j`'s residual needs a pass of its own; dense drafts verify
+//! on the CPU.
+//!
 //! # Logits processing
 //! [`crate::processing`] applies per *target row*: the caller passes lists with one row per
 //! target position. For the penalties, position `j`'s output history is the request's output so

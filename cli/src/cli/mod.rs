@@ -309,9 +309,9 @@ pub struct SampleArgs {
 pub enum VerifyDevice {
     /// The exact f64 CPU reference.
     Cpu,
-    /// The CUDA kernels (not written yet: an error).
+    /// The CUDA kernels (point-mass drafts); an error when there is no usable GPU.
     Gpu,
-    /// The GPU when it has verification kernels; for now the CPU, saying so on stderr.
+    /// The GPU for point-mass drafts when there is one, else the CPU (saying so on stderr).
     Auto,
 }
 

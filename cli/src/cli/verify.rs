@@ -1,11 +1,13 @@
 //! `batchsample verify`: speculative-decoding verification ([`batchsample::verify`]) of a uniform
-//! `n` drafts per request, from files, on the CPU (`cpu::verify_batch`; there are no GPU
-//! verification kernels yet).
+//! `n` drafts per request, from files: point-mass drafts on the GPU (`GpuSampler::verify_host`)
+//! where there is one, dense drafts (`--draft-probs`) and GPU-less machines on the CPU
+//! (`cpu::verify_batch`).
 
 use super::sample::{check_out_dir, fmt_duration};
 use super::{check_flags, check_processing_flags, NumericsArg, VerifyArgs, VerifyDevice};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use batchsample::cpu::verify_batch;
+use batchsample::gpu::{GpuConfig, GpuSampler};
 use batchsample::processing::{Penalties, ProcessingBuf, RowProcessing};
 use batchsample::verify::{uniform_offsets, Drafts, VerifyOptions, VerifyOutput};
 use batchsample::{with_logits, RowStatus, SampleError, SamplingParams};
@@ -18,10 +20,10 @@ use std::time::Instant;
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let started = Instant::now();
-    if args.device == VerifyDevice::Gpu {
+    if args.device == VerifyDevice::Gpu && args.draft_probs.is_some() {
         bail!(
-            "--device gpu: verification has no GPU kernels yet (the CPU reference runs it); use \
-             --device cpu or auto"
+            "--device gpu: the GPU verifies point-mass drafts only (no --draft-probs); dense \
+             drafts verify on the CPU (--device cpu or auto)"
         );
     }
     let (base_seed, random_seed) = match args.seed {
@@ -83,12 +85,15 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         method: args.method.into(),
         numerics: args.numerics.into(),
     };
-    if args.device == VerifyDevice::Auto {
-        eprintln!("batchsample: verify runs on the CPU (no GPU verification kernels yet)");
-    }
+    let gpu = open_gpu(args.device, inputs.draft_probs.is_some(), batch * (n + 1))?;
+    let device = if gpu.is_some() { "gpu" } else { "cpu" };
     let verifying = Instant::now();
-    let outputs = with_logits!(&inputs.target, v => verify_batch(
-        v, vocab, &drafts, &requests.params, &processing.view(), &opts))?;
+    let outputs = match &gpu {
+        Some(gpu) => with_logits!(&inputs.target, v => gpu.verify_host(
+            v, vocab, &drafts, &requests.params, &processing.view(), &opts))?,
+        None => with_logits!(&inputs.target, v => verify_batch(
+            v, vocab, &drafts, &requests.params, &processing.view(), &opts))?,
+    };
     let verify_time = verifying.elapsed();
 
     let json = args
@@ -96,7 +101,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if json {
-        write_json(args, &inputs, &requests.params, &outputs, base_seed)?;
+        write_json(args, &inputs, &requests.params, &outputs, base_seed, device)?;
     } else {
         let tokens: Vec<i32> = outputs.iter().flat_map(|o| o.padded_tokens(n)).collect();
         io::npy::write(&args.out, &[batch, n + 1], &tokens)?;
@@ -108,7 +113,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         .collect();
     let accepted: usize = ok.iter().map(|o| o.accepted).sum();
     eprintln!(
-        "batchsample: {batch} requests x {n} drafts (vocab {vocab}, {}, {} drafts) on cpu in {} \
+        "batchsample: {batch} requests x {n} drafts (vocab {vocab}, {}, {} drafts) on {device} in {} \
          (total {}), seed {base_seed}{}: {accepted} of {} drafts accepted{} -> {}",
         inputs.target.dtype().name(),
         if inputs.draft_probs.is_some() {
@@ -124,6 +129,32 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The GPU that verifies this run, if one does: point-mass drafts on a machine with a GPU (auto
+/// says on stderr where it runs otherwise; gpu requires one).
+fn open_gpu(device: VerifyDevice, dense: bool, rows: usize) -> Result<Option<GpuSampler>> {
+    let config = GpuConfig {
+        max_batch: rows,
+        max_top_n: 0,
+        ..GpuConfig::default()
+    };
+    match device {
+        VerifyDevice::Cpu => Ok(None),
+        VerifyDevice::Gpu => Ok(Some(GpuSampler::new(config).context("--device gpu")?)),
+        VerifyDevice::Auto if dense => {
+            eprintln!("batchsample: dense drafts (--draft-probs) verify on the CPU");
+            Ok(None)
+        }
+        VerifyDevice::Auto => match GpuSampler::new(config) {
+            Ok(g) => Ok(Some(g)),
+            Err(e) => {
+                let reason = e.to_string().lines().next().unwrap_or_default().to_string();
+                eprintln!("batchsample: GPU unavailable ({reason}); verifying on the CPU");
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// A parameter error of request `r` (the library's "row") named as a request, and the file's.
@@ -222,12 +253,13 @@ fn write_json(
     params: &[SamplingParams],
     outputs: &[VerifyOutput],
     seed: u64,
+    device: &'static str,
 ) -> Result<()> {
     let out = JsonOut {
         batch: inputs.batch,
         n: inputs.n,
         vocab: inputs.vocab,
-        device: "cpu",
+        device,
         method: args.method.name(),
         numerics: match args.numerics {
             NumericsArg::Fast => "fast",

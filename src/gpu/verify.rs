@@ -1,0 +1,271 @@
+//! Speculative verification on the GPU ([`crate::verify`]): the general kernels over the target
+//! rows, one block per row deciding its position, the last block of each request walking its
+//! chain (kernels/verify.cuh). One launch, stream-ordered, no host synchronisation, nothing
+//! allocated per call: the request outputs and the per-row scratch are a [`VerifyBuffers`]
+//! sized once, so a serving loop can replay it in a CUDA graph with the draft offsets and
+//! tokens rewritten in place on the device.
+//!
+//! Point-mass drafts only (n-gram and greedy drafters; vLLM's `draft_probs = None`): a dense
+//! draft distribution is [`SampleError::Capacity`] on the GPU, and verifies on the CPU
+//! ([`crate::cpu::verify_batch`]).
+
+use super::{GpuSampler, LogitRows, RowParams, SampleOutputs, Workspace};
+use crate::dtype::Logit;
+use crate::error::{Result, SampleError};
+use crate::params::{validate_batch, RowStatus, SamplingParams};
+use crate::processing::Processing;
+use crate::verify::{Drafts, VerifyOptions, VerifyOutput};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView, DeviceRepr};
+
+/// The drafts of a verification launch on the device, in CSR form: request `r`'s drafts are
+/// `tokens[offsets[r]..offsets[r + 1]]` and its target rows `offsets[r] + r ..= offsets[r + 1] +
+/// r`. The offsets must start at 0 and never decrease (the host paths check it; the device path
+/// cannot without a synchronisation, and a launch with broken offsets writes undefined results,
+/// inside its buffers).
+#[derive(Clone, Copy)]
+pub struct DeviceDrafts<'a> {
+    /// `[requests + 1]`.
+    pub offsets: &'a CudaView<'a, u32>,
+    /// `[offsets[requests]]` (at least).
+    pub tokens: &'a CudaView<'a, u32>,
+}
+
+/// The device buffers of verification launches of up to `max_requests` requests, `max_rows`
+/// target rows and `max_drafts` drafts a request: the request outputs (`accepted`, `status`,
+/// and `[max_requests, max_drafts + 1]` tokens — the emitted ones, then -1 — and their
+/// logprobs, then NaN), and the per-target-row scratch (each position's residual or bonus draw
+/// and its decision) with the requests' arrival counters, which every launch leaves at 0.
+pub struct VerifyBuffers {
+    pub accepted: CudaSlice<i32>,
+    pub tokens: CudaSlice<i32>,
+    pub logprobs: CudaSlice<f32>,
+    pub status: CudaSlice<u32>,
+    pub(super) row_tokens: CudaSlice<i32>,
+    pub(super) row_logprobs: CudaSlice<f32>,
+    pub(super) row_status: CudaSlice<u32>,
+    pub(super) positions: CudaSlice<u64>,
+    pub(super) arrivals: CudaSlice<u32>,
+    pub(super) max_requests: usize,
+    pub(super) max_rows: usize,
+    /// `max_drafts + 1`: the request outputs' row length.
+    pub(super) stride: usize,
+}
+
+impl VerifyBuffers {
+    pub fn max_requests(&self) -> usize {
+        self.max_requests
+    }
+
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    /// The row length of `tokens` and `logprobs`: `max_drafts + 1`. A request with more drafts
+    /// gets [`RowStatus::InvalidDraft`].
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+}
+
+impl GpuSampler {
+    /// Verification buffers ([`VerifyBuffers`]), zeroed on this sampler's stream.
+    pub fn alloc_verify_buffers(
+        &self,
+        max_requests: usize,
+        max_rows: usize,
+        max_drafts: usize,
+    ) -> Result<VerifyBuffers> {
+        let (requests, rows, stride) = (max_requests.max(1), max_rows.max(1), max_drafts + 1);
+        let s = &self.stream;
+        Ok(VerifyBuffers {
+            accepted: s.alloc_zeros(requests)?,
+            tokens: s.alloc_zeros(requests * stride)?,
+            logprobs: s.alloc_zeros(requests * stride)?,
+            status: s.alloc_zeros(requests)?,
+            row_tokens: s.alloc_zeros(rows)?,
+            row_logprobs: s.alloc_zeros(rows)?,
+            row_status: s.alloc_zeros(rows)?,
+            positions: s.alloc_zeros(rows)?,
+            arrivals: s.alloc_zeros(requests)?,
+            max_requests,
+            max_rows,
+            stride,
+        })
+    }
+
+    /// Verifies point-mass drafts against `target` on `stream`: `target.batch` rows (at least
+    /// `offsets[requests] + requests`; rows past that are skipped, so a fixed grid serves
+    /// varying draft counts), `params` one per request or one for all (the position's step is
+    /// the request's `step + j`), `processing` (optional) per target row. The results land in
+    /// `out` (see [`VerifyBuffers`]); `workspace` is the sampler's, as for sampling. Shapes are
+    /// checked here; values (parameters, draft tokens, logits) per request on the device.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_on<T: Logit + DeviceRepr>(
+        &self,
+        stream: &CudaStream,
+        target: LogitRows<'_, T>,
+        drafts: DeviceDrafts<'_>,
+        params: RowParams<'_>,
+        processing: Option<(
+            &super::DeviceProcessing<'_>,
+            &mut super::ProcessingWorkspace,
+        )>,
+        opts: &VerifyOptions,
+        out: &mut VerifyBuffers,
+        workspace: &mut Workspace,
+    ) -> Result<()> {
+        let requests = drafts.offsets.len().checked_sub(1).ok_or_else(|| {
+            SampleError::Shape("draft offsets need requests + 1 entries (at least one)".into())
+        })?;
+        if requests > out.max_requests || target.batch > out.max_rows {
+            return Err(SampleError::Capacity(format!(
+                "{requests} requests and {} target rows for buffers of {} and {}",
+                target.batch, out.max_requests, out.max_rows
+            )));
+        }
+        let sample_opts = crate::SampleOptions {
+            method: opts.method,
+            numerics: opts.numerics,
+            top_n: 0,
+        };
+        let mut rows = SampleOutputs {
+            tokens: out.row_tokens.slice_mut(..),
+            logprobs: out.row_logprobs.slice_mut(..),
+            status: out.row_status.slice_mut(..),
+            top: None,
+        };
+        let launch = super::VerifyLaunch {
+            requests,
+            offsets: drafts.offsets,
+            drafts: drafts.tokens,
+            rows: target.batch,
+            stride: out.stride,
+            positions: &mut out.positions,
+            arrivals: &mut out.arrivals,
+            accepted: &mut out.accepted,
+            tokens: &mut out.tokens,
+            logprobs: &mut out.logprobs,
+            status: &mut out.status,
+        };
+        self.launch_rows(
+            stream,
+            target,
+            params,
+            processing,
+            crate::BatchFilters::Any,
+            &sample_opts,
+            &mut rows,
+            workspace,
+            Some(launch),
+        )
+    }
+
+    /// The convenience path: checks the batch on the host (shapes, parameters, CSR offsets),
+    /// copies it in, verifies on this sampler's stream, and copies the results out. Point-mass
+    /// drafts only ([`SampleError::Capacity`] for dense ones: verify them with
+    /// [`crate::cpu::verify_batch`]).
+    pub fn verify_host<T: Logit + DeviceRepr>(
+        &self,
+        target: &[T],
+        vocab: usize,
+        drafts: &Drafts,
+        params: &[SamplingParams],
+        processing: &Processing,
+        opts: &VerifyOptions,
+    ) -> Result<Vec<VerifyOutput>> {
+        if drafts.probs.is_some() {
+            return Err(SampleError::Capacity(
+                "the GPU verifies point-mass drafts only: dense draft distributions verify on \
+                 the CPU (cpu::verify_batch)"
+                    .into(),
+            ));
+        }
+        drafts.validate(target.len(), vocab)?;
+        let requests = drafts.batch();
+        validate_batch(params, requests)?;
+        let rows = drafts.target_rows();
+        processing.validate(rows, vocab)?;
+        if requests == 0 {
+            return Ok(Vec::new());
+        }
+        let s = &self.stream;
+        let target_dev = s.clone_htod(target)?;
+        let offsets_dev = s.clone_htod(drafts.offsets)?;
+        // One spare token: a batch without drafts still gets a (non-empty) device buffer.
+        let mut tokens = drafts.tokens.to_vec();
+        tokens.push(0);
+        let tokens_dev = s.clone_htod(&tokens)?;
+        let params_dev = s.clone_htod(params)?;
+        let mut out = self.alloc_verify_buffers(requests, rows, drafts.max_count())?;
+        let mut workspace = self.alloc_workspace(rows)?;
+        let logits = LogitRows {
+            data: &target_dev.as_view(),
+            batch: rows,
+            vocab,
+            row_stride: vocab,
+        };
+        let draft_views = DeviceDrafts {
+            offsets: &offsets_dev.as_view(),
+            tokens: &tokens_dev.as_view(),
+        };
+        let packed = params_dev.as_view();
+        if *processing == Processing::NONE {
+            self.verify_on(
+                s,
+                logits,
+                draft_views,
+                RowParams::Packed(&packed),
+                None,
+                opts,
+                &mut out,
+                &mut workspace,
+            )?;
+        } else {
+            let buf = super::DeviceProcessingBuf::upload(s, processing)?;
+            let capacity = processing.edit_table_capacity(rows);
+            let mut ws = self.alloc_processing_workspace(rows, vocab, capacity)?;
+            buf.with_view(|p| {
+                self.verify_on(
+                    s,
+                    logits,
+                    draft_views,
+                    RowParams::Packed(&packed),
+                    Some((p, &mut ws)),
+                    opts,
+                    &mut out,
+                    &mut workspace,
+                )
+            })?;
+        }
+        self.download_verify(&out, requests)
+    }
+
+    /// Copies `requests` requests' results out of `out` (waits for the stream).
+    pub fn download_verify(
+        &self,
+        out: &VerifyBuffers,
+        requests: usize,
+    ) -> Result<Vec<VerifyOutput>> {
+        let s = &self.stream;
+        let accepted = s.clone_dtoh(&out.accepted)?;
+        let tokens = s.clone_dtoh(&out.tokens)?;
+        let logprobs = s.clone_dtoh(&out.logprobs)?;
+        let status = s.clone_dtoh(&out.status)?;
+        Ok((0..requests.min(out.max_requests))
+            .map(|r| {
+                let status = RowStatus::from_code(status[r]).unwrap_or(RowStatus::InvalidParams);
+                if status != RowStatus::Ok {
+                    return VerifyOutput::failed(status);
+                }
+                let emitted = (accepted[r].max(0) as usize + 1).min(out.stride);
+                let row = r * out.stride..r * out.stride + emitted;
+                VerifyOutput {
+                    accepted: emitted - 1,
+                    tokens: tokens[row.clone()].iter().map(|&t| t as u32).collect(),
+                    logprobs: logprobs[row].iter().map(|&l| l as f64).collect(),
+                    status,
+                }
+            })
+            .collect())
+    }
+}

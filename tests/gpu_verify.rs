@@ -1,0 +1,205 @@
+//! Speculative verification on the GPU (skipped, with a SKIP line, where there is none): 64
+//! requests x 4 point-mass drafts at vocab 128256 — the shape — in f32 and bf16, the
+//! invariant kernels bit for bit with the invariant twin and the fast kernels making the f64
+//! reference's decisions; requests of 0-4 drafts with greedy and filtered rows; a second launch on
+//! the same buffers (a ticket counter left above 0 would corrupt it); and a launch over a fixed
+//! grid larger than the requests' rows (the serving loop's graph shape).
+
+mod common;
+
+use batchsample::cpu::verify_batch;
+use batchsample::processing::Processing;
+use batchsample::verify::{uniform_offsets, Drafts, VerifyOptions, VerifyOutput};
+use batchsample::{DrawMethod, Logit, Numerics, SamplingParams};
+use common::{gpu_sampler, lm_like_row, rng};
+use half::bf16;
+use rand::rngs::StdRng;
+use rand::Rng;
+
+const VOCAB: usize = 128256;
+
+/// `requests` requests of `n` drafts (each the row's maximum or a random likely token).
+fn workload(
+    g: &mut StdRng,
+    requests: usize,
+    n: usize,
+) -> (Vec<f32>, Vec<u32>, Vec<SamplingParams>) {
+    let mut target = Vec::with_capacity(requests * (n + 1) * VOCAB);
+    let mut drafts = Vec::with_capacity(requests * n);
+    for _ in 0..requests {
+        for j in 0..=n {
+            let row = lm_like_row(g, VOCAB);
+            if j < n {
+                let top = (0..VOCAB)
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap();
+                drafts.push(if g.random_bool(0.6) {
+                    top as u32
+                } else {
+                    g.random_range(0..VOCAB as u32)
+                });
+            }
+            target.extend(row);
+        }
+    }
+    let params = (0..requests as u64)
+        .map(|i| SamplingParams {
+            temperature: if i % 7 == 6 { 0.0 } else { 0.7 },
+            top_k: [0, 50, 1000][(i % 3) as usize],
+            top_p: if i % 2 == 0 { 0.9 } else { 1.0 },
+            min_p: if i % 5 == 0 { 0.02 } else { 0.0 },
+            seed: g.random(),
+            step: i * 10,
+        })
+        .collect();
+    (target, drafts, params)
+}
+
+fn assert_same_decisions(got: &[VerifyOutput], want: &[VerifyOutput], label: &str) {
+    for (r, (k, e)) in got.iter().zip(want).enumerate() {
+        assert_eq!(
+            (k.status, k.accepted, &k.tokens),
+            (e.status, e.accepted, &e.tokens),
+            "{label}: request {r}"
+        );
+        for (a, b) in k.logprobs.iter().zip(&e.logprobs) {
+            assert!(
+                (a - b).abs() <= 1e-3 * (1.0 + b.abs()),
+                "{label}: request {r}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+fn check<T: Logit + cudarc::driver::DeviceRepr>(
+    gpu: &batchsample::gpu::GpuSampler,
+    target: &[T],
+    reference_target: &[f32],
+    drafts: &Drafts,
+    params: &[SamplingParams],
+    label: &str,
+) {
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        for numerics in [Numerics::Fast, Numerics::Invariant] {
+            let opts = VerifyOptions { method, numerics };
+            let want = verify_batch(
+                reference_target,
+                VOCAB,
+                drafts,
+                params,
+                &Processing::NONE,
+                &opts,
+            )
+            .unwrap();
+            let got = gpu
+                .verify_host(target, VOCAB, drafts, params, &Processing::NONE, &opts)
+                .unwrap();
+            let label = format!("{label} {method:?} {numerics:?}");
+            match numerics {
+                Numerics::Invariant => assert_eq!(got, want, "{label}"),
+                Numerics::Fast => assert_same_decisions(&got, &want, &label),
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_verification_matches_the_reference_and_the_twin() {
+    let Some(gpu) = gpu_sampler(1, 0) else {
+        return;
+    };
+    let mut g = rng(71);
+    let (target, tokens, params) = workload(&mut g, 64, 4);
+    let offsets = uniform_offsets(64, 4);
+    let drafts = Drafts {
+        offsets: &offsets,
+        tokens: &tokens,
+        probs: None,
+    };
+    check(&gpu, &target, &target, &drafts, &params, "f32 64x4");
+    let halves: Vec<bf16> = target.iter().map(|&x| bf16::from_f32(x)).collect();
+    let widened: Vec<f32> = halves.iter().map(|x| x.to_f32()).collect();
+    check(&gpu, &halves, &widened, &drafts, &params, "bf16 64x4");
+    // Varied draft counts, including none.
+    let counts = [0usize, 1, 4, 2, 0, 3];
+    let mut offsets = vec![0u32];
+    let mut target = Vec::new();
+    let mut tokens = Vec::new();
+    let mut params = Vec::new();
+    for &n in &counts {
+        let (t, d, p) = workload(&mut g, 1, n);
+        offsets.push(offsets.last().unwrap() + n as u32);
+        target.extend(t);
+        tokens.extend(d);
+        params.extend(p);
+    }
+    let drafts = Drafts {
+        offsets: &offsets,
+        tokens: &tokens,
+        probs: None,
+    };
+    check(&gpu, &target, &target, &drafts, &params, "varied n");
+}
+
+#[test]
+fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
+    use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams};
+    let Some(gpu) = gpu_sampler(1, 0) else {
+        return;
+    };
+    let mut g = rng(72);
+    let (requests, n) = (8, 3);
+    let rows = requests * (n + 1);
+    // The grid holds two spare rows: a serving loop sizes it for its largest step.
+    let grid = rows + 2;
+    let opts = VerifyOptions {
+        method: DrawMethod::Gumbel,
+        numerics: Numerics::Invariant,
+    };
+    let s = gpu.stream();
+    let mut out = gpu.alloc_verify_buffers(requests, grid, n).unwrap();
+    let mut workspace = gpu.alloc_workspace(grid).unwrap();
+    for launch in 0..2 {
+        let (mut target, tokens, params) = workload(&mut g, requests, n);
+        let offsets = uniform_offsets(requests, n);
+        let want = verify_batch(
+            &target,
+            VOCAB,
+            &Drafts {
+                offsets: &offsets,
+                tokens: &tokens,
+                probs: None,
+            },
+            &params,
+            &Processing::NONE,
+            &opts,
+        )
+        .unwrap();
+        target.resize(grid * VOCAB, 0.0);
+        let target_dev = s.clone_htod(&target).unwrap();
+        let offsets_dev = s.clone_htod(&offsets).unwrap();
+        let tokens_dev = s.clone_htod(&tokens).unwrap();
+        let params_dev = s.clone_htod(&params).unwrap();
+        gpu.verify_on(
+            s,
+            LogitRows {
+                data: &target_dev.as_view(),
+                batch: grid,
+                vocab: VOCAB,
+                row_stride: VOCAB,
+            },
+            DeviceDrafts {
+                offsets: &offsets_dev.as_view(),
+                tokens: &tokens_dev.as_view(),
+            },
+            RowParams::Packed(&params_dev.as_view()),
+            None,
+            &opts,
+            &mut out,
+            &mut workspace,
+        )
+        .unwrap();
+        let got = gpu.download_verify(&out, requests).unwrap();
+        assert_eq!(got, want, "launch {launch}");
+    }
+}
