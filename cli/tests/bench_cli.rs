@@ -199,3 +199,59 @@ fn bench_rejects_bad_lists_with_one_line() {
         assert!(!stderr.contains("panicked"));
     }
 }
+
+#[test]
+fn bench_verify_mode_times_a_case_per_draft_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("v.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_batchsample"))
+        .args([
+            "bench",
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+            "--vocab",
+            "300",
+            "--mode",
+            "verify,temperature",
+            "--drafts",
+            "1,3",
+            "--processing",
+            "none,bitmask",
+            "--iterations",
+            "2",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("verify/1") && stdout.contains("verify/3"),
+        "{stdout}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    let verify: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| r["case"]["mode"] == "verify")
+        .collect();
+    // One case per draft count, unprocessed only; the sampling modes carry drafts 0.
+    assert_eq!(verify.len(), 2, "{results:?}");
+    assert_eq!(verify[0]["case"]["drafts"], 1);
+    assert_eq!(verify[1]["case"]["drafts"], 3);
+    assert!(verify.iter().all(|r| r["case"]["processing"] == "none"));
+    assert!(verify
+        .iter()
+        .all(|r| r["median_us"].as_f64().unwrap() > 0.0));
+    // The floor is one read of the target rows: batch * (n + 1) rows.
+    let floor = |r: &serde_json::Value| r["floor_us"].as_f64().unwrap();
+    assert!((floor(verify[1]) / floor(verify[0]) - 2.0).abs() < 1e-9);
+    assert!(results
+        .iter()
+        .filter(|r| r["case"]["mode"] == "temperature")
+        .all(|r| r["case"]["drafts"] == 0));
+}

@@ -2,10 +2,11 @@
 //! machine's measured memory bandwidth.
 
 use super::{summarise, BenchCase, BenchResult};
-use batchsample::cpu::{sample_batch, sample_batch_processed, SampleOptions};
+use batchsample::cpu::{sample_batch, sample_batch_processed, verify_batch, SampleOptions};
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::Result;
-use batchsample::processing::LogprobsMode;
+use batchsample::processing::{LogprobsMode, Processing};
+use batchsample::verify::{uniform_offsets, Drafts, VerifyOptions};
 use half::{bf16, f16};
 use std::time::Instant;
 
@@ -38,6 +39,9 @@ fn time_cpu<T: Logit>(
         top_n: 0,
         numerics: case.numerics,
     };
+    if case.mode == super::BenchMode::Verify {
+        return time_verify_cpu(logits, case, iterations, bandwidth_gbps);
+    }
     let processing = super::processing_inputs(case.processing, case.batch, case.vocab, 1);
     let mut times = Vec::with_capacity(iterations);
     for it in 0..iterations + 1 {
@@ -63,9 +67,48 @@ fn time_cpu<T: Logit>(
     Ok(summarise(case, "cpu", times, bandwidth_gbps))
 }
 
+/// A verification case on the CPU: `cpu::verify_batch` over the case's requests.
+fn time_verify_cpu<T: Logit>(
+    logits: &[T],
+    case: BenchCase,
+    iterations: usize,
+    bandwidth_gbps: f64,
+) -> Result<BenchResult> {
+    let widened: Vec<f32> = logits.iter().map(|x| x.to_f32()).collect();
+    let tokens = super::verify_drafts(&widened, case.vocab, case.batch, case.drafts);
+    let offsets = uniform_offsets(case.batch, case.drafts);
+    let drafts = Drafts {
+        offsets: &offsets,
+        tokens: &tokens,
+        probs: None,
+    };
+    let opts = VerifyOptions {
+        method: case.method,
+        numerics: case.numerics,
+    };
+    let mut times = Vec::with_capacity(iterations);
+    for it in 0..iterations + 1 {
+        let params = super::mode_params(case.mode, case.batch, it as u64 * 64);
+        let t = Instant::now();
+        let out = verify_batch(
+            logits,
+            case.vocab,
+            &drafts,
+            &params,
+            &Processing::NONE,
+            &opts,
+        )?;
+        std::hint::black_box(out);
+        if it > 0 {
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(summarise(case, "cpu", times, bandwidth_gbps))
+}
+
 /// Times the exact reference on one case.
 pub fn bench_cpu(case: BenchCase, iterations: usize, bandwidth_gbps: f64) -> Result<BenchResult> {
-    let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
+    let logits = super::shaped_logits(case.rows(), case.vocab, 1, case.shape);
     match case.dtype {
         Dtype::F32 => time_cpu(&logits, case, iterations, bandwidth_gbps),
         Dtype::F16 => {

@@ -6,11 +6,12 @@ use batchsample::cpu::SampleOptions;
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::Result;
 use batchsample::gpu::{
-    DeviceProcessingBuf, GpuOutputs, GpuSampler, LogitRows, ParamFields, ProcessingWorkspace,
-    RowParams, SampleOutputs,
+    DeviceDrafts, DeviceProcessingBuf, GpuOutputs, GpuSampler, LogitRows, ParamFields,
+    ProcessingWorkspace, RowParams, SampleOutputs, VerifyBuffers, Workspace,
 };
 use batchsample::params::{BatchFilters, SamplingParams};
 use batchsample::processing::ProcessingBuf;
+use batchsample::verify::{uniform_offsets, VerifyOptions};
 use cudarc::driver::{sys, CudaSlice, CudaStream, CudaView, DeviceRepr};
 use half::{bf16, f16};
 use std::cell::RefCell;
@@ -68,6 +69,10 @@ fn time_gpu<T: Logit + DeviceRepr>(
         .map(|_| stream.clone_htod(host))
         .collect::<std::result::Result<_, _>>()?;
     let host_params = super::mode_params(case.mode, case.batch, 0);
+    let verify = match case.mode {
+        super::BenchMode::Verify => Some(VerifyInputs::upload(gpu, host, case)?),
+        _ => None,
+    };
     let filters = match case.kernels {
         BenchKernels::Auto | BenchKernels::Fields => BatchFilters::of(&host_params, case.vocab),
         BenchKernels::General => BatchFilters::Any,
@@ -87,6 +92,9 @@ fn time_gpu<T: Logit + DeviceRepr>(
     // One launch on `logits`: packed parameter rows, or (`fields`) one array per field; with
     // the case's processing when it has some (the general kernels, packed rows).
     let launch = |logits: &CudaSlice<T>, out: &mut GpuOutputs| -> Result<()> {
+        if let Some(v) = &verify {
+            return v.launch(gpu, logits, &params, case);
+        }
         if let Some(inputs) = &processing {
             let view = logits.as_view();
             let params_view = params.as_view();
@@ -176,6 +184,65 @@ fn time_gpu<T: Logit + DeviceRepr>(
         .map(|i| Ok(events[2 * i].elapsed_ms(&events[2 * i + 1])? as f64 * 1e3))
         .collect::<Result<Vec<f64>>>()?;
     Ok(summarise(case, "gpu", times, bandwidth_gbps))
+}
+
+/// A verification case's drafts on the device and the buffers its launches share (point-mass
+/// drafts: the GPU verifies those only).
+struct VerifyInputs {
+    offsets: CudaSlice<u32>,
+    tokens: CudaSlice<u32>,
+    buffers: RefCell<VerifyBuffers>,
+    workspace: RefCell<Workspace>,
+}
+
+impl VerifyInputs {
+    fn upload<T: Logit>(gpu: &GpuSampler, host: &[T], case: BenchCase) -> Result<Self> {
+        let widened: Vec<f32> = host.iter().map(|x| x.to_f32()).collect();
+        let mut tokens = super::verify_drafts(&widened, case.vocab, case.batch, case.drafts);
+        tokens.push(0); // never an empty device buffer
+        let stream = gpu.stream();
+        Ok(VerifyInputs {
+            offsets: stream.clone_htod(&uniform_offsets(case.batch, case.drafts))?,
+            tokens: stream.clone_htod(&tokens)?,
+            buffers: RefCell::new(gpu.alloc_verify_buffers(
+                case.batch,
+                case.rows(),
+                case.drafts,
+            )?),
+            workspace: RefCell::new(gpu.alloc_workspace(case.rows())?),
+        })
+    }
+
+    fn launch<T: Logit + DeviceRepr>(
+        &self,
+        gpu: &GpuSampler,
+        logits: &CudaSlice<T>,
+        params: &CudaSlice<SamplingParams>,
+        case: BenchCase,
+    ) -> Result<()> {
+        let view = logits.as_view();
+        let (offsets, tokens, params) = (
+            self.offsets.as_view(),
+            self.tokens.as_view(),
+            params.as_view(),
+        );
+        gpu.verify_on(
+            gpu.stream(),
+            LogitRows::dense(&view, case.vocab)?,
+            DeviceDrafts {
+                offsets: &offsets,
+                tokens: &tokens,
+            },
+            RowParams::Packed(&params),
+            None,
+            &VerifyOptions {
+                method: case.method,
+                numerics: case.numerics,
+            },
+            &mut self.buffers.borrow_mut(),
+            &mut self.workspace.borrow_mut(),
+        )
+    }
 }
 
 /// A case's processing inputs on the device and the processing workspace its launches share.
@@ -270,7 +337,7 @@ pub fn bench_gpu(
     bandwidth_gbps: f64,
     mode: GpuTiming,
 ) -> Result<BenchResult> {
-    let logits = super::shaped_logits(case.batch, case.vocab, 1, case.shape);
+    let logits = super::shaped_logits(case.rows(), case.vocab, 1, case.shape);
     match case.dtype {
         Dtype::F32 => time_gpu(gpu, &logits, case, iterations, bandwidth_gbps, mode),
         Dtype::F16 => {

@@ -11,7 +11,9 @@ pub use cpu::{bench_cpu, measure_host_bandwidth};
 pub use gpu::{bench_gpu, measure_device_bandwidth, GpuTiming};
 pub use plot::write_svg;
 pub use processing::{processing_inputs, BenchProcessing};
-pub use workload::{mode_params, shaped_logits, synthetic_logits, BenchMode, RowShape};
+pub use workload::{
+    mode_params, shaped_logits, synthetic_logits, verify_drafts, BenchMode, RowShape,
+};
 
 use batchsample::dtype::Dtype;
 use batchsample::params::{DrawMethod, Numerics};
@@ -73,11 +75,31 @@ pub struct BenchCase {
     pub kernels: BenchKernels,
     /// The logits processing every row gets (`none` for the plain sampler).
     pub processing: BenchProcessing,
+    /// [`BenchMode::Verify`]: each request's draft count `n` (its target rows are `n + 1`);
+    /// 0 for the sampling modes.
+    pub drafts: usize,
 }
 
 impl BenchCase {
+    /// Logit rows a launch reads: `batch`, or a verification's `batch * (drafts + 1)` target
+    /// rows.
+    pub fn rows(&self) -> usize {
+        match self.mode {
+            BenchMode::Verify => self.batch * (self.drafts + 1),
+            _ => self.batch,
+        }
+    }
+
+    /// The mode as the table names it: `verify/4` for four drafts a request.
+    pub fn mode_label(&self) -> String {
+        match self.mode {
+            BenchMode::Verify => format!("verify/{}", self.drafts),
+            m => m.name().to_string(),
+        }
+    }
+
     pub fn logit_bytes(&self) -> usize {
-        self.batch * self.vocab * self.dtype.size_bytes()
+        self.rows() * self.vocab * self.dtype.size_bytes()
     }
 }
 
@@ -141,7 +163,7 @@ pub fn table(results: &[BenchResult], bandwidth_gbps: f64) -> String {
             c.batch,
             c.vocab,
             c.dtype.name(),
-            c.mode.name(),
+            c.mode_label(),
             c.processing.name(),
             method_name(c.method),
             numerics_name(c.numerics),
@@ -204,7 +226,7 @@ pub fn invariant_cost_table(results: &[BenchResult]) -> String {
             c.batch,
             c.vocab,
             c.dtype.name(),
-            c.mode.name(),
+            c.mode_label(),
             method_name(c.method)
         );
     }
@@ -248,7 +270,7 @@ pub fn processing_cost_table(results: &[BenchResult]) -> String {
             c.batch,
             c.vocab,
             c.dtype.name(),
-            c.mode.name(),
+            c.mode_label(),
             c.processing.name(),
             method_name(c.method),
             numerics_name(c.numerics)

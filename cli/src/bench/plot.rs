@@ -7,13 +7,14 @@ use batchsample::error::{Result, SampleError};
 use plotters::prelude::*;
 use std::path::Path;
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(127, 127, 127),
 ];
 
 fn color_of(mode: BenchMode) -> RGBColor {

@@ -19,16 +19,21 @@ pub enum BenchMode {
     Combined,
     /// Each row its own parameters (greedy, plain, top-k, top-p, combined in turn).
     Mixed,
+    /// Speculative verification: `batch` requests of `--drafts` point-mass drafts each, their
+    /// `n + 1` target rows at temperature 0.8 (the drafts: each row's top token for every other
+    /// request, a random token for the rest).
+    Verify,
 }
 
 impl BenchMode {
-    pub const ALL: [BenchMode; 6] = [
+    pub const ALL: [BenchMode; 7] = [
         BenchMode::Greedy,
         BenchMode::Temperature,
         BenchMode::TopK,
         BenchMode::TopP,
         BenchMode::Combined,
         BenchMode::Mixed,
+        BenchMode::Verify,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +44,7 @@ impl BenchMode {
             BenchMode::TopP => "top-p",
             BenchMode::Combined => "combined",
             BenchMode::Mixed => "mixed",
+            BenchMode::Verify => "verify",
         }
     }
 }
@@ -50,7 +56,7 @@ impl std::str::FromStr for BenchMode {
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| {
-                format!("unknown mode '{s}' (expected greedy, temperature, top-k, top-p, combined or mixed)")
+                format!("unknown mode '{s}' (expected greedy, temperature, top-k, top-p, combined, mixed or verify)")
             })
     }
 }
@@ -67,7 +73,7 @@ fn of_kind(kind: BenchMode, seed: u64, step: u64) -> SamplingParams {
             temperature: 0.0,
             ..base
         },
-        BenchMode::Temperature | BenchMode::Mixed => base,
+        BenchMode::Temperature | BenchMode::Mixed | BenchMode::Verify => base,
         BenchMode::TopK => SamplingParams { top_k: 50, ..base },
         BenchMode::TopP => SamplingParams { top_p: 0.9, ..base },
         BenchMode::Combined => SamplingParams {
@@ -163,6 +169,26 @@ pub fn shaped_logits(batch: usize, vocab: usize, seed: u64, shape: RowShape) -> 
             }
         });
     out
+}
+
+/// A verification case's drafts: `requests` requests of `n` point-mass drafts over `target`
+/// (`[requests * (n + 1), vocab]`): each position's top token for even requests (long chains),
+/// a random token for odd ones (early rejections).
+pub fn verify_drafts(target: &[f32], vocab: usize, requests: usize, n: usize) -> Vec<u32> {
+    let mut drafts = Vec::with_capacity(requests * n);
+    for r in 0..requests {
+        for j in 0..n {
+            let row = &target[(r * (n + 1) + j) * vocab..(r * (n + 1) + j + 1) * vocab];
+            drafts.push(if r % 2 == 0 {
+                (0..vocab)
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+                    .unwrap_or(0) as u32
+            } else {
+                (splitmix64((r * 131 + j) as u64) % vocab as u64) as u32
+            });
+        }
+    }
+    drafts
 }
 
 #[cfg(test)]

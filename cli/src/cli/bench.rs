@@ -6,7 +6,8 @@ use batchsample::gpu::{GpuConfig, GpuSampler};
 use batchsample::Dtype;
 use batchsample_cli::bench::{
     bench_cpu, bench_gpu, invariant_cost_table, measure_device_bandwidth, measure_host_bandwidth,
-    numerics_name, processing_cost_table, table, BenchCase, BenchKernels, BenchResult, GpuTiming,
+    numerics_name, processing_cost_table, table, BenchCase, BenchKernels, BenchMode,
+    BenchProcessing, BenchResult, GpuTiming,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -90,17 +91,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     for &numerics in &args.numerics {
                         for &kernels in &kernels {
                             for (&batch, &processing) in iproduct(&batches, &processings) {
-                                cases.push(BenchCase {
-                                    batch,
-                                    vocab,
-                                    dtype,
-                                    mode,
-                                    method: method.into(),
-                                    numerics: numerics.into(),
-                                    shape: args.shape,
-                                    kernels,
-                                    processing,
-                                });
+                                // Verification: one case per draft count, unprocessed, through
+                                // its one launch (the general kernels).
+                                let verify = mode == BenchMode::Verify;
+                                if verify
+                                    && (processing != BenchProcessing::None
+                                        || kernels != BenchKernels::Auto)
+                                {
+                                    continue;
+                                }
+                                let drafts: &[usize] = if verify { &args.drafts } else { &[0] };
+                                for &drafts in drafts {
+                                    cases.push(BenchCase {
+                                        batch,
+                                        vocab,
+                                        dtype,
+                                        mode,
+                                        method: method.into(),
+                                        numerics: numerics.into(),
+                                        shape: args.shape,
+                                        kernels,
+                                        processing,
+                                        drafts,
+                                    });
+                                }
                             }
                         }
                     }
@@ -132,7 +146,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             case.batch,
             case.vocab,
             case.dtype.name(),
-            case.mode.name()
+            case.mode_label()
         ));
         let result = match &gpu {
             Some(g) => bench_gpu(g, case, args.iterations as usize, bandwidth, timing)?,
@@ -176,7 +190,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 c.batch,
                 c.vocab,
                 c.dtype.name(),
-                c.mode.name(),
+                c.mode_label(),
                 c.processing.name(),
                 Method::from(c.method).name(),
                 numerics_name(c.numerics),

@@ -434,13 +434,18 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub dtype: Option<Vec<batchsample::Dtype>>,
     /// Modes: greedy, temperature, top-k (50), top-p (0.9), combined (top-k 50 + top-p 0.9 +
-    /// min-p 0.05), mixed (per-row parameters).
+    /// min-p 0.05), mixed (per-row parameters), verify (speculative verification: `batch`
+    /// requests of --drafts point-mass drafts, temperature 0.8; the floor is one read of the
+    /// target rows).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "greedy,temperature,top-k,top-p,combined,mixed"
     )]
     pub mode: Vec<batchsample_cli::bench::BenchMode>,
+    /// Draft counts a request for --mode verify (one case each).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
+    pub drafts: Vec<usize>,
     /// Draw methods.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "gumbel")]
     pub method: Vec<Method>,
