@@ -14,7 +14,7 @@ for r in ours["results"]:
     c = r["case"]
     if c.get("kernels", "auto") != "auto":  # what a user gets, not the --kernels general baseline
         continue
-    key = (c["batch"], c["vocab"], c["dtype"], c["mode"])
+    key = (c["batch"], c["vocab"], c["dtype"], c["mode"], c.get("drafts", 0))
     if c.get("processing", "none") == "none":
         mine[key] = r["median_us"]
     elif c["processing"] == "all":
@@ -22,7 +22,7 @@ for r in ours["results"]:
 print(f"device: {peers['device']}; {peers['flashinfer']}")
 print(f"{'batch':>5} {'vocab':>7} {'dtype':<5} {'mode':<12} {'ours_us':>9} {'peer':<11} {'peer_us':>9} {'peer/ours':>9}")
 for r in peers["results"]:
-    key = (r["batch"], r["vocab"], r["dtype"], r["mode"])
+    key = (r["batch"], r["vocab"], r["dtype"], r["mode"], r.get("drafts", 0))
     if r["peer"] == "torch-processing":
         # PyTorch's processing, then our sampler, against our fused processed launch.
         if key in mine and key in processed:

@@ -6,6 +6,13 @@
 * torch-processing: vLLM's logits processing in PyTorch (grammar bitmask fill, then
   `apply_penalties` over 1024 prompt + 1024 output tokens a row), timed alone; compare.py sets
   it plus our unprocessed sampler against our fused `--processing all` case of the same run.
+* torch-verify (`--mode verify`): chain verification of point-mass drafts in PyTorch as vLLM's
+  rejection sampler does it — softmax of the target logits at temperature 0.8, p(draft) gathered,
+  accept while u < p(draft), the recovered token from p without the draft (exponential race),
+  the bonus token from the last position — from logits to emitted tokens.
+* flashinfer-verify (`--mode verify`): `chain_speculative_sampling` on the softmax of the target
+  logits (the softmax timed too: we start from logits) with one-hot draft probabilities (FlashInfer
+  takes dense drafts only; building them is not timed).
 * flashinfer: `sampling_from_logits` (temperature only) and `top_k_top_p_sampling_from_logits`
   (top-k / top-p / combined; it has no min-p, so "combined" is top-k 50 + top-p 0.9 there), on
   logits already divided by the temperature (the division is not timed: it favours FlashInfer).
@@ -96,6 +103,39 @@ def flashinfer_sampler(mode):
     )
 
 
+def torch_verify(target, drafts, n):
+    """vLLM-style chain verification of point-mass drafts: target [batch * (n + 1), vocab],
+    drafts [batch, n]; returns the emitted tokens [batch, n + 1] (-1 after the last)."""
+    batch = drafts.shape[0]
+    probs = torch.softmax(target.float() / TEMPERATURE, dim=-1).view(batch, n + 1, -1)
+    p_draft = probs[:, :n].gather(2, drafts.unsqueeze(2)).squeeze(2)
+    accept = torch.rand_like(p_draft) < p_draft
+    accepted = torch.cumprod(accept.int(), dim=1).sum(dim=1)  # leading accepts
+    residual = probs[:, :n].scatter(2, drafts.unsqueeze(2), 0.0)
+    race = residual / torch.empty_like(residual).exponential_()
+    recovered = race.argmax(dim=2)
+    bonus = (probs[:, n] / torch.empty_like(probs[:, n]).exponential_()).argmax(dim=1)
+    out = torch.full((batch, n + 1), -1, dtype=torch.long, device=target.device)
+    pos = torch.arange(n + 1, device=target.device).unsqueeze(0)
+    out = torch.where(pos < accepted.unsqueeze(1), torch.nn.functional.pad(drafts, (0, 1)), out)
+    last = torch.cat([recovered, bonus.unsqueeze(1)], dim=1).gather(1, accepted.unsqueeze(1))
+    return out.scatter(1, accepted.unsqueeze(1), last)
+
+
+def flashinfer_verify(n, vocab, drafts):
+    from flashinfer import sampling
+
+    batch = drafts.shape[0]
+    one_hot = torch.zeros(batch, n, vocab, device="cuda")
+    one_hot.scatter_(2, drafts.unsqueeze(2), 1.0)
+
+    def run(target):
+        probs = torch.softmax(target.float() / TEMPERATURE, dim=-1).view(batch, n + 1, vocab)
+        return sampling.chain_speculative_sampling(one_hot, drafts.int(), probs, deterministic=True)
+
+    return run
+
+
 def time_calls(fn, buffers, iterations):
     for i in range(3):
         fn(buffers[i % len(buffers)])
@@ -119,13 +159,14 @@ def main():
     ap.add_argument("--mode", default="temperature,top-k,top-p,combined")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--peers", default="torch-sort,flashinfer")
+    ap.add_argument("--drafts", default="4", help="draft counts for --mode verify")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     dtypes = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
     torch.manual_seed(0)
     wanted = args.peers.split(",")
     try:
-        if "flashinfer" not in wanted:
+        if "flashinfer" not in wanted and "flashinfer-verify" not in wanted:
             raise RuntimeError("not requested")
         import flashinfer
 
@@ -137,6 +178,12 @@ def main():
     for vocab in map(int, args.vocab.split(",")):
         for dname in args.dtype.split(","):
             for mode in args.mode.split(","):
+                if mode == "verify":
+                    for n in map(int, args.drafts.split(",")):
+                        for batch in map(int, args.batch.split(",")):
+                            records += verify_peers(batch, vocab, dname, dtypes[dname], n, wanted,
+                                                    flashinfer_status, args.iterations)
+                    continue
                 for batch in map(int, args.batch.split(",")):
                     bytes_ = batch * vocab * torch.tensor([], dtype=dtypes[dname]).element_size()
                     copies = max(1, min(8, -(-(128 << 20) // bytes_)))
@@ -177,6 +224,35 @@ def main():
                         print(f"{name:<11} {batch:>5} {vocab:>7} {dname:<5} {mode:<12} {med:>10.1f} us", flush=True)
     with open(args.json, "w") as f:
         json.dump(dict(device=torch.cuda.get_device_name(), flashinfer=flashinfer_status, results=records), f, indent=1)
+
+
+def verify_peers(batch, vocab, dname, dtype, n, wanted, flashinfer_status, iterations):
+    """Timed verification peers of one `--mode verify` case: `batch` requests of `n` drafts."""
+    rows = batch * (n + 1)
+    bytes_ = rows * vocab * torch.tensor([], dtype=dtype).element_size()
+    copies = max(1, min(8, -(-(128 << 20) // bytes_)))
+    base = torch.randn(rows, vocab, device="cuda") * 2.0
+    buffers = [base.to(dtype).clone() for _ in range(copies)]
+    # Half the requests draft each position's top token, half a random one (as `bench` does).
+    top = base.view(batch, n + 1, vocab)[:, :n].argmax(dim=2)
+    drafts = torch.where(torch.arange(batch, device="cuda").unsqueeze(1) % 2 == 0, top,
+                         torch.randint(0, vocab, (batch, n), device="cuda"))
+    peers = []
+    if "torch-verify" in wanted:
+        peers.append(("torch-verify", lambda x: torch_verify(x, drafts, n)))
+    if "flashinfer-verify" in wanted and not flashinfer_status.startswith("flashinfer unavailable"):
+        peers.append(("flashinfer-verify", flashinfer_verify(n, vocab, drafts)))
+    records = []
+    for name, fn in peers:
+        try:
+            med, p10, p90 = time_calls(fn, buffers, iterations)
+        except Exception as e:
+            print(f"{name} {batch}x{n} {vocab} {dname}: {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        records.append(dict(peer=name, batch=batch, vocab=vocab, dtype=dname, mode="verify",
+                            drafts=n, median_us=med, p10_us=p10, p90_us=p90))
+        print(f"{name:<17} {batch:>5}x{n} {vocab:>7} {dname:<5} {med:>10.1f} us", flush=True)
+    return records
 
 
 if __name__ == "__main__":
