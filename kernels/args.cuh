@@ -71,7 +71,7 @@ struct ProcessingArgs {
 // bonus position). Each row block decides its position — the accept test of its draft, the
 // residual draw (the draft left out of the race or walk), or the bonus draw — and writes it to
 // the row outputs and `positions`; the last of a request's blocks to arrive (an integer ticket)
-// walks the chain and writes the request's results. Point-mass drafts only.
+// walks the chain and writes the request's results.
 struct VerifyPosition {
     float draft_logprob;  // the draft's logprob under the position's distribution
     unsigned int accept;  // 1: the draft is accepted
@@ -80,6 +80,7 @@ struct VerifyPosition {
 struct VerifyArgs {
     const unsigned int* offsets;  // [requests + 1] draft CSR, or null: not a verification launch
     const unsigned int* drafts;   // [offsets[requests]]
+    const float* draft_probs;     // [drafts_len, vocab] draft distributions, or null: point masses
     unsigned int requests;
     unsigned int stride;          // the request outputs' row length: n_max + 1 at least
     unsigned int drafts_len;      // the drafts array's length: offsets past it are not followed
@@ -114,8 +115,8 @@ static_assert(sizeof(RowOutputs) == 48, "RowOutputs (see src/gpu/args.rs)");
 static_assert(sizeof(TokenListArgs) == 24, "TokenListArgs (see src/gpu/args.rs)");
 static_assert(sizeof(ProcessingArgs) == 152, "ProcessingArgs (see src/gpu/args.rs)");
 static_assert(sizeof(VerifyPosition) == 8, "VerifyPosition (see src/gpu/args.rs)");
-static_assert(sizeof(VerifyArgs) == 80, "VerifyArgs (see src/gpu/args.rs)");
-static_assert(sizeof(SampleArgs) == 416, "SampleArgs (see src/gpu/args.rs)");
+static_assert(sizeof(VerifyArgs) == 88, "VerifyArgs (see src/gpu/args.rs)");
+static_assert(sizeof(SampleArgs) == 424, "SampleArgs (see src/gpu/args.rs)");
 #if !defined(__CUDACC_RTC__)
 static_assert(__builtin_offsetof(SampleArgs, row_stride) == 8, "SampleArgs.row_stride");
 static_assert(__builtin_offsetof(SampleArgs, vocab) == 16, "SampleArgs.vocab");

@@ -33,10 +33,17 @@ struct FastNumerics {
     // The inverse-CDF target for uniform u: the walk picks the first token whose running sum
     // exceeds it.
     __device__ static __forceinline__ Mass cdf_target(float u, Mass total) { return u * total; }
-    // Speculative verification accepts a draft of mass m out of `total` when u * total < m.
-    __device__ static __forceinline__ bool accepts(float u, Mass total, Mass m)
+    // Speculative verification accepts a draft of mass m out of `total`, drafted with
+    // probability q (1 for a point mass), when u * q * total < m.
+    __device__ static __forceinline__ bool accepts(float u, float q, Mass total, Mass m)
     {
-        return __fmul_rn(u, total) < m;
+        return __fmul_rn(__fmul_rn(u, q), total) < m;
+    }
+    // A dense draft's residual at a token of mass m: max(0, m / total - q).
+    __device__ static __forceinline__ Mass residual(Mass m, float q, Mass total)
+    {
+        const float r = __fsub_rn(__fdiv_rn(m, total), q);
+        return r > 0.0f ? r : 0.0f;
     }
 };
 
@@ -66,10 +73,17 @@ struct InvariantNumerics {
     {
         return (unsigned long long)__dmul_rn((double)u, __ull2double_rn(total));
     }
-    // u * total < m in f64 (src/cpu/invariant/verify.rs): one rounding of the product and of
-    // each conversion.
-    __device__ static __forceinline__ bool accepts(float u, Mass total, Mass m)
+    // (u * q) * total < m in f64 (src/cpu/invariant/verify.rs): u * q exact, one rounding of
+    // the product with the total and of each conversion.
+    __device__ static __forceinline__ bool accepts(float u, float q, Mass total, Mass m)
     {
-        return __dmul_rn((double)u, __ull2double_rn(total)) < __ull2double_rn(m);
+        return __dmul_rn(__dmul_rn((double)u, (double)q), __ull2double_rn(total)) <
+               __ull2double_rn(m);
+    }
+    // A dense draft's residual mass: m - min(m, floor(q * total)), the product in f64.
+    __device__ static __forceinline__ Mass residual(Mass m, float q, Mass total)
+    {
+        const Mass drafted = (unsigned long long)__dmul_rn((double)q, __ull2double_rn(total));
+        return m > drafted ? m - drafted : 0ull;
     }
 };

@@ -412,13 +412,158 @@ __device__ __forceinline__ void decide_position(const SampleArgs& a, unsigned in
     const Mass m = all(order_key(x), draft, x, w) ? N::mass(w) : Mass(0);
     const Mass total = drawn.norm + m;
     const bool empty = drawn.norm == Mass(0);
-    const bool accept = empty || N::accepts(accept_uniform(p.seed, p.step), total, m);
+    const bool accept = empty || N::accepts(accept_uniform(p.seed, p.step), 1.0f, total, m);
     const float draft_logprob = N::sub(scale.shifted(x), N::log_of_mass(total));
     const int token = empty ? -1 : drawn.token;
     const float logprob = empty ? __int_as_float(0x7fffffff)
                                 : N::sub(scale.shifted(row.at(drawn.token)),
                                          N::log_of_mass(drawn.norm));
     if (threadIdx.x == 0) a.verify.positions[row_index] = VerifyPosition{draft_logprob, accept};
+    write_row(a.out, row_index, token, logprob, STATUS_OK, 0u);
+}
+
+// A dense draft's distribution is usable: finite, non-negative, and positive at the draft.
+__device__ __forceinline__ bool draft_probs_valid(const DraftRef& d, unsigned int vocab,
+                                                  BlockScratch& scratch)
+{
+    unsigned long long bad = 0ull;
+    for (unsigned int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float q = d.probs[i];
+        if (!(q >= 0.0f && q <= 3.402823466e38f)) ++bad;
+    }
+    return block_sum_u64(bad, scratch) == 0ull && d.probs[d.token] > 0.0f;
+}
+
+// A dense draft's residual draw: max(0, p - q) over the kept tokens (N::residual), by the
+// position's draw method with a plain draw's uniforms at its step; the winner, its residual
+// mass and the residual's total (0: no residual mass).
+template <typename N>
+struct ResidualDraw {
+    unsigned int token;
+    typename N::Mass mass;
+    typename N::Mass total;
+};
+
+template <int DT, typename N>
+__device__ __forceinline__ ResidualDraw<N> draw_residual(const SamplingParams& p,
+                                                         unsigned int method,
+                                                         const ProcessedRow<DT>& row,
+                                                         unsigned int vocab, bool aligned,
+                                                         const ScaledRow<N>& scale,
+                                                         const KeptTokens& kept,
+                                                         typename N::Mass total, const float* q,
+                                                         RowShared& sh)
+{
+    constexpr int VEC = Dtype<DT>::VEC;
+    typedef typename N::Mass Mass;
+    auto residual = [&](unsigned int i, float x) -> Mass {
+        if (i >= vocab) return Mass(0);
+        const float w = scale.weight(x);
+        return kept(order_key(x), i, x, w) ? N::residual(N::mass(w), q[i], total) : Mass(0);
+    };
+    ResidualDraw<N> out;
+    unsigned int chosen = 0xffffffffu;
+    if (method == DRAW_GUMBEL) {
+        float best_score = NEG_INF;
+        unsigned int best_token = 0xffffffffu;
+        Mass sum = 0;
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const Mass r = residual(start + j, x[j]);
+                if (r == Mass(0)) continue;
+                sum += r;
+                const float score = gumbel_score<N>(N::log_of_mass(r),
+                                                    token_uniform(p.seed, p.step, start + j));
+                if (better(score, start + j, best_score, best_token)) {
+                    best_score = score;
+                    best_token = start + j;
+                }
+            }
+        });
+        block_argmax(best_score, best_token, &chosen, sh.select.scratch);
+        out.total = block_sum(sum, sh.select.scratch);
+    } else {
+        // The inverse CDF over the residual in index order, as draw_row walks the kept mass.
+        Mass running = 0;
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+            Mass local = 0;
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) local += residual(start + j, x[j]);
+            Mass tile_total;
+            block_exclusive_scan(local, &tile_total, sh.select.scratch);
+            running += tile_total;
+        });
+        out.total = running;
+        const float u =
+            word_to_uniform(philox_block(p.seed, p.step, 0u, PHILOX_ROW_UNIFORM).v[0]);
+        const Mass target = N::cdf_target(u, out.total);
+        unsigned int first = 0xffffffffu, last = 0u;
+        bool have_last = false;
+        running = 0;
+        for_each_chunk<DT>(row, vocab, aligned, [&](unsigned int start, const float (&x)[VEC]) {
+            Mass r[VEC];
+            Mass local = 0;
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                r[j] = residual(start + j, x[j]);
+                local += r[j];
+            }
+            Mass tile_total;
+            const Mass before = block_exclusive_scan(local, &tile_total, sh.select.scratch);
+            Mass partial = 0;
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                if (r[j] == Mass(0)) continue;
+                partial += r[j];
+                if (first == 0xffffffffu && running + (before + partial) > target) first = start + j;
+                last = start + j;
+                have_last = true;
+            }
+            running += tile_total;
+        });
+        unsigned int unused;
+        block_argmax(first == 0xffffffffu ? NEG_INF : 0.0f, first, &chosen, sh.select.scratch);
+        const float last_value = block_argmax(have_last ? (float)last : NEG_INF, 0u, &unused,
+                                              sh.select.scratch);
+        if (chosen == 0xffffffffu && last_value != NEG_INF) chosen = (unsigned int)last_value;
+    }
+    out.token = chosen;
+    // The winner's residual, recomputed by every thread (the same bits as in the pass).
+    out.mass = chosen < vocab ? residual(chosen, row.at(chosen)) : Mass(0);
+    return out;
+}
+
+// A dense draft's position: the position's total from its full draw, the accept test
+// u * q(draft) * total < m(draft), and the residual's draw (the position's own draw when the
+// residual has no mass).
+template <int DT, typename N>
+__device__ __forceinline__ void decide_dense_position(const SampleArgs& a, unsigned int row_index,
+                                                      const SamplingParams& p,
+                                                      const ProcessedRow<DT>& row, bool aligned,
+                                                      const ScaledRow<N>& scale,
+                                                      const KeptTokens& kept,
+                                                      const RowDraw<N>& drawn,
+                                                      const DraftRef& draft, RowShared& sh)
+{
+    typedef typename N::Mass Mass;
+    const Mass total = drawn.norm;
+    const float x = row.at(draft.token);
+    const float w = scale.weight(x);
+    const Mass m = kept(order_key(x), draft.token, x, w) ? N::mass(w) : Mass(0);
+    const bool accept =
+        N::accepts(accept_uniform(p.seed, p.step), draft.probs[draft.token], total, m);
+    const float draft_logprob = N::sub(scale.shifted(x), N::log_of_mass(total));
+    const ResidualDraw<N> res =
+        draw_residual<DT, N>(p, a.method, row, a.vocab, aligned, scale, kept, total, draft.probs,
+                             sh);
+    const bool empty = res.total == Mass(0) || res.token >= a.vocab;
+    const int token = empty ? drawn.token : (int)res.token;
+    const float logprob =
+        empty ? N::sub(scale.shifted(row.at(drawn.token)), N::log_of_mass(total))
+              : N::sub(N::log_of_mass(res.mass), N::log_of_mass(res.total));
+    if (threadIdx.x == 0)
+        a.verify.positions[row_index] = VerifyPosition{draft_logprob, accept ? 1u : 0u};
     write_row(a.out, row_index, token, logprob, STATUS_OK, 0u);
 }
 
@@ -430,13 +575,13 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
                                                 const SamplingParams p, RowShared& sh,
                                                 const ProcessedRow<DT>& row, bool from_merged,
                                                 RangeSummary merged, unsigned int merged_count,
-                                                unsigned int draft)
+                                                DraftRef draft)
 {
     const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
     const RowOutputs& out = a.out;
     const bool processed = row.edits != nullptr;
     // A verified draft's row draws its residual: the passes that can leave the draft out.
-    const bool general_only = processed || draft != NO_DRAFT;
+    const bool general_only = processed || draft.token != NO_DRAFT;
     const bool aligned = (reinterpret_cast<unsigned long long>(row.logits) & 15ull) == 0ull;
     const float nan = __int_as_float(0x7fffffff);
 
@@ -444,7 +589,9 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
         write_invalid_row(out, row_index);
         return;
     }
-    if (draft != NO_DRAFT && draft >= vocab) {
+    if (draft.token != NO_DRAFT &&
+        (draft.token >= vocab ||
+         (draft.probs != nullptr && !draft_probs_valid(draft, vocab, sh.select.scratch)))) {
         write_row(out, row_index, -1, nan, STATUS_INVALID_DRAFT, 0u);
         return;
     }
@@ -484,8 +631,8 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
     }
     if (p.temperature == 0.0f) {
         // A greedy chain accepts the draft that is the greedy token; else it emits that token.
-        if (draft != NO_DRAFT && threadIdx.x == 0)
-            a.verify.positions[row_index] = VerifyPosition{0.0f, draft == argmax ? 1u : 0u};
+        if (draft.token != NO_DRAFT && threadIdx.x == 0)
+            a.verify.positions[row_index] = VerifyPosition{0.0f, draft.token == argmax ? 1u : 0u};
         write_greedy_row(out, row_index, argmax);
         return;
     }
@@ -494,11 +641,18 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
 
     const RowCuts cuts =
         cut_row<DT, N>(p, row, vocab, aligned, scale, finite, windowed, collected, scan, sh);
-    const KeptTokens kept{cuts.k, cuts.p, p.min_p, draft};
+    // A point-mass draft is left out of the draw (its residual); a dense one's residual takes a
+    // pass of its own after the position's full draw.
+    const KeptTokens kept{cuts.k, cuts.p, p.min_p,
+                          draft.probs == nullptr ? draft.token : NO_DRAFT};
     const RowDraw<N> drawn =
         draw_row<DT, N>(p, method, row, vocab, aligned, scale, max, argmax, cuts, kept, sh);
-    if (draft != NO_DRAFT) {
-        decide_position<DT, N>(a, row_index, p, row, scale, kept, drawn);
+    if (draft.token != NO_DRAFT) {
+        if (draft.probs != nullptr)
+            decide_dense_position<DT, N>(a, row_index, p, row, aligned, scale, kept, drawn, draft,
+                                         sh);
+        else
+            decide_position<DT, N>(a, row_index, p, row, scale, kept, drawn);
         return;
     }
     const unsigned long long kept_count = block_sum_u64(drawn.kept_count, sh.select.scratch);
@@ -515,7 +669,7 @@ template <int DT, typename N>
 __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
                            RowShared& sh, bool from_merged = false,
                            RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u,
-                           unsigned int draft = NO_DRAFT)
+                           DraftRef draft = DraftRef{NO_DRAFT, nullptr})
 {
     // `from_merged`: the split kernels' last block, whose slices have already collected the
     // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
@@ -688,12 +842,12 @@ __device__ __forceinline__ void sample_rows(const SampleArgs& a)
     // A verification launch's rows are target positions: the request's parameters at the
     // position's step, its draft, and the request's ticket after the row (kernels/verify.cuh).
     const bool verify = verifying(a);
-    const VerifyRow target = verify ? verify_row(a.verify, blockIdx.x) : VerifyRow();
+    const VerifyRow target = verify ? verify_row(a.verify, blockIdx.x, a.vocab) : VerifyRow();
     if (verify && !target.valid) return;
     SamplingParams p = row_params(a, verify ? target.request : blockIdx.x);
     if (verify) p.step += target.position;
     sample_row<DT, N>(a, blockIdx.x, p, shared, false, RangeSummary(), 0u,
-                      verify ? target.draft : NO_DRAFT);
+                      verify ? target.draft : DraftRef{NO_DRAFT, nullptr});
     if (verify) finish_position(a, target, p);
 }
 

@@ -12,12 +12,19 @@
 
 #define NO_DRAFT 0xffffffffu
 
+// A target row's draft: its token (NO_DRAFT at the bonus position and outside verification)
+// and its distribution's row (null: a point mass).
+struct DraftRef {
+    unsigned int token;
+    const float* probs;
+};
+
 // A target row's place in its request.
 struct VerifyRow {
     unsigned int request;
     unsigned int position;  // 0-based: position j checks draft j + 1 (or is the bonus)
     unsigned int drafts;    // the request's draft count n
-    unsigned int draft;     // this position's draft token, NO_DRAFT at the bonus position
+    DraftRef draft;         // this position's draft (token NO_DRAFT at the bonus position)
     bool valid;             // false: past the batch's rows, or the offsets do not hold it
 };
 
@@ -26,10 +33,11 @@ __device__ __forceinline__ bool verifying(const SampleArgs& a) { return a.verify
 // Request r owns rows offsets[r] + r ..= offsets[r + 1] + r: the last r whose first row is at or
 // before `row` (a binary search over the CSR offsets, which the caller keeps non-decreasing; a
 // row they do not place consistently is not valid, and no index is read out of bounds).
-__device__ __forceinline__ VerifyRow verify_row(const VerifyArgs& v, unsigned int row)
+__device__ __forceinline__ VerifyRow verify_row(const VerifyArgs& v, unsigned int row,
+                                                unsigned int vocab)
 {
     VerifyRow r = VerifyRow();
-    r.draft = NO_DRAFT;
+    r.draft = DraftRef{NO_DRAFT, nullptr};
     if (v.requests == 0u) return r;
     const unsigned int total = v.offsets[v.requests];  // the drafts array's length
     r.valid = row < total + v.requests;
@@ -45,7 +53,11 @@ __device__ __forceinline__ VerifyRow verify_row(const VerifyArgs& v, unsigned in
     r.drafts = next - first;
     r.valid = r.valid && first + lo <= row && first <= next && next <= total &&
               next <= v.drafts_len && next + lo < v.rows && r.position <= r.drafts;
-    r.draft = r.valid && r.position < r.drafts ? v.drafts[first + r.position] : NO_DRAFT;
+    if (r.valid && r.position < r.drafts) {
+        r.draft.token = v.drafts[first + r.position];
+        if (v.draft_probs != nullptr)
+            r.draft.probs = v.draft_probs + (size_t)(first + r.position) * vocab;
+    }
     return r;
 }
 
@@ -69,6 +81,9 @@ __device__ __forceinline__ void finish_request(const SampleArgs& a, const Verify
                                                : STATUS_INVALID_PARAMS;
     for (unsigned int j = 0u; j < r.drafts && status == STATUS_OK; ++j)
         if (v.drafts[first_draft + j] >= a.vocab) status = STATUS_INVALID_DRAFT;
+    // A draft whose distribution is unusable fails the request before any target row does.
+    for (unsigned int j = 0u; j < r.drafts && status == STATUS_OK; ++j)
+        if (row_status[first_row + j] == STATUS_INVALID_DRAFT) status = STATUS_INVALID_DRAFT;
     for (unsigned int j = 0u; j <= r.drafts && status == STATUS_OK; ++j)
         status = row_status[first_row + j];
     int* tokens = v.tokens + (size_t)r.request * v.stride;

@@ -667,11 +667,13 @@ pub mod sampler {
         pub verify: Option<ShimVerify<'a>>,
     }
 
-    /// The drafts of a verification launch (point masses) and the request outputs' row length.
+    /// The drafts of a verification launch and the request outputs' row length.
     #[derive(Clone, Copy, Debug)]
     pub struct ShimVerify<'a> {
         pub offsets: &'a [u32],
         pub drafts: &'a [u32],
+        /// `[drafts, vocab]` draft distributions, or none: point masses.
+        pub probs: Option<&'a [f32]>,
         /// At least `n_max + 1`.
         pub stride: usize,
     }
@@ -750,7 +752,7 @@ pub mod sampler {
         }
     }
 
-    /// Verifies point-mass `drafts` against `target` (`[drafts.target_rows(), vocab]`) with the
+    /// Verifies `drafts` against `target` (`[drafts.target_rows(), vocab]`) with the
     /// general kernels of `opts.numerics` (`threads` per row block, under `schedule`): the
     /// kernels' speculative verification, one row block per target row.
     #[allow(clippy::too_many_arguments)]
@@ -764,10 +766,6 @@ pub mod sampler {
         threads: u32,
         schedule: Schedule,
     ) -> Result<Vec<VerifyOutput>, HostSimtError> {
-        assert!(
-            drafts.probs.is_none(),
-            "the kernels verify point-mass drafts"
-        );
         let sample_opts = SampleOptions {
             method: opts.method,
             numerics: opts.numerics,
@@ -788,6 +786,7 @@ pub mod sampler {
             verify: Some(ShimVerify {
                 offsets: drafts.offsets,
                 drafts: drafts.tokens,
+                probs: drafts.probs,
                 stride: drafts.max_count() + 1,
             }),
         };
@@ -1094,7 +1093,7 @@ pub mod sampler {
                 "general kernels verify"
             );
             assert!(opts.top_n == 0, "verification launches report no top-n");
-            args.verify = requests.args(v);
+            args.verify = requests.args(v, vocab);
         }
         let grid = if key.split {
             (splits, batch as u32)
@@ -1174,7 +1173,7 @@ pub mod sampler {
             }
         }
 
-        fn args(&mut self, v: ShimVerify) -> VerifyArgs {
+        fn args(&mut self, v: ShimVerify, vocab: usize) -> VerifyArgs {
             let requests = v.offsets.len() - 1;
             assert_eq!(v.offsets[0], 0, "CSR offsets start at 0");
             assert!(
@@ -1186,6 +1185,10 @@ pub mod sampler {
                 v.drafts.len(),
                 "one token a draft"
             );
+            assert!(
+                v.probs.is_none_or(|q| q.len() == v.drafts.len() * vocab),
+                "a distribution row a draft"
+            );
             let n_max = v.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
             assert!(
                 v.stride > n_max as usize,
@@ -1194,6 +1197,7 @@ pub mod sampler {
             VerifyArgs {
                 offsets: v.offsets.as_ptr() as u64,
                 drafts: v.drafts.as_ptr() as u64,
+                draft_probs: v.probs.map_or(0, |q| q.as_ptr() as u64),
                 requests: requests as u32,
                 stride: v.stride as u32,
                 drafts_len: v.drafts.len() as u32,

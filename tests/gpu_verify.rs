@@ -1,5 +1,6 @@
 //! Speculative verification on the GPU (skipped, with a SKIP line, where there is none): 64
-//! requests x 4 point-mass drafts at vocab 128256 — the shape — in f32 and bf16, the
+//! requests x 4 drafts at vocab 128256 — the shape — in f32 and bf16 (and dense drafts
+//! in f32), the
 //! invariant kernels bit for bit with the invariant twin and the fast kernels making the f64
 //! reference's decisions; requests of 0-4 drafts with greedy and filtered rows; a second launch on
 //! the same buffers (a ticket counter left above 0 would corrupt it); and a launch over a fixed
@@ -117,6 +118,25 @@ fn gpu_verification_matches_the_reference_and_the_twin() {
         probs: None,
     };
     check(&gpu, &target, &target, &drafts, &params, "f32 64x4");
+    // Dense drafts: each draft's distribution the softmax of its target row at temperature 1.25.
+    let probs: Vec<f32> = (0..64 * 4)
+        .flat_map(|d| {
+            let (r, j) = (d / 4, d % 4);
+            let row = &target[(r * 5 + j) * VOCAB..(r * 5 + j + 1) * VOCAB];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let w: Vec<f64> = row
+                .iter()
+                .map(|&x| ((x as f64 - max) / 1.25).exp())
+                .collect();
+            let total: f64 = w.iter().sum();
+            w.into_iter().map(move |x| (x / total) as f32)
+        })
+        .collect();
+    let dense = Drafts {
+        probs: Some(&probs),
+        ..drafts
+    };
+    check(&gpu, &target, &target, &dense, &params, "f32 64x4 dense");
     let halves: Vec<bf16> = target.iter().map(|&x| bf16::from_f32(x)).collect();
     let widened: Vec<f32> = halves.iter().map(|x| x.to_f32()).collect();
     check(&gpu, &halves, &widened, &drafts, &params, "bf16 64x4");
@@ -191,6 +211,7 @@ fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
             DeviceDrafts {
                 offsets: &offsets_dev.as_view(),
                 tokens: &tokens_dev.as_view(),
+                probs: None,
             },
             RowParams::Packed(&params_dev.as_view()),
             None,

@@ -28,6 +28,8 @@ struct Batch {
     tokens: Vec<u32>,
     target: Vec<f32>,
     params: Vec<SamplingParams>,
+    /// Dense draft distributions, `[drafts, vocab]`; empty: point masses.
+    probs: Vec<f32>,
 }
 
 impl Batch {
@@ -37,6 +39,7 @@ impl Batch {
             tokens: Vec::new(),
             target: Vec::new(),
             params: Vec::new(),
+            probs: Vec::new(),
         };
         for _ in 0..requests {
             let n = rng.random_range(0..=4usize);
@@ -73,11 +76,38 @@ impl Batch {
         b
     }
 
+    /// The same requests with dense drafts: each draft's distribution the softmax of its
+    /// target row plus noise (some mass where the target has none), the token drawn from it.
+    fn dense(mut self, rng: &mut StdRng, vocab: usize) -> Batch {
+        self.probs.clear();
+        for r in 0..self.offsets.len() - 1 {
+            for j in self.offsets[r] as usize..self.offsets[r + 1] as usize {
+                let row = &self.target[(j + r) * vocab..(j + r + 1) * vocab];
+                let noisy: Vec<f64> = row.iter().map(|&x| x as f64 + 2.0 * normal(rng)).collect();
+                let max = noisy.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = noisy.iter().map(|&x| (x - max).exp()).collect();
+                let total: f64 = w.iter().sum();
+                let q: Vec<f32> = w.iter().map(|&x| (x / total) as f32).collect();
+                let mut u = rng.random::<f64>();
+                self.tokens[j] = q
+                    .iter()
+                    .position(|&x| {
+                        u -= x as f64;
+                        u < 0.0 && x > 0.0
+                    })
+                    .unwrap_or_else(|| q.iter().rposition(|&x| x > 0.0).unwrap())
+                    as u32;
+                self.probs.extend(q);
+            }
+        }
+        self
+    }
+
     fn drafts(&self) -> Drafts<'_> {
         Drafts {
             offsets: &self.offsets,
             tokens: &self.tokens,
-            probs: None,
+            probs: (!self.probs.is_empty()).then_some(self.probs.as_slice()),
         }
     }
 
@@ -155,6 +185,7 @@ fn invariant_kernels_return_the_twins_bits() {
         offsets: batch.offsets.clone(),
         tokens: batch.tokens.clone(),
         params: batch.params.clone(),
+        probs: Vec::new(),
     };
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
         let opts = options(method, Numerics::Invariant);
@@ -269,6 +300,7 @@ fn bad_requests_get_their_status_and_the_others_are_unharmed() {
         tokens: good.tokens.clone(),
         target: good.target.clone(),
         params: good.params.clone(),
+        probs: Vec::new(),
     };
     let row_of = |r: usize, j: usize| (good.offsets[r] as usize + r + j) * vocab;
     let mut statuses = [RowStatus::Ok; 16];
@@ -326,6 +358,7 @@ fn a_request_alone_is_the_same_as_in_its_batch() {
             tokens: batch.tokens[a..b].to_vec(),
             target: batch.target[(a + r) * vocab..(b + r + 1) * vocab].to_vec(),
             params: vec![batch.params[r]],
+            probs: Vec::new(),
         };
         let got = alone.kernels(
             &alone.target,
@@ -336,5 +369,92 @@ fn a_request_alone_is_the_same_as_in_its_batch() {
             Schedule::Reverse,
         );
         assert_eq!(&got[0], in_batch, "request {r}");
+    }
+}
+
+#[test]
+fn dense_drafts_verify_as_the_twin_and_the_reference_do() {
+    let vocab = 300;
+    let mut rng = rng(46);
+    let batch = Batch::random(&mut rng, 24, vocab).dense(&mut rng, vocab);
+    for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
+        let opts = options(method, Numerics::Invariant);
+        let twin = batch.reference(vocab, &Processing::NONE, &opts);
+        assert!(twin.iter().any(|o| o.accepted > 0) && twin.iter().any(|o| o.accepted == 0));
+        for (threads, schedule) in [(64, Schedule::Forward), (256, Schedule::Random(7))] {
+            let got = batch.kernels(
+                &batch.target,
+                vocab,
+                &Processing::NONE,
+                &opts,
+                threads,
+                schedule,
+            );
+            assert_eq!(got, twin, "invariant {method:?} {threads} {schedule:?}");
+        }
+        let opts = options(method, Numerics::Fast);
+        let reference = batch.reference(vocab, &Processing::NONE, &opts);
+        let got = batch.kernels(
+            &batch.target,
+            vocab,
+            &Processing::NONE,
+            &opts,
+            128,
+            Schedule::Reverse,
+        );
+        assert_same_decisions(&got, &reference, &format!("fast {method:?}"));
+    }
+}
+
+#[test]
+fn unusable_dense_drafts_fail_their_request_before_its_target_rows() {
+    let vocab = 100;
+    let mut rng = rng(47);
+    let good = Batch::random(&mut rng, 12, vocab).dense(&mut rng, vocab);
+    let opts = options(DrawMethod::Gumbel, Numerics::Invariant);
+    let expected = good.reference(vocab, &Processing::NONE, &opts);
+    let with_drafts: Vec<usize> = (0..12)
+        .filter(|&r| good.offsets[r + 1] > good.offsets[r])
+        .collect();
+    assert!(with_drafts.len() >= 3);
+    let mut bad = Batch {
+        offsets: good.offsets.clone(),
+        tokens: good.tokens.clone(),
+        target: good.target.clone(),
+        params: good.params.clone(),
+        probs: good.probs.clone(),
+    };
+    let first_draft = |r: usize| good.offsets[r] as usize;
+    // A negative entry; q(draft) = 0; a NaN entry on a request whose first target row is NaN
+    // too (the drafts are checked first).
+    let r0 = with_drafts[0];
+    bad.probs[first_draft(r0) * vocab + 3] = -0.25;
+    let r1 = with_drafts[1];
+    let d = first_draft(r1);
+    bad.probs[d * vocab + bad.tokens[d] as usize] = 0.0;
+    let r2 = with_drafts[2];
+    let last = good.offsets[r2 + 1] as usize - 1;
+    bad.probs[last * vocab + 5] = f32::NAN;
+    bad.target[(first_draft(r2) + r2) * vocab] = f32::NAN;
+    let twin = bad.reference(vocab, &Processing::NONE, &opts);
+    let got = bad.kernels(
+        &bad.target,
+        vocab,
+        &Processing::NONE,
+        &opts,
+        64,
+        Schedule::Reverse,
+    );
+    assert_eq!(got, twin);
+    for r in 0..12 {
+        if [r0, r1, r2].contains(&r) {
+            assert_eq!(
+                got[r],
+                VerifyOutput::failed(RowStatus::InvalidDraft),
+                "request {r}"
+            );
+        } else {
+            assert_eq!(got[r], expected[r], "request {r} unharmed");
+        }
     }
 }

@@ -217,6 +217,8 @@ fn bench_verify_mode_times_a_case_per_draft_count() {
             "verify,temperature",
             "--drafts",
             "1,3",
+            "--draft-kind",
+            "point,dense",
             "--processing",
             "none,bitmask",
             "--iterations",
@@ -230,7 +232,7 @@ fn bench_verify_mode_times_a_case_per_draft_count() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stdout.contains("verify/1") && stdout.contains("verify/3"),
+        stdout.contains("verify/1 ") && stdout.contains("verify/3q"),
         "{stdout}"
     );
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -239,17 +241,23 @@ fn bench_verify_mode_times_a_case_per_draft_count() {
         .iter()
         .filter(|r| r["case"]["mode"] == "verify")
         .collect();
-    // One case per draft count, unprocessed only; the sampling modes carry drafts 0.
-    assert_eq!(verify.len(), 2, "{results:?}");
-    assert_eq!(verify[0]["case"]["drafts"], 1);
-    assert_eq!(verify[1]["case"]["drafts"], 3);
+    // One case per draft count and kind, unprocessed only; the sampling modes carry drafts 0.
+    assert_eq!(verify.len(), 4, "{results:?}");
+    let case = |n: u64, dense: bool| {
+        verify
+            .iter()
+            .find(|r| r["case"]["drafts"] == n && r["case"]["dense_drafts"] == dense)
+            .unwrap_or_else(|| panic!("verify/{n} dense {dense}"))
+    };
     assert!(verify.iter().all(|r| r["case"]["processing"] == "none"));
     assert!(verify
         .iter()
         .all(|r| r["median_us"].as_f64().unwrap() > 0.0));
-    // The floor is one read of the target rows: batch * (n + 1) rows.
+    // The floor is one read of the target rows (batch * (n + 1)), and of the draft
+    // distributions (batch * n rows of f32) when they are dense.
     let floor = |r: &serde_json::Value| r["floor_us"].as_f64().unwrap();
-    assert!((floor(verify[1]) / floor(verify[0]) - 2.0).abs() < 1e-9);
+    assert!((floor(case(3, false)) / floor(case(1, false)) - 2.0).abs() < 1e-9);
+    assert!((floor(case(3, true)) / floor(case(3, false)) - 14.0 / 8.0).abs() < 1e-9);
     assert!(results
         .iter()
         .filter(|r| r["case"]["mode"] == "temperature")

@@ -201,9 +201,9 @@ fn json_is_the_library_for_dense_and_point_mass_drafts_both_methods_and_numerics
             args.extend_from_slice(&["--draft-probs", s(&probs)]);
         }
         let (json, err) = verify_json(&dir, &args);
-        // The default device says where it runs (dense drafts and GPU-less machines: the CPU),
-        // then the summary.
-        if dense || json["device"] == "cpu" {
+        // The default device says where it runs (a GPU-less machine: the CPU), then the
+        // summary.
+        if json["device"] == "cpu" {
             assert!(err.contains("on the CPU"), "{err}");
         }
         if json["device"] == "gpu" {
@@ -596,10 +596,7 @@ fn bad_inputs_exit_2_in_one_line() {
         base(&["--params", s(&rows)]),
         &["rows.json", "2 parameter rows", "batch of 3"],
     );
-    // The GPU verifies point-mass drafts only; without a GPU, --device gpu is an error.
-    let mut dense = base(&["--device", "gpu", "--draft-probs"]);
-    dense.push(s(&probs).to_string());
-    fails(dense, &["--device gpu", "point-mass drafts only"]);
+    // Without a GPU, --device gpu is an error.
     if !batchsample::gpu::gpu_available() {
         fails(
             base(&["--device", "gpu"]),

@@ -207,6 +207,7 @@ struct VerifyLaunch<'a, 'b> {
     requests: usize,
     offsets: &'a CudaView<'a, u32>,
     drafts: &'a CudaView<'a, u32>,
+    probs: Option<&'a CudaView<'a, f32>>,
     rows: usize,
     stride: usize,
     positions: &'b mut CudaSlice<u64>,
@@ -537,8 +538,8 @@ impl GpuSampler {
         // At most 27 buffers (logits, 6 parameter arrays, 5 outputs, 2 of workspace; with
         // processing a bitmask, penalties, 9 list arrays and 2 of workspace): a fixed array, so
         // the serving path allocates nothing per launch.
-        // Verification adds 8 (offsets, drafts, 6 outputs and scratch).
-        let mut guards: [Option<SyncOnDrop<'_>>; 35] = std::array::from_fn(|_| None);
+        // Verification adds 9 (offsets, drafts, their distributions, 6 outputs and scratch).
+        let mut guards: [Option<SyncOnDrop<'_>>; 36] = std::array::from_fn(|_| None);
         let mut held = 0;
         macro_rules! addr {
             ($taken:expr) => {{
@@ -663,9 +664,17 @@ impl GpuSampler {
                 u32::try_from(n)
                     .map_err(|_| SampleError::Capacity(format!("{what} {n} exceeds 2^32 - 1")))
             };
+            if v.probs.is_some_and(|q| q.len() < v.drafts.len() * vocab) {
+                return Err(SampleError::Shape(format!(
+                    "draft distributions for {} drafts of {vocab} need {} entries",
+                    v.drafts.len(),
+                    v.drafts.len() * vocab
+                )));
+            }
             args.verify = VerifyArgs {
                 offsets: addr!(v.offsets.device_ptr(stream)),
                 drafts: addr!(v.drafts.device_ptr(stream)),
+                draft_probs: field_addr!(v.probs),
                 requests: fits("requests", v.requests)?,
                 stride: fits("stride", v.stride)?,
                 drafts_len: fits("drafts", v.drafts.len())?,

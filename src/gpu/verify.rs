@@ -5,9 +5,10 @@
 //! sized once, so a serving loop can replay it in a CUDA graph with the draft offsets and
 //! tokens rewritten in place on the device.
 //!
-//! Point-mass drafts only (n-gram and greedy drafters; vLLM's `draft_probs = None`): a dense
-//! draft distribution is [`SampleError::Capacity`] on the GPU, and verifies on the CPU
-//! ([`crate::cpu::verify_batch`]).
+//! Point-mass drafts (n-gram and greedy drafters; vLLM's `draft_probs = None`) are left out of
+//! their row's race or walk; a dense draft's residual `max(0, p - q)` takes a pass of its own
+//! over the row and `q` (its distribution is checked on the device: a request with an unusable
+//! one gets [`RowStatus::InvalidDraft`]).
 
 use super::{GpuSampler, LogitRows, RowParams, SampleOutputs, Workspace};
 use crate::dtype::Logit;
@@ -28,6 +29,9 @@ pub struct DeviceDrafts<'a> {
     pub offsets: &'a CudaView<'a, u32>,
     /// `[offsets[requests]]` (at least).
     pub tokens: &'a CudaView<'a, u32>,
+    /// `[tokens.len(), vocab]` draft distributions (`q_j`, as the draft model gave them), or
+    /// none: point masses (n-gram and greedy drafters; vLLM's `draft_probs = None`).
+    pub probs: Option<&'a CudaView<'a, f32>>,
 }
 
 /// The device buffers of verification launches of up to `max_requests` requests, `max_rows`
@@ -93,7 +97,7 @@ impl GpuSampler {
         })
     }
 
-    /// Verifies point-mass drafts against `target` on `stream`: `target.batch` rows (at least
+    /// Verifies drafts against `target` on `stream`: `target.batch` rows (at least
     /// `offsets[requests] + requests`; rows past that are skipped, so a fixed grid serves
     /// varying draft counts), `params` one per request or one for all (the position's step is
     /// the request's `step + j`), `processing` (optional) per target row. The results land in
@@ -138,6 +142,7 @@ impl GpuSampler {
             requests,
             offsets: drafts.offsets,
             drafts: drafts.tokens,
+            probs: drafts.probs,
             rows: target.batch,
             stride: out.stride,
             positions: &mut out.positions,
@@ -161,9 +166,7 @@ impl GpuSampler {
     }
 
     /// The convenience path: checks the batch on the host (shapes, parameters, CSR offsets),
-    /// copies it in, verifies on this sampler's stream, and copies the results out. Point-mass
-    /// drafts only ([`SampleError::Capacity`] for dense ones: verify them with
-    /// [`crate::cpu::verify_batch`]).
+    /// copies it in, verifies on this sampler's stream, and copies the results out.
     pub fn verify_host<T: Logit + DeviceRepr>(
         &self,
         target: &[T],
@@ -173,13 +176,6 @@ impl GpuSampler {
         processing: &Processing,
         opts: &VerifyOptions,
     ) -> Result<Vec<VerifyOutput>> {
-        if drafts.probs.is_some() {
-            return Err(SampleError::Capacity(
-                "the GPU verifies point-mass drafts only: dense draft distributions verify on \
-                 the CPU (cpu::verify_batch)"
-                    .into(),
-            ));
-        }
         drafts.validate(target.len(), vocab)?;
         let requests = drafts.batch();
         validate_batch(params, requests)?;
@@ -196,6 +192,11 @@ impl GpuSampler {
         tokens.push(0);
         let tokens_dev = s.clone_htod(&tokens)?;
         let params_dev = s.clone_htod(params)?;
+        let probs_dev = match drafts.probs.filter(|q| !q.is_empty()) {
+            Some(q) => Some(s.clone_htod(q)?),
+            None => None,
+        };
+        let probs_view = probs_dev.as_ref().map(|q| q.as_view());
         let mut out = self.alloc_verify_buffers(requests, rows, drafts.max_count())?;
         let mut workspace = self.alloc_workspace(rows)?;
         let logits = LogitRows {
@@ -207,6 +208,7 @@ impl GpuSampler {
         let draft_views = DeviceDrafts {
             offsets: &offsets_dev.as_view(),
             tokens: &tokens_dev.as_view(),
+            probs: probs_view.as_ref(),
         };
         let packed = params_dev.as_view();
         if *processing == Processing::NONE {

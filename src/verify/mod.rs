@@ -49,9 +49,9 @@
 //! the draft's own mass added back gives the position's total), or the bonus draw — and the last
 //! of a request's blocks to arrive walks the chain. Both numerics: the invariant kernels return
 //! [`Numerics::Invariant`]'s bits (tested through the host shim), the fast kernels the same
-//! decisions as the f64 reference except within float rounding of a boundary. Point-mass drafts
-//! only on the GPU for now: a dense `q_j`'s residual needs a pass of its own; dense drafts verify
-//! on the CPU.
+//! decisions as the f64 reference except within float rounding of a boundary. A dense `q_j`'s
+//! residual takes one more pass over the row and `q_j` (after the position's own draw, which
+//! gives its total); its distribution is checked on the device first.
 //!
 //! # Logits processing
 //! [`crate::processing`] applies per *target row*: the caller passes lists with one row per

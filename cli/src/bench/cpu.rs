@@ -77,10 +77,13 @@ fn time_verify_cpu<T: Logit>(
     let widened: Vec<f32> = logits.iter().map(|x| x.to_f32()).collect();
     let tokens = super::verify_drafts(&widened, case.vocab, case.batch, case.drafts);
     let offsets = uniform_offsets(case.batch, case.drafts);
+    let probs = case
+        .dense_drafts
+        .then(|| super::draft_distributions(&widened, case.vocab, case.batch, case.drafts));
     let drafts = Drafts {
         offsets: &offsets,
         tokens: &tokens,
-        probs: None,
+        probs: probs.as_deref(),
     };
     let opts = VerifyOptions {
         method: case.method,

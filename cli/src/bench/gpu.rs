@@ -186,11 +186,11 @@ fn time_gpu<T: Logit + DeviceRepr>(
     Ok(summarise(case, "gpu", times, bandwidth_gbps))
 }
 
-/// A verification case's drafts on the device and the buffers its launches share (point-mass
-/// drafts: the GPU verifies those only).
+/// A verification case's drafts on the device and the buffers its launches share.
 struct VerifyInputs {
     offsets: CudaSlice<u32>,
     tokens: CudaSlice<u32>,
+    probs: Option<CudaSlice<f32>>,
     buffers: RefCell<VerifyBuffers>,
     workspace: RefCell<Workspace>,
 }
@@ -201,9 +201,19 @@ impl VerifyInputs {
         let mut tokens = super::verify_drafts(&widened, case.vocab, case.batch, case.drafts);
         tokens.push(0); // never an empty device buffer
         let stream = gpu.stream();
+        let probs = match case.dense_drafts && case.drafts > 0 {
+            true => Some(stream.clone_htod(&super::draft_distributions(
+                &widened,
+                case.vocab,
+                case.batch,
+                case.drafts,
+            ))?),
+            false => None,
+        };
         Ok(VerifyInputs {
             offsets: stream.clone_htod(&uniform_offsets(case.batch, case.drafts))?,
             tokens: stream.clone_htod(&tokens)?,
+            probs,
             buffers: RefCell::new(gpu.alloc_verify_buffers(
                 case.batch,
                 case.rows(),
@@ -226,12 +236,14 @@ impl VerifyInputs {
             self.tokens.as_view(),
             params.as_view(),
         );
+        let probs = self.probs.as_ref().map(|q| q.as_view());
         gpu.verify_on(
             gpu.stream(),
             LogitRows::dense(&view, case.vocab)?,
             DeviceDrafts {
                 offsets: &offsets,
                 tokens: &tokens,
+                probs: probs.as_ref(),
             },
             RowParams::Packed(&params),
             None,

@@ -12,7 +12,8 @@ pub use gpu::{bench_gpu, measure_device_bandwidth, GpuTiming};
 pub use plot::write_svg;
 pub use processing::{processing_inputs, BenchProcessing};
 pub use workload::{
-    mode_params, shaped_logits, synthetic_logits, verify_drafts, BenchMode, RowShape,
+    draft_distributions, mode_params, shaped_logits, synthetic_logits, verify_drafts, BenchMode,
+    RowShape,
 };
 
 use batchsample::dtype::Dtype;
@@ -78,6 +79,9 @@ pub struct BenchCase {
     /// [`BenchMode::Verify`]: each request's draft count `n` (its target rows are `n + 1`);
     /// 0 for the sampling modes.
     pub drafts: usize,
+    /// [`BenchMode::Verify`]: dense draft distributions (`[batch * n, vocab]` f32, read too)
+    /// instead of point masses.
+    pub dense_drafts: bool,
 }
 
 impl BenchCase {
@@ -90,16 +94,25 @@ impl BenchCase {
         }
     }
 
-    /// The mode as the table names it: `verify/4` for four drafts a request.
+    /// The mode as the table names it: `verify/4` for four point-mass drafts a request,
+    /// `verify/4q` for four dense ones.
     pub fn mode_label(&self) -> String {
         match self.mode {
+            BenchMode::Verify if self.dense_drafts => format!("verify/{}q", self.drafts),
             BenchMode::Verify => format!("verify/{}", self.drafts),
             m => m.name().to_string(),
         }
     }
 
+    /// Bytes one launch must read: the logit rows, and a dense verification's draft
+    /// distributions.
     pub fn logit_bytes(&self) -> usize {
-        self.rows() * self.vocab * self.dtype.size_bytes()
+        let drafts = if self.dense_drafts {
+            self.batch * self.drafts * self.vocab * 4
+        } else {
+            0
+        };
+        self.rows() * self.vocab * self.dtype.size_bytes() + drafts
     }
 }
 

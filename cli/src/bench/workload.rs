@@ -191,6 +191,29 @@ pub fn verify_drafts(target: &[f32], vocab: usize, requests: usize, n: usize) ->
     drafts
 }
 
+/// Dense draft distributions for a verification case: draft `j` of request `r` is the softmax
+/// of its target row at temperature 1.25 (close to the target, so chains run), `[requests * n,
+/// vocab]`.
+pub fn draft_distributions(target: &[f32], vocab: usize, requests: usize, n: usize) -> Vec<f32> {
+    let mut q = vec![0f32; requests * n * vocab];
+    q.par_chunks_mut(vocab.max(1))
+        .enumerate()
+        .for_each(|(d, out)| {
+            let (r, j) = (d / n.max(1), d % n.max(1));
+            let row = &target[(r * (n + 1) + j) * vocab..(r * (n + 1) + j + 1) * vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let w: Vec<f64> = row
+                .iter()
+                .map(|&x| ((x as f64 - max) / 1.25).exp())
+                .collect();
+            let total: f64 = w.iter().sum();
+            out.iter_mut()
+                .zip(&w)
+                .for_each(|(o, &x)| *o = (x / total) as f32);
+        });
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     };
     let processings = args.processing.clone();
+    let dense_kinds: Vec<bool> = args.draft_kind.iter().map(|k| k == "dense").collect();
     let mut cases = Vec::new();
     for &vocab in &vocabs {
         for &dtype in &dtypes {
@@ -101,7 +102,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                                     continue;
                                 }
                                 let drafts: &[usize] = if verify { &args.drafts } else { &[0] };
-                                for &drafts in drafts {
+                                let kinds: &[bool] = if verify { &dense_kinds } else { &[false] };
+                                for (&drafts, &dense_drafts) in iproduct(drafts, kinds) {
                                     cases.push(BenchCase {
                                         batch,
                                         vocab,
@@ -113,6 +115,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                                         kernels,
                                         processing,
                                         drafts,
+                                        dense_drafts,
                                     });
                                 }
                             }

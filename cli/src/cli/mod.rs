@@ -309,9 +309,9 @@ pub struct SampleArgs {
 pub enum VerifyDevice {
     /// The exact f64 CPU reference.
     Cpu,
-    /// The CUDA kernels (point-mass drafts); an error when there is no usable GPU.
+    /// The CUDA kernels; an error when there is no usable GPU.
     Gpu,
-    /// The GPU for point-mass drafts when there is one, else the CPU (saying so on stderr).
+    /// The GPU when there is one, else the CPU (saying so on stderr).
     Auto,
 }
 
@@ -435,8 +435,8 @@ pub struct BenchArgs {
     pub dtype: Option<Vec<batchsample::Dtype>>,
     /// Modes: greedy, temperature, top-k (50), top-p (0.9), combined (top-k 50 + top-p 0.9 +
     /// min-p 0.05), mixed (per-row parameters), verify (speculative verification: `batch`
-    /// requests of --drafts point-mass drafts, temperature 0.8; the floor is one read of the
-    /// target rows).
+    /// requests of --drafts drafts of each --draft-kind, temperature 0.8; the floor is one read
+    /// of the target rows and any draft distributions).
     #[arg(
         long,
         value_delimiter = ',',
@@ -446,6 +446,10 @@ pub struct BenchArgs {
     /// Draft counts a request for --mode verify (one case each).
     #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
     pub drafts: Vec<usize>,
+    /// Draft kinds for --mode verify: point (point masses) and/or dense (draft distributions,
+    /// `[batch * n, vocab]` f32, counted in the floor's bytes).
+    #[arg(long, value_delimiter = ',', default_value = "point", value_parser = ["point", "dense"])]
+    pub draft_kind: Vec<String>,
     /// Draw methods.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "gumbel")]
     pub method: Vec<Method>,

@@ -1,7 +1,6 @@
 //! `batchsample verify`: speculative-decoding verification ([`batchsample::verify`]) of a uniform
-//! `n` drafts per request, from files: point-mass drafts on the GPU (`GpuSampler::verify_host`)
-//! where there is one, dense drafts (`--draft-probs`) and GPU-less machines on the CPU
-//! (`cpu::verify_batch`).
+//! `n` drafts per request, from files: on the GPU (`GpuSampler::verify_host`) where there is
+//! one, else on the CPU (`cpu::verify_batch`).
 
 use super::sample::{check_out_dir, fmt_duration};
 use super::{check_flags, check_processing_flags, NumericsArg, VerifyArgs, VerifyDevice};
@@ -20,12 +19,6 @@ use std::time::Instant;
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let started = Instant::now();
-    if args.device == VerifyDevice::Gpu && args.draft_probs.is_some() {
-        bail!(
-            "--device gpu: the GPU verifies point-mass drafts only (no --draft-probs); dense \
-             drafts verify on the CPU (--device cpu or auto)"
-        );
-    }
     let (base_seed, random_seed) = match args.seed {
         Some(s) => (s, false),
         None => (rand::random::<u64>(), true),
@@ -85,7 +78,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
         method: args.method.into(),
         numerics: args.numerics.into(),
     };
-    let gpu = open_gpu(args.device, inputs.draft_probs.is_some(), batch * (n + 1))?;
+    let gpu = open_gpu(args.device, batch * (n + 1))?;
     let device = if gpu.is_some() { "gpu" } else { "cpu" };
     let verifying = Instant::now();
     let outputs = match &gpu {
@@ -131,9 +124,9 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// The GPU that verifies this run, if one does: point-mass drafts on a machine with a GPU (auto
-/// says on stderr where it runs otherwise; gpu requires one).
-fn open_gpu(device: VerifyDevice, dense: bool, rows: usize) -> Result<Option<GpuSampler>> {
+/// The GPU that verifies this run, if one does (auto says on stderr when it falls back to the
+/// CPU; gpu requires one).
+fn open_gpu(device: VerifyDevice, rows: usize) -> Result<Option<GpuSampler>> {
     let config = GpuConfig {
         max_batch: rows,
         max_top_n: 0,
@@ -142,10 +135,6 @@ fn open_gpu(device: VerifyDevice, dense: bool, rows: usize) -> Result<Option<Gpu
     match device {
         VerifyDevice::Cpu => Ok(None),
         VerifyDevice::Gpu => Ok(Some(GpuSampler::new(config).context("--device gpu")?)),
-        VerifyDevice::Auto if dense => {
-            eprintln!("batchsample: dense drafts (--draft-probs) verify on the CPU");
-            Ok(None)
-        }
         VerifyDevice::Auto => match GpuSampler::new(config) {
             Ok(g) => Ok(Some(g)),
             Err(e) => {
