@@ -2,14 +2,12 @@
 //! then a token drawn from it exactly as `sample` would.
 
 use super::bars::{self, Cell, Row};
-use super::{check_flags, check_processing_flags, parse_bias, DemoArgs};
+use super::{check_flags, check_processing_flags, DemoArgs};
 use anyhow::{anyhow, bail, Result};
 use batchsample::cpu::{
     processing_stages, sample_batch_processed, stage_distributions, ProcessingStages, Stages,
 };
-use batchsample::processing::{
-    bitmask_words, LogprobsMode, Penalties, ProcessingBuf, RowProcessing,
-};
+use batchsample::processing::{bitmask_words, LogprobsMode, ProcessingBuf, RowProcessing};
 use batchsample::{SampleOptions, SamplingParams};
 use clap::Args;
 use std::fmt::Write as _;
@@ -21,56 +19,22 @@ pub struct DemoProcessing {
     /// Allowed tokens (the bitmask, as a list for the toy vocabulary); the rest become -inf.
     #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
     pub allowed_tokens: Option<Vec<u32>>,
-    /// Banned tokens (-inf).
-    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
-    pub banned_tokens: Vec<u32>,
-    /// Biases added to logits, TOKEN:BIAS (BIAS may be -inf).
-    #[arg(long, value_name = "T:B,...", value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_bias)]
-    pub logit_bias: Vec<(u32, f32)>,
+    #[command(flatten)]
+    pub shared: super::flags::ProcessingFlags,
     /// The prompt's tokens (repetition penalty).
     #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
     pub prompt_tokens: Vec<u32>,
     /// The tokens generated so far (all three penalties; repeats count for frequency).
     #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
     pub output_tokens: Vec<u32>,
-    /// Repetition penalty r (> 0; 1 = off).
-    #[arg(
-        long,
-        value_name = "R",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub repetition_penalty: f32,
-    /// Frequency penalty f (0 = off).
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub frequency_penalty: f32,
-    /// Presence penalty q (0 = off).
-    #[arg(
-        long,
-        value_name = "Q",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub presence_penalty: f32,
 }
 
 impl DemoProcessing {
     fn lists(&self) -> RowProcessing {
         RowProcessing {
-            banned_tokens: self.banned_tokens.clone(),
-            logit_bias: self.logit_bias.clone(),
             prompt_tokens: self.prompt_tokens.clone(),
             output_tokens: self.output_tokens.clone(),
-            penalties: Penalties {
-                repetition: self.repetition_penalty,
-                frequency: self.frequency_penalty,
-                presence: self.presence_penalty,
-            },
+            ..self.shared.row()
         }
     }
 

@@ -4,6 +4,7 @@ mod bars;
 mod bench;
 mod demo;
 mod drift;
+mod flags;
 mod sample;
 mod verify;
 
@@ -196,47 +197,8 @@ pub struct SampleArgs {
     /// Output: int32 .npy of shape [draws, batch] (failed rows -1), or JSON if it ends in .json.
     #[arg(long, short = 'o', value_name = "OUT")]
     pub out: PathBuf,
-    /// Temperature (>= 0; 0 is greedy).
-    #[arg(
-        long,
-        short = 't',
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub temperature: f32,
-    /// Keep the K highest-ranked tokens (0 = off).
-    #[arg(
-        long,
-        short = 'k',
-        value_name = "K",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub top_k: u32,
-    /// Keep the smallest most-probable set whose mass reaches P, in (0, 1] (1 = off).
-    #[arg(
-        long,
-        short = 'p',
-        value_name = "P",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub top_p: f32,
-    /// Drop tokens below M times the top probability, in [0, 1) (0 = off).
-    #[arg(
-        long,
-        value_name = "M",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub min_p: f32,
-    /// Base seed (default: a random one, reported on stderr). A row without its own seed uses
-    /// splitmix64(seed ^ row * 0xD1B54A32D192ED03), so rows draw independently.
-    #[arg(long, short = 's', allow_negative_numbers = true)]
-    pub seed: Option<u64>,
-    /// Step of every row's random stream; draw d of a row uses its step + d.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    pub step: u64,
+    #[command(flatten)]
+    pub sampling: flags::SamplingFlags,
     /// Draws per row (each at the next step).
     #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub draws: u64,
@@ -261,36 +223,8 @@ pub struct SampleArgs {
     /// values).
     #[arg(long, value_name = "ROWS.json")]
     pub params: Option<PathBuf>,
-    /// Tokens banned in every row (-inf), e.g. a stop token before a minimum length.
-    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
-    pub banned_tokens: Vec<u32>,
-    /// A bias added to a token's logit in every row, TOKEN:BIAS (BIAS may be -inf).
-    #[arg(long, value_name = "T:B,...", value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_bias)]
-    pub logit_bias: Vec<(u32, f32)>,
-    /// Repetition penalty r (> 0; 1 = off) over each row's prompt_tokens and output_tokens.
-    #[arg(
-        long,
-        value_name = "R",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub repetition_penalty: f32,
-    /// Frequency penalty f (0 = off) per occurrence in each row's output_tokens.
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub frequency_penalty: f32,
-    /// Presence penalty q (0 = off) for each token present in a row's output_tokens.
-    #[arg(
-        long,
-        value_name = "Q",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub presence_penalty: f32,
+    #[command(flatten)]
+    pub shared: flags::ProcessingFlags,
     /// Allowed-token bitmask: int32 .npy of shape [batch, ceil(vocab/32)], bit j of word i set
     /// = token 32 i + j allowed (xgrammar / vLLM layout).
     #[arg(long, value_name = "MASK.npy")]
@@ -335,47 +269,8 @@ pub struct VerifyArgs {
     /// int32 .npy [batch, n + 1] of the emitted tokens, -1 after the last.
     #[arg(long, short = 'o', value_name = "OUT")]
     pub out: PathBuf,
-    /// Temperature (>= 0; 0 is greedy).
-    #[arg(
-        long,
-        short = 't',
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub temperature: f32,
-    /// Keep the K highest-ranked tokens (0 = off).
-    #[arg(
-        long,
-        short = 'k',
-        value_name = "K",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub top_k: u32,
-    /// Keep the smallest most-probable set whose mass reaches P, in (0, 1] (1 = off).
-    #[arg(
-        long,
-        short = 'p',
-        value_name = "P",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub top_p: f32,
-    /// Drop tokens below M times the top probability, in [0, 1) (0 = off).
-    #[arg(
-        long,
-        value_name = "M",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub min_p: f32,
-    /// Base seed (default: a random one, reported on stderr). A request without its own seed
-    /// uses the seed `sample` gives the row of that index.
-    #[arg(long, short = 's', allow_negative_numbers = true)]
-    pub seed: Option<u64>,
-    /// Step of every request's random stream; position j uses step + j.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    pub step: u64,
+    #[command(flatten)]
+    pub sampling: flags::SamplingFlags,
     /// How resampled and bonus tokens are drawn.
     #[arg(long, value_enum, default_value_t = Method::Gumbel)]
     pub method: Method,
@@ -387,37 +282,9 @@ pub struct VerifyArgs {
     /// output_tokens followed by the drafts before it.
     #[arg(long, value_name = "ROWS.json")]
     pub params: Option<PathBuf>,
-    /// Tokens banned at every position of every request (-inf).
-    #[arg(long, value_name = "T,T,...", value_delimiter = ',')]
-    pub banned_tokens: Vec<u32>,
-    /// A bias added to a token's logit everywhere, TOKEN:BIAS (BIAS may be -inf).
-    #[arg(long, value_name = "T:B,...", value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_bias)]
-    pub logit_bias: Vec<(u32, f32)>,
-    /// Repetition penalty r (> 0; 1 = off) over each request's prompt and output tokens.
-    #[arg(
-        long,
-        value_name = "R",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    pub repetition_penalty: f32,
-    /// Frequency penalty f (0 = off) per occurrence in each request's output tokens.
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub frequency_penalty: f32,
-    /// Presence penalty q (0 = off) for each token present in a request's output tokens.
-    #[arg(
-        long,
-        value_name = "Q",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    pub presence_penalty: f32,
-    /// Where to verify (there are no GPU verification kernels yet).
+    #[command(flatten)]
+    pub shared: flags::ProcessingFlags,
+    /// Where to verify.
     #[arg(long, value_enum, default_value_t = VerifyDevice::Auto)]
     pub device: VerifyDevice,
 }

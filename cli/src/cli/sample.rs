@@ -4,9 +4,7 @@ use super::{check_flags, check_processing_flags, Device, SampleArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use batchsample::cpu::{sample_batch, sample_batch_processed};
 use batchsample::gpu::{GpuConfig, GpuSampler};
-use batchsample::processing::{
-    bitmask_words, LogprobsMode, Penalties, ProcessingBuf, RowProcessing,
-};
+use batchsample::processing::{bitmask_words, LogprobsMode, ProcessingBuf, RowProcessing};
 use batchsample::{with_logits, RowOutput, RowStatus, SampleOptions, SamplingParams, TokenLogprob};
 use batchsample_cli::io::{self, Logits, RowRequests};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,18 +32,8 @@ impl Backend {
 
 pub fn run(args: &SampleArgs) -> Result<()> {
     let started = Instant::now();
-    let (base_seed, random_seed) = match args.seed {
-        Some(s) => (s, false),
-        None => (rand::random::<u64>(), true),
-    };
-    let flags = SamplingParams {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        seed: base_seed,
-        step: args.step,
-    };
+    let (flags, random_seed) = args.sampling.params();
+    let base_seed = flags.seed;
     check_flags(&flags)?;
     check_out_dir(&args.out)?;
 
@@ -58,7 +46,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             logits.vocab
         );
     }
-    let shared = shared_processing(args);
+    let shared = args.shared.row();
     check_processing_flags(&shared, logits.vocab)?;
     let requests = match &args.params {
         Some(path) => io::read_row_requests(path, &flags, &shared, logits.batch)?,
@@ -172,20 +160,6 @@ pub(super) fn check_out_dir(out: &Path) -> Result<()> {
         bail!("--out {}: is a directory", out.display());
     }
     Ok(())
-}
-
-/// The processing every row gets from the flags (`--params` fields override it per row).
-fn shared_processing(args: &SampleArgs) -> RowProcessing {
-    RowProcessing {
-        banned_tokens: args.banned_tokens.clone(),
-        logit_bias: args.logit_bias.clone(),
-        penalties: Penalties {
-            repetition: args.repetition_penalty,
-            frequency: args.frequency_penalty,
-            presence: args.presence_penalty,
-        },
-        ..Default::default()
-    }
 }
 
 /// A run's logits processing, validated, and how its logprobs are reported.

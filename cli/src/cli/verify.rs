@@ -7,7 +7,7 @@ use super::{check_flags, check_processing_flags, NumericsArg, VerifyArgs, Verify
 use anyhow::{anyhow, bail, Context, Result};
 use batchsample::cpu::verify_batch;
 use batchsample::gpu::{GpuConfig, GpuSampler};
-use batchsample::processing::{Penalties, ProcessingBuf, RowProcessing};
+use batchsample::processing::ProcessingBuf;
 use batchsample::verify::{uniform_offsets, Drafts, VerifyOptions, VerifyOutput};
 use batchsample::{with_logits, RowStatus, SampleError, SamplingParams};
 use batchsample_cli::io::verify::{read_verify_inputs, target_row_processing, VerifyInputs};
@@ -19,18 +19,8 @@ use std::time::Instant;
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let started = Instant::now();
-    let (base_seed, random_seed) = match args.seed {
-        Some(s) => (s, false),
-        None => (rand::random::<u64>(), true),
-    };
-    let flags = SamplingParams {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        seed: base_seed,
-        step: args.step,
-    };
+    let (flags, random_seed) = args.sampling.params();
+    let base_seed = flags.seed;
     check_flags(&flags)?;
     check_out_dir(&args.out)?;
 
@@ -50,7 +40,7 @@ pub fn run(args: &VerifyArgs) -> Result<()> {
             args.target.display()
         );
     }
-    let shared = shared_processing(args);
+    let shared = args.shared.row();
     check_processing_flags(&shared, vocab)?;
     let requests = match &args.params {
         Some(path) => io::read_row_requests(path, &flags, &shared, batch)
@@ -191,20 +181,6 @@ fn status_name(s: RowStatus) -> String {
     match serde_json::to_value(s) {
         Ok(serde_json::Value::String(name)) => name,
         _ => format!("{s:?}"),
-    }
-}
-
-/// The processing every request gets from the flags (`--params` fields override it).
-fn shared_processing(args: &VerifyArgs) -> RowProcessing {
-    RowProcessing {
-        banned_tokens: args.banned_tokens.clone(),
-        logit_bias: args.logit_bias.clone(),
-        penalties: Penalties {
-            repetition: args.repetition_penalty,
-            frequency: args.frequency_penalty,
-            presence: args.presence_penalty,
-        },
-        ..Default::default()
     }
 }
 
