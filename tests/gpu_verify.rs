@@ -224,3 +224,95 @@ fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
         assert_eq!(got, want, "launch {launch}");
     }
 }
+
+#[test]
+fn gpu_verification_replays_in_a_cuda_graph_with_drafts_rewritten_in_place() {
+    use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams};
+    use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+    let Some(gpu) = gpu_sampler(1, 0) else {
+        return;
+    };
+    let mut g = rng(73);
+    let (requests, n) = (16, 4);
+    let grid = requests * (n + 1);
+    let opts = VerifyOptions {
+        method: DrawMethod::Gumbel,
+        numerics: Numerics::Invariant,
+    };
+    let s = gpu.stream();
+    // The serving loop's buffers, allocated once: the graph holds their addresses.
+    let (target, tokens, params) = workload(&mut g, requests, n);
+    let mut target_dev = s.clone_htod(&target).unwrap();
+    let mut offsets_dev = s.clone_htod(&uniform_offsets(requests, n)).unwrap();
+    let mut tokens_dev = s.clone_htod(&tokens).unwrap();
+    let mut params_dev = s.clone_htod(&params).unwrap();
+    let mut out = gpu.alloc_verify_buffers(requests, grid, n).unwrap();
+    let mut workspace = gpu.alloc_workspace(grid).unwrap();
+    s.synchronize().unwrap();
+    s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+        .unwrap();
+    gpu.verify_on(
+        s,
+        LogitRows {
+            data: &target_dev.as_view(),
+            batch: grid,
+            vocab: VOCAB,
+            row_stride: VOCAB,
+        },
+        DeviceDrafts {
+            offsets: &offsets_dev.as_view(),
+            tokens: &tokens_dev.as_view(),
+            probs: None,
+        },
+        RowParams::Packed(&params_dev.as_view()),
+        None,
+        &opts,
+        &mut out,
+        &mut workspace,
+    )
+    .unwrap();
+    let graph = s
+        .end_capture(CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
+        .unwrap()
+        .expect("a graph was captured");
+    // Two steps: new logits, drafts and varying draft counts (request r drafts r % (n + 1)),
+    // written in place; the replayed launch must verify what the buffers hold now.
+    for step in 0..2u64 {
+        let (target, tokens, mut params) = workload(&mut g, requests, n);
+        let counts: Vec<usize> = (0..requests)
+            .map(|r| (r + step as usize) % (n + 1))
+            .collect();
+        let mut offsets = vec![0u32];
+        let mut packed_tokens = Vec::new();
+        let mut packed_target = Vec::new();
+        for (r, &c) in counts.iter().enumerate() {
+            offsets.push(offsets.last().unwrap() + c as u32);
+            packed_tokens.extend_from_slice(&tokens[r * n..r * n + c]);
+            let first = r * (n + 1);
+            packed_target.extend_from_slice(&target[first * VOCAB..(first + c + 1) * VOCAB]);
+        }
+        params.iter_mut().for_each(|p| p.step += 100 * step);
+        let want = verify_batch(
+            &packed_target,
+            VOCAB,
+            &Drafts {
+                offsets: &offsets,
+                tokens: &packed_tokens,
+                probs: None,
+            },
+            &params,
+            &Processing::NONE,
+            &opts,
+        )
+        .unwrap();
+        packed_target.resize(grid * VOCAB, 0.0);
+        packed_tokens.resize(requests * n, 0);
+        s.memcpy_htod(&packed_target, &mut target_dev).unwrap();
+        s.memcpy_htod(&offsets, &mut offsets_dev).unwrap();
+        s.memcpy_htod(&packed_tokens, &mut tokens_dev).unwrap();
+        s.memcpy_htod(&params, &mut params_dev).unwrap();
+        graph.launch().unwrap();
+        let got = gpu.download_verify(&out, requests).unwrap();
+        assert_eq!(got, want, "replay {step}");
+    }
+}
