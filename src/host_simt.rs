@@ -1229,20 +1229,13 @@ pub mod sampler {
                         assert_eq!(accepted, 0, "a failed request accepts nothing");
                         0
                     };
+                    // What the kernels must leave past the emitted tokens.
                     assert!(tokens[emitted..].iter().all(|&t| t == -1), "padding -1");
                     assert!(
                         logprobs[emitted..].iter().all(|l| l.is_nan()),
                         "padding NaN"
                     );
-                    if status != RowStatus::Ok {
-                        return VerifyOutput::failed(status);
-                    }
-                    VerifyOutput {
-                        accepted: accepted as usize,
-                        tokens: tokens[..emitted].iter().map(|&t| t as u32).collect(),
-                        logprobs: logprobs[..emitted].iter().map(|&l| l as f64).collect(),
-                        status,
-                    }
+                    VerifyOutput::from_padded(self.status[r], accepted, tokens, logprobs)
                 })
                 .collect()
         }

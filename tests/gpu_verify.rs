@@ -161,9 +161,46 @@ fn gpu_verification_matches_the_reference_and_the_twin() {
     check(&gpu, &target, &target, &drafts, &params, "varied n");
 }
 
+/// A serving loop's device inputs: the target rows (the whole grid), point-mass drafts in CSR
+/// form and packed parameters.
+struct DeviceBatch<'a> {
+    target: &'a cudarc::driver::CudaSlice<f32>,
+    offsets: &'a cudarc::driver::CudaSlice<u32>,
+    tokens: &'a cudarc::driver::CudaSlice<u32>,
+    params: &'a cudarc::driver::CudaSlice<SamplingParams>,
+}
+
+impl DeviceBatch<'_> {
+    /// One verification launch over every row of `target` on the sampler's stream.
+    fn verify_on(
+        &self,
+        gpu: &batchsample::gpu::GpuSampler,
+        opts: &VerifyOptions,
+        out: &mut batchsample::gpu::VerifyBuffers,
+        workspace: &mut batchsample::gpu::Workspace,
+    ) {
+        use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams};
+        let target = self.target.as_view();
+        gpu.verify_on(
+            gpu.stream(),
+            LogitRows::dense(&target, VOCAB).unwrap(),
+            DeviceDrafts {
+                offsets: &self.offsets.as_view(),
+                tokens: &self.tokens.as_view(),
+                probs: None,
+            },
+            RowParams::Packed(&self.params.as_view()),
+            None,
+            opts,
+            out,
+            workspace,
+        )
+        .unwrap();
+    }
+}
+
 #[test]
 fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
-    use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams};
     let Some(gpu) = gpu_sampler(1, 0) else {
         return;
     };
@@ -200,26 +237,13 @@ fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
         let offsets_dev = s.clone_htod(&offsets).unwrap();
         let tokens_dev = s.clone_htod(&tokens).unwrap();
         let params_dev = s.clone_htod(&params).unwrap();
-        gpu.verify_on(
-            s,
-            LogitRows {
-                data: &target_dev.as_view(),
-                batch: grid,
-                vocab: VOCAB,
-                row_stride: VOCAB,
-            },
-            DeviceDrafts {
-                offsets: &offsets_dev.as_view(),
-                tokens: &tokens_dev.as_view(),
-                probs: None,
-            },
-            RowParams::Packed(&params_dev.as_view()),
-            None,
-            &opts,
-            &mut out,
-            &mut workspace,
-        )
-        .unwrap();
+        let inputs = DeviceBatch {
+            target: &target_dev,
+            offsets: &offsets_dev,
+            tokens: &tokens_dev,
+            params: &params_dev,
+        };
+        inputs.verify_on(&gpu, &opts, &mut out, &mut workspace);
         let got = gpu.download_verify(&out, requests).unwrap();
         assert_eq!(got, want, "launch {launch}");
     }
@@ -227,7 +251,6 @@ fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
 
 #[test]
 fn gpu_verification_replays_in_a_cuda_graph_with_drafts_rewritten_in_place() {
-    use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams};
     use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
     let Some(gpu) = gpu_sampler(1, 0) else {
         return;
@@ -251,26 +274,13 @@ fn gpu_verification_replays_in_a_cuda_graph_with_drafts_rewritten_in_place() {
     s.synchronize().unwrap();
     s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
         .unwrap();
-    gpu.verify_on(
-        s,
-        LogitRows {
-            data: &target_dev.as_view(),
-            batch: grid,
-            vocab: VOCAB,
-            row_stride: VOCAB,
-        },
-        DeviceDrafts {
-            offsets: &offsets_dev.as_view(),
-            tokens: &tokens_dev.as_view(),
-            probs: None,
-        },
-        RowParams::Packed(&params_dev.as_view()),
-        None,
-        &opts,
-        &mut out,
-        &mut workspace,
-    )
-    .unwrap();
+    let inputs = DeviceBatch {
+        target: &target_dev,
+        offsets: &offsets_dev,
+        tokens: &tokens_dev,
+        params: &params_dev,
+    };
+    inputs.verify_on(&gpu, &opts, &mut out, &mut workspace);
     let graph = s
         .end_capture(CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
         .unwrap()

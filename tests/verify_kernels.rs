@@ -23,6 +23,7 @@ use rand::Rng;
 /// A batch of requests with point-mass drafts: 0-4 drafts each, drawn near the target so that
 /// chains run long, sometimes the row's maximum (the residual race without it), varied
 /// parameters (a fifth greedy).
+#[derive(Clone)]
 struct Batch {
     offsets: Vec<u32>,
     tokens: Vec<u32>,
@@ -182,10 +183,7 @@ fn invariant_kernels_return_the_twins_bits() {
     let bf16_target: Vec<bf16> = batch.target.iter().map(|&x| bf16::from_f32(x)).collect();
     let bf16_batch = Batch {
         target: bf16_target.iter().map(|x| x.to_f32()).collect(),
-        offsets: batch.offsets.clone(),
-        tokens: batch.tokens.clone(),
-        params: batch.params.clone(),
-        probs: Vec::new(),
+        ..batch.clone()
     };
     for method in [DrawMethod::Gumbel, DrawMethod::InverseCdf] {
         let opts = options(method, Numerics::Invariant);
@@ -295,13 +293,7 @@ fn bad_requests_get_their_status_and_the_others_are_unharmed() {
         .filter(|&r| good.offsets[r + 1] > good.offsets[r])
         .collect();
     assert!(with_drafts.len() >= 4);
-    let mut bad = Batch {
-        offsets: good.offsets.clone(),
-        tokens: good.tokens.clone(),
-        target: good.target.clone(),
-        params: good.params.clone(),
-        probs: Vec::new(),
-    };
+    let mut bad = good.clone();
     let row_of = |r: usize, j: usize| (good.offsets[r] as usize + r + j) * vocab;
     let mut statuses = [RowStatus::Ok; 16];
     let r = with_drafts[0];
@@ -417,13 +409,7 @@ fn unusable_dense_drafts_fail_their_request_before_its_target_rows() {
         .filter(|&r| good.offsets[r + 1] > good.offsets[r])
         .collect();
     assert!(with_drafts.len() >= 3);
-    let mut bad = Batch {
-        offsets: good.offsets.clone(),
-        tokens: good.tokens.clone(),
-        target: good.target.clone(),
-        params: good.params.clone(),
-        probs: good.probs.clone(),
-    };
+    let mut bad = good.clone();
     let first_draft = |r: usize| good.offsets[r] as usize;
     // A negative entry; q(draft) = 0; a NaN entry on a request whose first target row is NaN
     // too (the drafts are checked first).

@@ -8,7 +8,7 @@ use super::reference::{
     SampleOptions,
 };
 use crate::dtype::Logit;
-use crate::error::{Result, SampleError};
+use crate::error::Result;
 use crate::params::Numerics;
 use crate::params::{row_params, DrawMethod, RowStatus, SamplingParams};
 use crate::philox;
@@ -29,15 +29,8 @@ pub fn verify_batch<T: Logit>(
     processing: &Processing,
     opts: &VerifyOptions,
 ) -> Result<Vec<VerifyOutput>> {
-    drafts.validate(target.len(), vocab)?;
+    drafts.check_batch(target.len(), vocab, params.len(), processing)?;
     let batch = drafts.batch();
-    if params.len() != 1 && params.len() != batch {
-        return Err(SampleError::Shape(format!(
-            "{} parameter rows for {batch} requests (give 1 or {batch})",
-            params.len()
-        )));
-    }
-    processing.validate(drafts.target_rows(), vocab)?;
     Ok((0..batch)
         .into_par_iter()
         .map(|r| {
@@ -174,11 +167,7 @@ fn verify_position<U: Logit>(
         return plain_draw();
     };
     if p.is_greedy() {
-        return if draft.token == scan.argmax {
-            Step::Accept(0.0)
-        } else {
-            Step::Emit(scan.argmax, 0.0)
-        };
+        return Step::greedy(draft.token, scan.argmax);
     }
     let dist = TargetDistribution::new(row, &scan, p);
     let p_draft = dist.prob(draft.token);

@@ -208,7 +208,6 @@ struct VerifyLaunch<'a, 'b> {
     offsets: &'a CudaView<'a, u32>,
     drafts: &'a CudaView<'a, u32>,
     probs: Option<&'a CudaView<'a, f32>>,
-    rows: usize,
     stride: usize,
     positions: &'b mut CudaSlice<u64>,
     arrivals: &'b mut CudaSlice<u32>,
@@ -653,7 +652,7 @@ impl GpuSampler {
             };
         }
         if let Some(v) = verify.as_mut() {
-            if v.rows != batch || v.positions.len() < batch || v.arrivals.len() < v.requests {
+            if v.positions.len() < batch || v.arrivals.len() < v.requests {
                 return Err(SampleError::Capacity(format!(
                     "verification buffers for {} rows and {} requests",
                     v.positions.len(),

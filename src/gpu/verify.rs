@@ -8,12 +8,12 @@
 //! Point-mass drafts (n-gram and greedy drafters; vLLM's `draft_probs = None`) are left out of
 //! their row's race or walk; a dense draft's residual `max(0, p - q)` takes a pass of its own
 //! over the row and `q` (its distribution is checked on the device: a request with an unusable
-//! one gets [`RowStatus::InvalidDraft`]).
+//! one gets [`crate::RowStatus::InvalidDraft`]).
 
 use super::{GpuSampler, LogitRows, RowParams, SampleOutputs, Workspace};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
-use crate::params::{validate_batch, RowStatus, SamplingParams};
+use crate::params::{validate_batch, SamplingParams};
 use crate::processing::Processing;
 use crate::verify::{Drafts, VerifyOptions, VerifyOutput};
 use cudarc::driver::{CudaSlice, CudaStream, CudaView, DeviceRepr};
@@ -65,7 +65,7 @@ impl VerifyBuffers {
     }
 
     /// The row length of `tokens` and `logprobs`: `max_drafts + 1`. A request with more drafts
-    /// gets [`RowStatus::InvalidDraft`].
+    /// gets [`crate::RowStatus::InvalidDraft`].
     pub fn stride(&self) -> usize {
         self.stride
     }
@@ -143,7 +143,6 @@ impl GpuSampler {
             offsets: drafts.offsets,
             drafts: drafts.tokens,
             probs: drafts.probs,
-            rows: target.batch,
             stride: out.stride,
             positions: &mut out.positions,
             arrivals: &mut out.arrivals,
@@ -176,11 +175,11 @@ impl GpuSampler {
         processing: &Processing,
         opts: &VerifyOptions,
     ) -> Result<Vec<VerifyOutput>> {
-        drafts.validate(target.len(), vocab)?;
+        drafts.check_batch(target.len(), vocab, params.len(), processing)?;
         let requests = drafts.batch();
+        // The values too: the host path reports a bad parameter as an error, as sample_host.
         validate_batch(params, requests)?;
         let rows = drafts.target_rows();
-        processing.validate(rows, vocab)?;
         if requests == 0 {
             return Ok(Vec::new());
         }
@@ -255,18 +254,13 @@ impl GpuSampler {
         let status = s.clone_dtoh(&out.status)?;
         Ok((0..requests.min(out.max_requests))
             .map(|r| {
-                let status = RowStatus::from_code(status[r]).unwrap_or(RowStatus::InvalidParams);
-                if status != RowStatus::Ok {
-                    return VerifyOutput::failed(status);
-                }
-                let emitted = (accepted[r].max(0) as usize + 1).min(out.stride);
-                let row = r * out.stride..r * out.stride + emitted;
-                VerifyOutput {
-                    accepted: emitted - 1,
-                    tokens: tokens[row.clone()].iter().map(|&t| t as u32).collect(),
-                    logprobs: logprobs[row].iter().map(|&l| l as f64).collect(),
-                    status,
-                }
+                let row = r * out.stride..(r + 1) * out.stride;
+                VerifyOutput::from_padded(
+                    status[r],
+                    accepted[r],
+                    &tokens[row.clone()],
+                    &logprobs[row],
+                )
             })
             .collect())
     }

@@ -128,6 +128,18 @@ pub(crate) enum Step {
     Emit(u32, f64),
 }
 
+impl Step {
+    /// A greedy position: the draft is accepted when it is the greedy token, else the greedy
+    /// token is emitted; logprob 0 (a point mass) either way, in both numerics.
+    pub(crate) fn greedy(draft: u32, argmax: u32) -> Step {
+        if draft == argmax {
+            Step::Accept(0.0)
+        } else {
+            Step::Emit(argmax, 0.0)
+        }
+    }
+}
+
 /// The draft tokens (and optionally their distributions) of a batch of requests, in CSR form.
 #[derive(Clone, Copy, Debug)]
 pub struct Drafts<'a> {
@@ -221,6 +233,26 @@ impl<'a> Drafts<'a> {
         Ok(())
     }
 
+    /// [`Drafts::validate`], and that `params` parameter rows (1 or one per request) and
+    /// `processing` (one row per target row) fit the batch: the shape checks every host path of
+    /// verification makes before any work.
+    pub fn check_batch(
+        &self,
+        target_len: usize,
+        vocab: usize,
+        params: usize,
+        processing: &crate::processing::Processing,
+    ) -> Result<()> {
+        self.validate(target_len, vocab)?;
+        let batch = self.batch();
+        if params != 1 && params != batch {
+            return Err(SampleError::Shape(format!(
+                "{params} parameter rows for {batch} requests (give 1 or {batch})"
+            )));
+        }
+        processing.validate(self.target_rows(), vocab)
+    }
+
     /// [`RowStatus::InvalidDraft`] when request `r`'s drafts are unusable: a token past the
     /// vocabulary, a distribution with a negative or non-finite entry, or one that gives its own
     /// draft probability 0.
@@ -264,6 +296,28 @@ impl VerifyOutput {
             accepted: 0,
             tokens: Vec::new(),
             logprobs: Vec::new(),
+            status,
+        }
+    }
+
+    /// A request's result from the kernels' output layout: its status code, accepted count and
+    /// row of tokens and logprobs (the emitted ones first, then padding). A code the kernels
+    /// never write reads as [`RowStatus::InvalidParams`].
+    pub(crate) fn from_padded(
+        status: u32,
+        accepted: i32,
+        tokens: &[i32],
+        logprobs: &[f32],
+    ) -> VerifyOutput {
+        let status = RowStatus::from_code(status).unwrap_or(RowStatus::InvalidParams);
+        if status != RowStatus::Ok {
+            return VerifyOutput::failed(status);
+        }
+        let emitted = (accepted.max(0) as usize + 1).min(tokens.len());
+        VerifyOutput {
+            accepted: emitted - 1,
+            tokens: tokens[..emitted].iter().map(|&t| t as u32).collect(),
+            logprobs: logprobs[..emitted].iter().map(|&l| l as f64).collect(),
             status,
         }
     }

@@ -383,10 +383,14 @@ fn write_json(
             })
             .collect(),
     };
-    let path = &args.out;
+    write_json_file(&args.out, &out)
+}
+
+/// Writes `value` as one line of JSON to `path` (the error names the path).
+pub(super) fn write_json_file(path: &Path, value: &impl Serialize) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-        serde_json::to_writer(&mut w, &out)?;
+        serde_json::to_writer(&mut w, value)?;
         w.write_all(b"\n")?;
         w.flush()
     };

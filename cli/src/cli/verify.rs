@@ -2,7 +2,7 @@
 //! `n` drafts per request, from files: on the GPU (`GpuSampler::verify_host`) where there is
 //! one, else on the CPU (`cpu::verify_batch`).
 
-use super::sample::{check_out_dir, fmt_duration};
+use super::sample::{check_out_dir, fmt_duration, write_json_file};
 use super::{check_flags, check_processing_flags, NumericsArg, VerifyArgs, VerifyDevice};
 use anyhow::{anyhow, bail, Context, Result};
 use batchsample::cpu::verify_batch;
@@ -13,7 +13,6 @@ use batchsample::{with_logits, RowStatus, SampleError, SamplingParams};
 use batchsample_cli::io::verify::{read_verify_inputs, target_row_processing, VerifyInputs};
 use batchsample_cli::io::{self, RowRequests};
 use serde::Serialize;
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -247,12 +246,5 @@ fn write_json(
             })
             .collect(),
     };
-    let path = &args.out;
-    let write = || -> std::io::Result<()> {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-        serde_json::to_writer(&mut w, &out)?;
-        w.write_all(b"\n")?;
-        w.flush()
-    };
-    write().map_err(|e| anyhow!("{}: {e}", path.display()))
+    write_json_file(&args.out, &out)
 }

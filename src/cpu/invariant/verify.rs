@@ -88,11 +88,7 @@ fn verify_position_portable<U: Logit>(
         return plain_draw();
     };
     if p.is_greedy() {
-        return if draft.token == scan.argmax {
-            Step::Accept(0.0)
-        } else {
-            Step::Emit(scan.argmax, 0.0)
-        };
+        return Step::greedy(draft.token, scan.argmax);
     }
     let shift = Shift::new(&scan, p.temperature);
     let mass = |x: f32| mass40(shift.weight(x));
