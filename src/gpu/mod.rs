@@ -9,9 +9,12 @@
 //! **The serving path** is [`GpuSampler::sample_on`]: the engine's stream (its own, or another
 //! library's through [`GpuSampler::borrow_stream`]), the engine's output views ([`SampleOutputs`]:
 //! tokens can go straight into the next step's `input_ids`), and a [`Workspace`] sized once.
+//! Another library's device memory (a PyTorch tensor's `data_ptr()`) becomes a view through
+//! [`GpuSampler::borrow_slice`], which never frees it: the Python package's path.
 //! [`GpuSampler::sample`] is the same launch on the sampler's own stream into [`GpuOutputs`].
 
 pub(crate) mod args;
+mod borrowed;
 #[doc(hidden)]
 pub mod constants;
 mod device;
@@ -22,6 +25,7 @@ mod verify;
 pub(crate) mod launch;
 pub(crate) mod table;
 
+pub use borrowed::BorrowedSlice;
 pub use device::{gpu_available, DeviceInfo};
 pub use launch::MAX_TOP_N;
 pub use processing::{
