@@ -27,6 +27,7 @@ token that crosses p; a scalar ``seed`` is a base from which each row gets its o
 
 from __future__ import annotations
 
+import inspect as _inspect
 import secrets
 from typing import Any, NamedTuple, Optional
 
@@ -306,8 +307,24 @@ class Sampler:
         return out
 
 
-Sampler.sample.__doc__ += _PROCESSING_DOC
-Sampler.verify.__doc__ += _PROCESSING_DOC
+def _doc(*parts: Optional[str]) -> str:
+    return "\n\n".join(_inspect.cleandoc(p) for p in parts if p)
+
+
+def _like(method):
+    """Gives a module-level function `method`'s signature (without self) and documentation."""
+
+    def decorate(fn):
+        sig = _inspect.signature(method)
+        fn.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+        fn.__doc__ = _doc(fn.__doc__, method.__doc__)
+        return fn
+
+    return decorate
+
+
+Sampler.sample.__doc__ = _doc(Sampler.sample.__doc__, _PROCESSING_DOC)
+Sampler.verify.__doc__ = _doc(Sampler.verify.__doc__, _PROCESSING_DOC)
 
 
 def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, rep, freq, pres):
@@ -351,19 +368,19 @@ def _default_sampler(logits: Any) -> Sampler:
     return _default_samplers[key]
 
 
+@_like(Sampler.sample)
 def sample(logits: Any, **kwargs: Any) -> SampleResult:
     """:meth:`Sampler.sample` with a module-wide sampler for the logits' device (the GPU
     workspaces persist across calls). Same arguments, same results."""
     return _default_sampler(logits).sample(logits, **kwargs)
 
 
+@_like(Sampler.verify)
 def verify(target_logits: Any, draft_tokens: Any, **kwargs: Any) -> VerifyResult:
     """:meth:`Sampler.verify` with a module-wide sampler for the logits' device."""
     return _default_sampler(target_logits).verify(target_logits, draft_tokens, **kwargs)
 
 
-sample.__doc__ += "\n" + (Sampler.sample.__doc__ or "")
-verify.__doc__ += "\n" + (Sampler.verify.__doc__ or "")
 
 
 def reference(logits: Any, **kwargs: Any) -> SampleResult:

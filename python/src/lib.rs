@@ -146,6 +146,56 @@ impl Sampler {
         }
     }
 
+    /// The Rust side of `sample` alone, `iterations` times on CUDA arrays imported once:
+    /// seconds a call, on the host (launches only; the caller synchronises around it). The
+    /// Python benchmark (python/benches/call_overhead.py) sets it against a whole `sample`
+    /// call from Python: the binding's overhead.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (logits, tokens, logprobs, status, *, temperature, seed, step, iterations, stream))]
+    fn time_rust_calls(
+        &mut self,
+        logits: &Bound<'_, PyAny>,
+        tokens: &Bound<'_, PyAny>,
+        logprobs: &Bound<'_, PyAny>,
+        status: &Bound<'_, PyAny>,
+        temperature: &Bound<'_, PyAny>,
+        seed: &Bound<'_, PyAny>,
+        step: &Bound<'_, PyAny>,
+        iterations: usize,
+        stream: usize,
+    ) -> PyResult<f64> {
+        let logits = Tensor::import(logits, "logits", stream)?;
+        let Device::Cuda(ordinal) = logits.device else {
+            return Err(logits.error("time_rust_calls times the CUDA path"));
+        };
+        let elem = cpu::logit_elem(&logits, false)?;
+        let py = temperature.py();
+        let (k, p, m) = (
+            0u32.into_pyobject(py)?,
+            1.0f32.into_pyobject(py)?,
+            0.0f32.into_pyobject(py)?,
+        );
+        let fields = Fields::parse(
+            temperature,
+            k.as_any(),
+            p.as_any(),
+            m.as_any(),
+            seed,
+            step,
+            stream,
+        )?;
+        let out = SampleOuts::parse(tokens, logprobs, status, None, stream)?;
+        let processing = ProcessingArgs::default();
+        let opts = SampleOptions::default();
+        let gpu = self.gpu(ordinal)?;
+        gpu.sample(&logits, elem, &fields, &processing, &opts, &out, stream)?; // warm-up
+        let start = std::time::Instant::now();
+        for _ in 0..iterations {
+            gpu.sample(&logits, elem, &fields, &processing, &opts, &out, stream)?;
+        }
+        Ok(start.elapsed().as_secs_f64() / iterations.max(1) as f64)
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         target, draft_offsets, draft_tokens, draft_probs, accepted, tokens, logprobs, status, *,

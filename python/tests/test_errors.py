@@ -88,11 +88,3 @@ def test_bad_drafts_raise_value_error_and_bad_tokens_get_a_status():
     assert got.status.tolist() == [bs.Status.OK, bs.Status.INVALID_DRAFT]
     with pytest.raises(ValueError, match="draft probabilities"):
         bs.verify(target, [[1, 2], [3]], draft_probs=np.zeros((3, 49), np.float32), seed=1)
-
-
-def test_cuda_tensor_without_a_gpu_raises_no_device_error():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("SKIP: torch has no CUDA device here")
-    if bs.gpu_available():
-        pytest.skip("SKIP: a GPU is present")
