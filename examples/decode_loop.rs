@@ -105,7 +105,8 @@ fn decode_gpu(
     let stream = gpu.context().new_stream()?;
     let mut logits = stream.alloc_zeros::<f32>(batch * VOCAB)?;
     // The engine's per-field parameter tensors; only `step` changes between steps.
-    let temperature = stream.clone_htod(&params.iter().map(|p| p.temperature).collect::<Vec<_>>())?;
+    let temperature =
+        stream.clone_htod(&params.iter().map(|p| p.temperature).collect::<Vec<_>>())?;
     let top_k = stream.clone_htod(&params.iter().map(|p| p.top_k).collect::<Vec<_>>())?;
     let top_p = stream.clone_htod(&params.iter().map(|p| p.top_p).collect::<Vec<_>>())?;
     let min_p = stream.clone_htod(&params.iter().map(|p| p.min_p).collect::<Vec<_>>())?;
@@ -227,6 +228,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("(a) a second run with the same seeds: the same sequences");
     let on_cpu = decode_cpu(&model, &params, &first, &invariant)?;
     assert_eq!(on_gpu, on_cpu, "the CPU twin must give the GPU's tokens");
-    println!("(b) the CPU reference path (invariant twin) gives the same sequences, token for token");
+    println!(
+        "(b) the CPU reference path (invariant twin) gives the same sequences, token for token"
+    );
     Ok(())
 }

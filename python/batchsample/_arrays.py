@@ -51,12 +51,15 @@ def logits_in(logits: Any, name: str = "logits"):
         torch = _torch()
         if logits.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ValueError(f"{name}: dtype {logits.dtype} (expected float32, float16 or bfloat16)")
+        # DLPack refuses tensors that require grad; detaching makes a new tensor object, so
+        # only when needed.
+        x = logits.detach() if logits.requires_grad else logits
         if logits.device.type == "cuda":
             stream = torch.cuda.current_stream(logits.device).cuda_stream
-            return logits.detach(), Place(True, True, logits.device, stream), False
+            return x, Place(True, True, logits.device, stream), False
         if logits.device.type != "cpu":
             raise ValueError(f"{name}: tensors on {logits.device} are not supported (CPU or CUDA)")
-        return logits.detach(), Place(True, False, logits.device, 0), False
+        return x, Place(True, False, logits.device, 0), False
     if not isinstance(logits, np.ndarray):
         if hasattr(logits, "__dlpack__"):
             # CuPy, JAX, ...: through PyTorch when it is there (CUDA outputs need it).
@@ -101,6 +104,9 @@ def device_array(value: Any, name: str, kind: str, place: Place):
         # The kernels read uint32 / uint64 bits; PyTorch holds them as int32 / int64.
         tdtype = {"f32": torch.float32, "u32": torch.int32, "u64": torch.int64, "i32": torch.int32}[kind]
         if is_torch(value) and value.device == place.device:
+            # The serving loop's case, kept to attribute reads: the tensor as it is.
+            if value.dtype == tdtype and not value.requires_grad and value.is_contiguous():
+                return value
             if kind != "f32" and value.dtype.is_floating_point:
                 raise ValueError(f"{name}: cannot be read as integers (dtype {value.dtype})")
             return value.detach().to(tdtype).contiguous()
