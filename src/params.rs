@@ -281,6 +281,34 @@ impl RowStatus {
     }
 }
 
+// Per-row seeds from one base seed: what the CLI, the Python package and the examples do when a
+// row names no seed of its own.
+
+/// SplitMix64's output function (Steele, Lea & Flood, 2014): a bijection of `u64` with full
+/// avalanche, so nearby inputs give unrelated outputs.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The odd constant that spreads a row index over 64 bits before it is mixed into the seed.
+pub const ROW_MIX: u64 = 0xD1B5_4A32_D192_ED03;
+
+/// The seed of row `row` when the row names none of its own:
+///
+/// `row_seed(base, row) = splitmix64(base ^ (row * 0xD1B54A32D192ED03 mod 2^64))`
+///
+/// where `splitmix64(x)` is SplitMix64's output function of `x + 0x9E3779B97F4A7C15`. For a given
+/// `base` distinct rows get distinct seeds (multiplying by an odd constant, xoring a constant and
+/// SplitMix64 are all bijections of `u64`), and unrelated ones: Philox keys its whole stream by the
+/// seed, so the rows draw independently. A row that names its own seed uses it unchanged, so it
+/// draws the same tokens wherever it sits in the batch.
+pub fn row_seed(base: u64, row: usize) -> u64 {
+    splitmix64(base ^ (row as u64).wrapping_mul(ROW_MIX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,32 +498,4 @@ mod tests {
         assert!(validate_batch(&[p; 5], 5).is_ok());
         assert!(validate_batch(&[p; 2], 5).is_err());
     }
-}
-
-// Per-row seeds from one base seed: what the CLI, the Python package and the examples do when a
-// row names no seed of its own.
-
-/// SplitMix64's output function (Steele, Lea & Flood, 2014): a bijection of `u64` with full
-/// avalanche, so nearby inputs give unrelated outputs.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The odd constant that spreads a row index over 64 bits before it is mixed into the seed.
-pub const ROW_MIX: u64 = 0xD1B5_4A32_D192_ED03;
-
-/// The seed of row `row` when the row names none of its own:
-///
-/// `row_seed(base, row) = splitmix64(base ^ (row * 0xD1B54A32D192ED03 mod 2^64))`
-///
-/// where `splitmix64(x)` is SplitMix64's output function of `x + 0x9E3779B97F4A7C15`. For a given
-/// `base` distinct rows get distinct seeds (multiplying by an odd constant, xoring a constant and
-/// SplitMix64 are all bijections of `u64`), and unrelated ones: Philox keys its whole stream by the
-/// seed, so the rows draw independently. A row that names its own seed uses it unchanged, so it
-/// draws the same tokens wherever it sits in the batch.
-pub fn row_seed(base: u64, row: usize) -> u64 {
-    splitmix64(base ^ (row as u64).wrapping_mul(ROW_MIX))
 }
