@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect as _inspect
 import secrets
+import threading
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -358,14 +359,17 @@ def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, 
     return d or None
 
 
-_default_samplers: dict = {}
+# The module-level functions' samplers: one a device and a thread (a Sampler serves one call
+# at a time).
+_default_samplers = threading.local()
 
 
 def _default_sampler(logits: Any) -> Sampler:
     key = str(logits.device) if _arrays.is_torch(logits) else "cpu"
-    if key not in _default_samplers:
-        _default_samplers[key] = Sampler()
-    return _default_samplers[key]
+    samplers = _default_samplers.__dict__.setdefault("by_device", {})
+    if key not in samplers:
+        samplers[key] = Sampler()
+    return samplers[key]
 
 
 @_like(Sampler.sample)

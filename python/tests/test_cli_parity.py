@@ -57,33 +57,48 @@ def test_cpu_path_matches_cli(cli, tmp_path, dtype, flags, kwargs):
     np.testing.assert_allclose(
         np.array([r["logprob"] for r in rows], dtype=np.float32), got.logprobs, rtol=1e-6, atol=1e-6
     )
-    top_n = kwargs.get("top_n", 0)
+    if not kwargs.get("top_n"):
+        assert got.top_tokens is None and all(not r.get("top_logprobs") for r in rows)
+        return
     for r, row in enumerate(rows):
-        want = row.get("top_logprobs", [])
-        assert [t["token"] for t in want] == [t for t in got.top_tokens[r].tolist() if t >= 0][: len(want)] if top_n else want == []
-        if top_n:
-            np.testing.assert_allclose(
-                [t["logprob"] for t in want], got.top_logprobs[r][: len(want)], rtol=1e-6, atol=1e-6
-            )
+        want = row["top_logprobs"]
+        # The CLI lists the survivors; the arrays pad them with (-1, -inf) to top_n.
+        padded = got.top_tokens[r].tolist()
+        assert [t["token"] for t in want] == [t for t in padded if t >= 0]
+        np.testing.assert_allclose(
+            [t["logprob"] for t in want], got.top_logprobs[r][: len(want)], rtol=1e-6, atol=1e-6
+        )
 
 
-def test_verify_matches_cli(cli, tmp_path):
-    batch, n, vocab = 3, 2, 64
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("numerics", ["fast", "invariant"])
+def test_verify_matches_cli(cli, tmp_path, dense, numerics):
+    batch, n, vocab = 4, 3, 64
     target = make_logits(batch * (n + 1), vocab, salt=3)
     drafts = np.argmax(target.reshape(batch, n + 1, vocab)[:, :n], axis=2).astype(np.int32)
     drafts[1, 0] = (drafts[1, 0] + 1) % vocab  # one request rejects its first draft
     np.save(tmp_path / "t.npy", target.reshape(batch, n + 1, vocab))
     np.save(tmp_path / "d.npy", drafts)
+    args = ["--seed", "4", "-t", "0.7", "-p", "0.95", "--numerics", numerics]
+    probs = None
+    if dense:
+        rng = np.random.default_rng(5)
+        probs = rng.dirichlet(np.ones(vocab), size=batch * n).astype(np.float32)
+        probs[np.arange(batch * n), drafts.reshape(-1)] += 0.5  # the drafts are likely under q
+        probs /= probs.sum(axis=1, keepdims=True)
+        np.save(tmp_path / "q.npy", probs.reshape(batch, n, vocab))
+        args += ["--draft-probs", str(tmp_path / "q.npy")]
     out = tmp_path / "v.json"
     subprocess.run(
         [cli, "verify", "--target", str(tmp_path / "t.npy"), "--draft-tokens", str(tmp_path / "d.npy"),
-         "--out", str(out), "--seed", "4", "-t", "0.7"],
+         "--out", str(out)] + args,
         check=True, capture_output=True,
     )
-    want = json.loads(out.read_text())
-    got = bs.verify(target, drafts.tolist(), seed=4, temperature=0.7)
-    requests = want["requests"] if "requests" in want else want
-    for r, req in enumerate(requests):
+    want = json.loads(out.read_text())["requests"]
+    got = bs.verify(target, drafts.tolist(), draft_probs=probs, seed=4, temperature=0.7, top_p=0.95,
+                    numerics=numerics)
+    for r, req in enumerate(want):
         assert req["accepted"] == got.accepted[r]
         assert req["tokens"] == [t for t in got.tokens[r].tolist() if t >= 0]
         np.testing.assert_allclose(req["logprobs"], got.logprobs[r][: len(req["tokens"])], rtol=1e-6)
+    assert sum(r["accepted"] for r in want) > 0

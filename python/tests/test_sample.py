@@ -23,6 +23,39 @@ def test_logits_are_read_in_place():
     assert bs.inspect(view)[2] == [512, 1]
 
 
+def test_any_dlpack_producer_and_read_only_arrays_are_read_in_place():
+    x = make_logits(3, 50)
+
+    class Producer:
+        """A DLPack producer that is not a NumPy array (a stand-in for CuPy, JAX, ...)."""
+
+        def __dlpack__(self, **kwargs):
+            return x.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return x.__dlpack_device__()
+
+    s = bs.Sampler()
+    got = s.sample(Producer(), seed=1)
+    assert s.last_logits_address == x.ctypes.data
+    np.testing.assert_array_equal(got.tokens, bs.sample(x, seed=1).tokens)
+    frozen = np.frombuffer(x.tobytes(), np.float32).reshape(3, 50)
+    assert not frozen.flags.writeable  # logits are only read: a read-only array will do
+    np.testing.assert_array_equal(s.sample(frozen, seed=1).tokens, got.tokens)
+    assert s.last_logits_address == frozen.ctypes.data
+
+
+def test_module_functions_from_several_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    xs = [make_logits(8, 2000, salt=s) for s in range(8)]
+    want = [bs.sample(x, seed=5, top_p=0.9).tokens for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: bs.sample(x, seed=5, top_p=0.9).tokens, xs))
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_outputs_are_written_in_place():
     x = make_logits(3, 100)
     out = bs.SampleResult(
