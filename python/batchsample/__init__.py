@@ -116,7 +116,10 @@ class Sampler:
 
     ``max_batch`` sizes the GPU workspace up front (it grows on demand otherwise; growing waits
     for the device once, so make the first call, or a warm-up, the largest before capturing a
-    CUDA graph). Use one Sampler per device and per thread.
+    CUDA graph). Use one Sampler a device, a thread and a stream: its workspace serves one
+    launch at a time, and launches on two streams could overlap. Processing lists given as CSR
+    CUDA tensors are read back once a call to size the edit table (a wait for the device);
+    lists given as Python lists are not.
     """
 
     def __init__(self, max_batch: int = 0):
@@ -272,15 +275,19 @@ class Sampler:
             )
         rows, vocab = int(x.shape[0]), int(x.shape[1])
         if isinstance(draft_tokens, tuple):
-            offsets, tokens = _arrays.csr(draft_tokens, "draft_tokens", 0, place)
-            if max_drafts is None:
+            if len(draft_tokens) != 2:
+                raise ValueError("draft_tokens: a CSR tuple holds 2 arrays (offsets, tokens)")
+            kinds = ("u32", "u32")
+            offsets, tokens = (_arrays.device_array(a, "draft_tokens", k, place)
+                               for a, k in zip(draft_tokens, kinds))
+            if max_drafts is None:  # read back: a wait for the device with CUDA offsets
                 host = np.asarray(_arrays.to_host(offsets)).astype(np.int64)
                 max_drafts = int(np.diff(host).max()) if host.size > 1 else 0
         else:
             lists = [list(d) for d in draft_tokens]
-            offsets, tokens = _arrays.csr(lists, "draft_tokens", len(lists), place)
+            (offsets, tokens), lengths = _arrays.csr(lists, "draft_tokens", len(lists), place)
             if max_drafts is None:
-                max_drafts = max((len(d) for d in lists), default=0)
+                max_drafts = int(lengths.max()) if lengths.size else 0
         requests = int(offsets.shape[0]) - 1
         if requests < 0:
             raise ValueError("draft_tokens: offsets need requests + 1 entries (at least one)")
@@ -329,20 +336,30 @@ Sampler.verify.__doc__ = _doc(Sampler.verify.__doc__, _PROCESSING_DOC)
 
 
 def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, rep, freq, pres):
-    """The processing inputs as the native side takes them (None: no processing)."""
+    """The processing inputs as the native side takes them (None: no processing), with the
+    most list entries any one row has (what the GPU's per-row edit table is sized for)."""
     d = {}
+    entries = np.zeros(rows, dtype=np.int64)
+
+    def lists(value, name, prefix, values=False):
+        arrays, lengths = _arrays.csr(value, name, rows, place, values=values)
+        if lengths is not None:  # else the native side says what is wrong with the offsets
+            entries[:] += lengths
+        keys = ["offsets", "tokens", "values"] if values else ["offsets", "tokens"]
+        d.update({f"{prefix}_{k}": a for k, a in zip(keys, arrays)})
+
     if allowed_mask is not None:
         d["allowed_mask"] = _arrays.allowed_mask(allowed_mask, rows, vocab, place)
     if banned is not None:
-        d["banned_offsets"], d["banned_tokens"] = _arrays.csr(banned, "banned_tokens", rows, place)
+        lists(banned, "banned_tokens", "banned")
     if bias is not None:
-        d["bias_offsets"], d["bias_tokens"], d["bias_values"] = _arrays.csr(
-            bias, "logit_bias", rows, place, values=True
-        )
+        lists(bias, "logit_bias", "bias", values=True)
     if prompt is not None:
-        d["prompt_offsets"], d["prompt_tokens"] = _arrays.csr(prompt, "prompt_tokens", rows, place)
+        lists(prompt, "prompt_tokens", "prompt")
     if output is not None:
-        d["output_offsets"], d["output_tokens"] = _arrays.csr(output, "output_tokens", rows, place)
+        lists(output, "output_tokens", "output")
+    if rows:
+        d["max_row_entries"] = int(entries.max())
     penalties = [rep, freq, pres]
     names = ["repetition_penalty", "frequency_penalty", "presence_penalty"]
     if not all(_arrays.is_scalar(p) for p in penalties) or (rep, freq, pres) != (1.0, 0.0, 0.0):

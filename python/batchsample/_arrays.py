@@ -139,35 +139,42 @@ def param(value: Any, name: str, kind: str, place: Place, rows: int):
 
 
 def csr(lists: Any, name: str, rows: int, place: Place, values: bool = False):
-    """Per-row token lists as CSR arrays `(offsets, tokens[, values])`.
+    """Per-row token lists as CSR arrays `(offsets, tokens[, values])` where the logits are,
+    and each row's list length (host, int64; None when the offsets do not fit `rows`).
 
     `lists` is a list of `rows` lists (of tokens; with `values`, of `{token: value}` dicts), or
-    the CSR arrays themselves: `(offsets, tokens)` / `(offsets, tokens, values)`."""
+    the CSR arrays themselves: `(offsets, tokens)` / `(offsets, tokens, values)` (the lengths of
+    CUDA offsets are read back: a wait for the device)."""
     if isinstance(lists, tuple):
         want = 3 if values else 2
         if len(lists) != want:
             raise ValueError(f"{name}: a CSR tuple holds {want} arrays")
         kinds = ("u32", "u32", "f32")
-        return tuple(device_array(a, name, k, place) for a, k in zip(lists, kinds))
+        arrays = tuple(device_array(a, name, k, place) for a, k in zip(lists, kinds))
+        offsets = np.asarray(to_host(arrays[0])).astype(np.int64)
+        lengths = np.diff(offsets) if offsets.shape == (rows + 1,) else None
+        return arrays, lengths
     lists = list(lists)
     if len(lists) != rows:
         raise ValueError(f"{name}: {len(lists)} lists for {rows} rows (one a row)")
-    lengths = [len(x) for x in lists]
+    lengths = np.array([len(x) for x in lists], dtype=np.int64)
     offsets = np.zeros(rows + 1, dtype=np.uint32)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets[1:] = np.cumsum(lengths)
     if values:
         tokens = [t for row in lists for t in row.keys()]
         vals = [v for row in lists for v in row.values()]
-        return (
+        arrays = (
             device_array(offsets, name, "u32", place),
             device_array(np.asarray(tokens, dtype=np.int64), name, "u32", place),
             device_array(np.asarray(vals, dtype=np.float32), name, "f32", place),
         )
-    tokens = [t for row in lists for t in row]
-    return (
-        device_array(offsets, name, "u32", place),
-        device_array(np.asarray(tokens, dtype=np.int64), name, "u32", place),
-    )
+    else:
+        tokens = [t for row in lists for t in row]
+        arrays = (
+            device_array(offsets, name, "u32", place),
+            device_array(np.asarray(tokens, dtype=np.int64), name, "u32", place),
+        )
+    return arrays, lengths
 
 
 def allowed_mask(mask: Any, rows: int, vocab: int, place: Place):

@@ -188,6 +188,9 @@ pub struct ProcessingArgs {
     pub output: Option<Lists>,
     /// float32 `[1 or rows, 3]`: repetition, frequency, presence.
     pub penalties: Option<Tensor>,
+    /// The most list entries one row holds, where the Python layer knows it (sizes the GPU's
+    /// per-row edit table; without it, every list's entries in all).
+    pub max_row_entries: Option<usize>,
 }
 
 impl ProcessingArgs {
@@ -240,6 +243,10 @@ impl ProcessingArgs {
             prompt: lists("prompt_tokens", "prompt_offsets", "prompt_tokens")?,
             output: lists("output_tokens", "output_offsets", "output_tokens")?,
             penalties: get("penalties", &[Elem::F32])?,
+            max_row_entries: match dict.get_item("max_row_entries")? {
+                Some(v) if !v.is_none() => Some(v.extract()?),
+                _ => None,
+            },
         })
     }
 
@@ -252,8 +259,12 @@ impl ProcessingArgs {
             && self.penalties.is_none()
     }
 
-    /// Every list's entries in all: no row holds more (the GPU edit table's capacity).
-    pub fn total_entries(&self) -> usize {
+    /// What the GPU's per-row edit table must hold: the most entries one row's lists have
+    /// (given), else every list's entries in all (no row holds more).
+    pub fn row_entries_bound(&self) -> usize {
+        if let Some(n) = self.max_row_entries {
+            return n;
+        }
         let len = |l: &Option<Lists>| l.as_ref().map_or(0, |l| l.tokens.len());
         len(&self.banned)
             + self.bias.as_ref().map_or(0, |(l, _)| l.tokens.len())

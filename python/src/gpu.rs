@@ -55,6 +55,11 @@ impl GpuState {
         })
         .map_err(to_py)?;
         let workspace = sampler.alloc_workspace(max_batch.max(1)).map_err(to_py)?;
+        // Zeroed on the sampler's own stream: done before any launch on the caller's.
+        sampler
+            .stream()
+            .synchronize()
+            .map_err(|e| to_py(e.into()))?;
         Ok(GpuState {
             sampler,
             ordinal,
@@ -68,20 +73,35 @@ impl GpuState {
         self.ordinal
     }
 
+    /// Waits for every stream of the device: before a buffer that earlier launches on the
+    /// caller's stream may still use is replaced (dropping it frees it on the sampler's own
+    /// stream, unordered with the caller's), and after new buffers are zeroed on the sampler's
+    /// stream, before the caller's stream uses them.
+    fn settle(&self) -> PyResult<()> {
+        self.sampler
+            .context()
+            .synchronize()
+            .map_err(|e| to_py(e.into()))
+    }
+
     /// Grows the workspaces to serve `rows` rows (and, processed, `vocab` and `entries` list
-    /// entries). New buffers are zeroed on the sampler's own stream, which is then waited for,
-    /// so that the caller's stream sees them zeroed.
+    /// entries): the one step that waits for the device (`settle`, before and after).
     fn grow(&mut self, rows: usize, processed: Option<(usize, usize)>) -> PyResult<()> {
-        let mut grew = false;
-        if rows > self.workspace.max_batch() {
+        let workspace_fits = rows <= self.workspace.max_batch();
+        let processing_fits = processed.is_none_or(|(vocab, entries)| {
+            self.processing.as_ref().is_some_and(|w| {
+                rows <= w.max_batch() && vocab <= w.max_vocab() && entries <= w.table_capacity()
+            })
+        });
+        if workspace_fits && processing_fits {
+            return Ok(());
+        }
+        self.settle()?;
+        if !workspace_fits {
             self.workspace = self.sampler.alloc_workspace(rows).map_err(to_py)?;
-            grew = true;
         }
         if let Some((vocab, entries)) = processed {
-            let fits = self.processing.as_ref().is_some_and(|w| {
-                rows <= w.max_batch() && vocab <= w.max_vocab() && entries <= w.table_capacity()
-            });
-            if !fits {
+            if !processing_fits {
                 let (b, v, e) = self.processing.as_ref().map_or((0, 0, 0), |w| {
                     (w.max_batch(), w.max_vocab(), w.table_capacity())
                 });
@@ -90,16 +110,9 @@ impl GpuState {
                     .alloc_processing_workspace(rows.max(b), vocab.max(v), entries.max(e))
                     .map_err(to_py)?;
                 self.processing = Some(ws);
-                grew = true;
             }
         }
-        if grew {
-            self.sampler
-                .stream()
-                .synchronize()
-                .map_err(|e| to_py(e.into()))?;
-        }
-        Ok(())
+        self.settle()
     }
 
     fn grow_verify(&mut self, requests: usize, rows: usize, width: usize) -> PyResult<()> {
@@ -107,6 +120,7 @@ impl GpuState {
             requests <= v.max_requests() && rows <= v.max_rows() && v.stride() == width
         });
         if !fits {
+            self.settle()?;
             let (q, r) = self
                 .verify
                 .as_ref()
@@ -116,10 +130,7 @@ impl GpuState {
                 .alloc_verify_buffers(requests.max(q), rows.max(r), width - 1)
                 .map_err(to_py)?;
             self.verify = Some(buffers);
-            self.sampler
-                .stream()
-                .synchronize()
-                .map_err(|e| to_py(e.into()))?;
+            self.settle()?;
         }
         Ok(())
     }
@@ -154,7 +165,10 @@ impl GpuState {
         out.check(rows, opts.top_n, device)?;
         validate_batch(&[fields.scalars()], 1).map_err(to_py)?;
         let processed = !processing.is_none();
-        self.grow(rows, processed.then(|| (vocab, processing.total_entries())))?;
+        self.grow(
+            rows,
+            processed.then(|| (vocab, processing.row_entries_bound())),
+        )?;
         let s = self.stream(raw_stream);
         let g = &self.sampler;
         let span = if rows == 0 {
@@ -231,7 +245,10 @@ impl GpuState {
         let width = out.check(requests, device)?;
         validate_batch(&[fields.scalars()], 1).map_err(to_py)?;
         let processed = !processing.is_none();
-        self.grow(rows, processed.then(|| (vocab, processing.total_entries())))?;
+        self.grow(
+            rows,
+            processed.then(|| (vocab, processing.row_entries_bound())),
+        )?;
         self.grow_verify(requests, rows, width)?;
         let s = self.stream(raw_stream);
         let g = &self.sampler;

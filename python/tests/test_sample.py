@@ -211,3 +211,17 @@ def test_verify_lists_and_csr_agree_and_greedy_accepts_the_argmax():
     csr = bs.verify(target, (offsets, flat), temperature=0.0)
     for a, b in zip(got, csr):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_gpu_edit_table_is_sized_by_the_longest_row():
+    """The GPU's per-row edit table holds the most entries one row's lists have (banned + bias +
+    prompt + output), known on the host without reading device offsets back."""
+    place = bs._arrays.Place(False, False, None, 0)
+    d = bs._processing(place, 3, 100, None, [[1], [1, 2], []], [{}, {3: 1.0}, {}], None,
+                       [[5, 5, 5], [], [7]], 1.2, 0.0, 0.0)
+    assert d["max_row_entries"] == 4
+    offsets = np.array([0, 1, 3, 3], np.uint32)
+    again = bs._processing(place, 3, 100, None, (offsets, np.array([1, 1, 2], np.uint32)),
+                           None, None, None, 1.0, 0.0, 0.0)
+    assert again["max_row_entries"] == 2
+    assert bs._processing(place, 3, 100, None, None, None, None, None, 1.0, 0.0, 0.0) is None
