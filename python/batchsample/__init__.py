@@ -358,7 +358,7 @@ def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, 
         lists(prompt, "prompt_tokens", "prompt")
     if output is not None:
         lists(output, "output_tokens", "output")
-    if rows:
+    if rows and any(k != "allowed_mask" for k in d):  # some lists were given
         d["max_row_entries"] = int(entries.max())
     penalties = [rep, freq, pres]
     names = ["repetition_penalty", "frequency_penalty", "presence_penalty"]
