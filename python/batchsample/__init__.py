@@ -227,7 +227,7 @@ class Sampler:
         self._native.sample(
             x, out.tokens, out.logprobs, out.status, out.top_tokens, out.top_logprobs,
             top_n=top_n, method=method, numerics=numerics, processing=processing,
-            logprobs_mode=logprobs, u16_as_bf16=u16_as_bf16, stream=place.stream, **params,
+            logprobs_mode=logprobs, u16_as_bf16=u16_as_bf16, stream=place.stream, params=params,
         )
         return out
 
@@ -310,7 +310,7 @@ class Sampler:
         self._native.verify(
             x, offsets, tokens, probs, out.accepted, out.tokens, out.logprobs, out.status,
             method=method, numerics=numerics, processing=processing,
-            u16_as_bf16=u16_as_bf16, stream=place.stream, **params,
+            u16_as_bf16=u16_as_bf16, stream=place.stream, params=params,
         )
         return out
 
@@ -438,4 +438,4 @@ def compare(
     ).items()}
     params = Sampler()._params(place, rows, **host)
     drawn = _arrays.host_array(_arrays.to_host(tokens), "tokens", "i32")
-    return _compare(x, drawn, method=method, u16_as_bf16=u16_as_bf16, **params)
+    return _compare(x, drawn, method=method, u16_as_bf16=u16_as_bf16, params=params)

@@ -1,5 +1,7 @@
 """Type hints of the native module (python/src/lib.rs). The public API is batchsample's
-__init__.py, which normalises arguments before calling these."""
+__init__.py, which normalises arguments before calling these. `params` is a dict of the six
+sampling parameters (temperature, top_k, top_p, min_p, seed, step), each a number or an array
+of one per row; `processing` a dict of CSR arrays (see batchsample._processing)."""
 
 from typing import Any, Optional
 
@@ -22,12 +24,7 @@ class Sampler:
         top_tokens: Optional[Any],
         top_logprobs: Optional[Any],
         *,
-        temperature: Any,
-        top_k: Any,
-        top_p: Any,
-        min_p: Any,
-        seed: Any,
-        step: Any,
+        params: dict,
         top_n: int,
         method: str,
         numerics: str,
@@ -47,12 +44,7 @@ class Sampler:
         logprobs: Any,
         status: Any,
         *,
-        temperature: Any,
-        top_k: Any,
-        top_p: Any,
-        min_p: Any,
-        seed: Any,
-        step: Any,
+        params: dict,
         method: str,
         numerics: str,
         processing: Optional[dict],
@@ -66,9 +58,7 @@ class Sampler:
         logprobs: Any,
         status: Any,
         *,
-        temperature: Any,
-        seed: Any,
-        step: Any,
+        params: dict,
         iterations: int,
         stream: int,
     ) -> float: ...
@@ -77,12 +67,7 @@ def compare(
     logits: Any,
     tokens: Any,
     *,
-    temperature: Any,
-    top_k: Any,
-    top_p: Any,
-    min_p: Any,
-    seed: Any,
-    step: Any,
+    params: dict,
     method: str,
     u16_as_bf16: bool,
 ) -> list[tuple[str, str]]: ...

@@ -60,16 +60,17 @@ def main():
         python = timed(lambda: s.sample(x, seed=seeds, step=step, temperature=temperature, out=out),
                        args.iterations)
         native = timed(lambda: s._native.sample(
-            x, out.tokens, out.logprobs, out.status, None, None, temperature=temperature, top_k=0,
-            top_p=1.0, min_p=0.0, seed=seeds, step=step, top_n=0, method="gumbel",
+            x, out.tokens, out.logprobs, out.status, None, None,
+            params=dict(temperature=temperature, seed=seeds, step=step), top_n=0, method="gumbel",
             numerics="fast", processing=None, logprobs_mode="processed", u16_as_bf16=False,
             stream=stream), args.iterations)
         rust_bursts = []
         for _ in range(REPEATS):
             torch.cuda.synchronize()
             rust_bursts.append(s._native.time_rust_calls(
-                x, out.tokens, out.logprobs, out.status, temperature=temperature, seed=seeds,
-                step=step, iterations=args.iterations, stream=stream))
+                x, out.tokens, out.logprobs, out.status,
+                params=dict(temperature=temperature, seed=seeds, step=step),
+                iterations=args.iterations, stream=stream))
         torch.cuda.synchronize()
         rust = float(np.median(rust_bursts))
         row = dict(shape=shape, python_us=python * 1e6, native_us=native * 1e6, rust_us=rust * 1e6,

@@ -66,26 +66,32 @@ pub struct Fields {
 }
 
 impl Fields {
-    #[allow(clippy::too_many_arguments)]
-    pub fn parse(
-        temperature: &Bound<'_, PyAny>,
-        top_k: &Bound<'_, PyAny>,
-        top_p: &Bound<'_, PyAny>,
-        min_p: &Bound<'_, PyAny>,
-        seed: &Bound<'_, PyAny>,
-        step: &Bound<'_, PyAny>,
-        stream: usize,
-    ) -> PyResult<Fields> {
+    /// From the Python layer's dict of the six parameters (each a number or an array); a
+    /// missing one takes its default (off; seed 0, step 0).
+    pub fn parse(params: &Bound<'_, PyDict>, stream: usize) -> PyResult<Fields> {
         let floats = [Elem::F32];
         let ints = [Elem::I32, Elem::U32];
         let longs = [Elem::I64, Elem::U64];
+        let d = SamplingParams::default();
+        fn field<T: Copy + for<'a, 'py> FromPyObject<'a, 'py>>(
+            params: &Bound<'_, PyDict>,
+            name: &'static str,
+            elems: &[Elem],
+            default: T,
+            stream: usize,
+        ) -> PyResult<Field<T>> {
+            match params.get_item(name)? {
+                Some(v) if !v.is_none() => Field::parse(&v, name, elems, stream),
+                _ => Ok(Field::Scalar(default)),
+            }
+        }
         Ok(Fields {
-            temperature: Field::parse(temperature, "temperature", &floats, stream)?,
-            top_k: Field::parse(top_k, "top_k", &ints, stream)?,
-            top_p: Field::parse(top_p, "top_p", &floats, stream)?,
-            min_p: Field::parse(min_p, "min_p", &floats, stream)?,
-            seed: Field::parse(seed, "seed", &longs, stream)?,
-            step: Field::parse(step, "step", &longs, stream)?,
+            temperature: field(params, "temperature", &floats, d.temperature, stream)?,
+            top_k: field(params, "top_k", &ints, d.top_k, stream)?,
+            top_p: field(params, "top_p", &floats, d.top_p, stream)?,
+            min_p: field(params, "min_p", &floats, d.min_p, stream)?,
+            seed: field(params, "seed", &longs, d.seed, stream)?,
+            step: field(params, "step", &longs, d.step, stream)?,
         })
     }
 

@@ -89,8 +89,7 @@ impl Sampler {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         logits, tokens, logprobs, status, top_tokens, top_logprobs, *,
-        temperature, top_k, top_p, min_p, seed, step,
-        top_n, method, numerics, processing, logprobs_mode, u16_as_bf16, stream
+        params, top_n, method, numerics, processing, logprobs_mode, u16_as_bf16, stream
     ))]
     fn sample(
         &mut self,
@@ -101,12 +100,7 @@ impl Sampler {
         status: &Bound<'_, PyAny>,
         top_tokens: Option<Bound<'_, PyAny>>,
         top_logprobs: Option<Bound<'_, PyAny>>,
-        temperature: &Bound<'_, PyAny>,
-        top_k: &Bound<'_, PyAny>,
-        top_p: &Bound<'_, PyAny>,
-        min_p: &Bound<'_, PyAny>,
-        seed: &Bound<'_, PyAny>,
-        step: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyDict>,
         top_n: usize,
         method: &str,
         numerics: &str,
@@ -117,7 +111,7 @@ impl Sampler {
     ) -> PyResult<()> {
         let logits = Tensor::import(logits, "logits", stream)?;
         let elem = cpu::logit_elem(&logits, u16_as_bf16)?;
-        let fields = Fields::parse(temperature, top_k, top_p, min_p, seed, step, stream)?;
+        let fields = Fields::parse(params, stream)?;
         let processing = ProcessingArgs::parse(processing.as_ref(), logits.device, stream)?;
         let top = match (top_tokens, top_logprobs) {
             (Some(t), Some(l)) => Some((t, l)),
@@ -151,16 +145,14 @@ impl Sampler {
     /// Python benchmark (python/benches/call_overhead.py) sets it against a whole `sample`
     /// call from Python: the binding's overhead.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (logits, tokens, logprobs, status, *, temperature, seed, step, iterations, stream))]
+    #[pyo3(signature = (logits, tokens, logprobs, status, *, params, iterations, stream))]
     fn time_rust_calls(
         &mut self,
         logits: &Bound<'_, PyAny>,
         tokens: &Bound<'_, PyAny>,
         logprobs: &Bound<'_, PyAny>,
         status: &Bound<'_, PyAny>,
-        temperature: &Bound<'_, PyAny>,
-        seed: &Bound<'_, PyAny>,
-        step: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyDict>,
         iterations: usize,
         stream: usize,
     ) -> PyResult<f64> {
@@ -169,21 +161,7 @@ impl Sampler {
             return Err(logits.error("time_rust_calls times the CUDA path"));
         };
         let elem = cpu::logit_elem(&logits, false)?;
-        let py = temperature.py();
-        let (k, p, m) = (
-            0u32.into_pyobject(py)?,
-            1.0f32.into_pyobject(py)?,
-            0.0f32.into_pyobject(py)?,
-        );
-        let fields = Fields::parse(
-            temperature,
-            k.as_any(),
-            p.as_any(),
-            m.as_any(),
-            seed,
-            step,
-            stream,
-        )?;
+        let fields = Fields::parse(params, stream)?;
         let out = SampleOuts::parse(tokens, logprobs, status, None, stream)?;
         let processing = ProcessingArgs::default();
         let opts = SampleOptions::default();
@@ -199,8 +177,7 @@ impl Sampler {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         target, draft_offsets, draft_tokens, draft_probs, accepted, tokens, logprobs, status, *,
-        temperature, top_k, top_p, min_p, seed, step,
-        method, numerics, processing, u16_as_bf16, stream
+        params, method, numerics, processing, u16_as_bf16, stream
     ))]
     fn verify(
         &mut self,
@@ -213,12 +190,7 @@ impl Sampler {
         tokens: &Bound<'_, PyAny>,
         logprobs: &Bound<'_, PyAny>,
         status: &Bound<'_, PyAny>,
-        temperature: &Bound<'_, PyAny>,
-        top_k: &Bound<'_, PyAny>,
-        top_p: &Bound<'_, PyAny>,
-        min_p: &Bound<'_, PyAny>,
-        seed: &Bound<'_, PyAny>,
-        step: &Bound<'_, PyAny>,
+        params: &Bound<'_, PyDict>,
         method: &str,
         numerics: &str,
         processing: Option<Bound<'_, PyDict>>,
@@ -235,7 +207,7 @@ impl Sampler {
                 None => None,
             },
         };
-        let fields = Fields::parse(temperature, top_k, top_p, min_p, seed, step, stream)?;
+        let fields = Fields::parse(params, stream)?;
         let processing = ProcessingArgs::parse(processing.as_ref(), target.device, stream)?;
         let out = VerifyOuts::parse(accepted, tokens, logprobs, status, stream)?;
         let opts = VerifyOptions {
@@ -272,17 +244,12 @@ impl Sampler {
 /// `explained` (float rounding at a top-p / min-p boundary or a near-tie) or `unexplained`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (logits, tokens, *, temperature, top_k, top_p, min_p, seed, step, method, u16_as_bf16))]
+#[pyo3(signature = (logits, tokens, *, params, method, u16_as_bf16))]
 fn compare(
     py: Python<'_>,
     logits: &Bound<'_, PyAny>,
     tokens: &Bound<'_, PyAny>,
-    temperature: &Bound<'_, PyAny>,
-    top_k: &Bound<'_, PyAny>,
-    top_p: &Bound<'_, PyAny>,
-    min_p: &Bound<'_, PyAny>,
-    seed: &Bound<'_, PyAny>,
-    step: &Bound<'_, PyAny>,
+    params: &Bound<'_, PyDict>,
     method: &str,
     u16_as_bf16: bool,
 ) -> PyResult<Vec<(&'static str, String)>> {
@@ -292,7 +259,7 @@ fn compare(
     }
     let elem = cpu::logit_elem(&logits, u16_as_bf16)?;
     let tokens = Tensor::import(tokens, "tokens", 0)?;
-    let fields = Fields::parse(temperature, top_k, top_p, min_p, seed, step, 0)?;
+    let fields = Fields::parse(params, 0)?;
     cpu::compare(py, &logits, elem, &fields, &tokens, parse_method(method)?)
 }
 
