@@ -9,6 +9,49 @@ use batchsample::{DrawMethod, Numerics, SamplingParams};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt};
 
+/// What every call reads, imported: the logits (a verification's target logits), their element
+/// type, the sampling parameters, the processing inputs, and the caller's stream.
+pub struct Inputs {
+    pub logits: Tensor,
+    pub elem: Elem,
+    pub fields: Fields,
+    pub processing: ProcessingArgs,
+    pub stream: usize,
+}
+
+impl Inputs {
+    /// Imports the logits (named `name` in errors; uint16 read as bf16 bits where
+    /// `u16_as_bf16`), the parameters' dict and the processing dict.
+    pub fn import(
+        logits: &Bound<'_, PyAny>,
+        name: &'static str,
+        u16_as_bf16: bool,
+        params: &Bound<'_, PyDict>,
+        processing: Option<&Bound<'_, PyDict>>,
+        stream: usize,
+    ) -> PyResult<Inputs> {
+        let logits = Tensor::import(logits, name, stream)?;
+        let elem = match logits.elem {
+            Elem::F32 | Elem::F16 | Elem::Bf16 => logits.elem,
+            Elem::U16 if u16_as_bf16 => Elem::Bf16,
+            _ => {
+                return Err(logits.error(format!(
+                    "dtype {} (expected float32, float16 or bfloat16)",
+                    logits.elem.describe()
+                )))
+            }
+        };
+        let processing = ProcessingArgs::parse(processing, logits.device, stream)?;
+        Ok(Inputs {
+            elem,
+            fields: Fields::parse(params, stream)?,
+            processing,
+            stream,
+            logits,
+        })
+    }
+}
+
 /// One parameter: the same value for every row, or an array of one per row.
 pub enum Field<T> {
     Scalar(T),

@@ -2,7 +2,7 @@
 //! invariant twin — what `batchsample sample` and `batchsample verify` run without a GPU, so
 //! the same inputs give the CLI's tokens and logprobs.
 
-use crate::args::{Fields, ProcessingArgs};
+use crate::args::Inputs;
 use crate::errors::{to_py, value_error};
 use crate::outputs::{SampleOuts, VerifyOuts};
 use crate::tensor::{Device, Elem, Tensor};
@@ -15,18 +15,6 @@ use batchsample::verify::{Drafts, VerifyOptions};
 use batchsample::{DrawMethod, Logit, RowOutput, SampleOptions};
 use pyo3::prelude::*;
 use std::borrow::Cow;
-
-/// The logits' element type, with uint16 read as bf16 bits where the Python layer says so.
-pub fn logit_elem(logits: &Tensor, u16_as_bf16: bool) -> PyResult<Elem> {
-    match logits.elem {
-        Elem::F32 | Elem::F16 | Elem::Bf16 => Ok(logits.elem),
-        Elem::U16 if u16_as_bf16 => Ok(Elem::Bf16),
-        _ => Err(logits.error(format!(
-            "dtype {} (expected float32, float16 or bfloat16)",
-            logits.elem.describe()
-        ))),
-    }
-}
 
 /// `[rows, vocab]` host logits as one dense slice: in place when the rows are back to back, else
 /// (a padded row stride) one copy.
@@ -71,17 +59,20 @@ macro_rules! with_logit_type {
 pub(crate) use with_logit_type;
 
 /// Samples host logits into host outputs.
-#[allow(clippy::too_many_arguments)]
 pub fn sample(
     py: Python<'_>,
-    logits: &Tensor,
-    elem: Elem,
-    fields: &Fields,
-    processing: &ProcessingArgs,
+    inputs: &Inputs,
     logprobs: LogprobsMode,
     opts: &SampleOptions,
     out: &SampleOuts,
 ) -> PyResult<()> {
+    let Inputs {
+        logits,
+        elem,
+        fields,
+        processing,
+        ..
+    } = inputs;
     let (rows, _, _) = logits.expect_rows()?;
     fields.check(rows, Device::Cpu)?;
     out.check(rows, opts.top_n, Device::Cpu)?;
@@ -168,17 +159,20 @@ impl DraftArgs {
 }
 
 /// Verifies host drafts against host target logits into host outputs.
-#[allow(clippy::too_many_arguments)]
 pub fn verify(
     py: Python<'_>,
-    target: &Tensor,
-    elem: Elem,
+    inputs: &Inputs,
     drafts: &DraftArgs,
-    fields: &Fields,
-    processing: &ProcessingArgs,
     opts: &VerifyOptions,
     out: &VerifyOuts,
 ) -> PyResult<()> {
+    let Inputs {
+        logits: target,
+        elem,
+        fields,
+        processing,
+        ..
+    } = inputs;
     let requests = drafts.check(Device::Cpu)?;
     fields.check(requests, Device::Cpu)?;
     let width = out.check(requests, Device::Cpu)?;
@@ -227,12 +221,16 @@ pub fn verify(
 /// boundary, or `unexplained`), with the library's explanation.
 pub fn compare(
     py: Python<'_>,
-    logits: &Tensor,
-    elem: Elem,
-    fields: &Fields,
+    inputs: &Inputs,
     tokens: &Tensor,
     method: DrawMethod,
 ) -> PyResult<Vec<(&'static str, String)>> {
+    let Inputs {
+        logits,
+        elem,
+        fields,
+        ..
+    } = inputs;
     let (rows, _, _) = logits.expect_rows()?;
     fields.check(rows, Device::Cpu)?;
     tokens.expect_elem(&[Elem::I32, Elem::I64])?;

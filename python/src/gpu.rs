@@ -5,7 +5,7 @@
 //! to a call's size; growing them is the one synchronising step (do it before a graph capture:
 //! a warm-up call of the largest shape).
 
-use crate::args::{Field, Fields, ProcessingArgs};
+use crate::args::{Field, Fields, Inputs, ProcessingArgs};
 use crate::cpu::{with_logit_type, DraftArgs};
 use crate::errors::to_py;
 use crate::outputs::{SampleOuts, VerifyOuts};
@@ -22,6 +22,16 @@ use batchsample::{BatchFilters, SampleOptions};
 use cudarc::driver::{CudaStream, CudaView};
 use pyo3::prelude::*;
 use std::sync::Arc;
+
+/// A call's logit rows: `rows` of `vocab`, `row_stride` apart (`span` elements in all), and
+/// whether the call is processed.
+struct Shape {
+    rows: usize,
+    vocab: usize,
+    row_stride: usize,
+    span: usize,
+    processed: bool,
+}
 
 /// One device's sampler and the workspaces it has grown so far.
 pub struct GpuState {
@@ -146,36 +156,53 @@ impl GpuState {
         }
     }
 
-    /// Samples device logits into device outputs on the caller's stream.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sample(
-        &mut self,
-        logits: &Tensor,
-        elem: Elem,
-        fields: &Fields,
-        processing: &ProcessingArgs,
-        opts: &SampleOptions,
-        out: &SampleOuts,
-        raw_stream: usize,
-    ) -> PyResult<()> {
+    /// What sampling and verification check first: the logits on this device, `[rows,
+    /// vocab]` with unit column stride; the parameters' arrays `[param_rows]` (`rows` when
+    /// none: one set a logit row) and their scalars valid; the workspaces grown. Returns the
+    /// call's shape.
+    fn prepare(&mut self, inputs: &Inputs, param_rows: Option<usize>) -> PyResult<Shape> {
         let device = Device::Cuda(self.ordinal);
-        logits.expect_device(device)?;
-        let (rows, vocab, row_stride) = logits.expect_rows()?;
-        fields.check(rows, device)?;
-        out.check(rows, opts.top_n, device)?;
-        validate_batch(&[fields.scalars()], 1).map_err(to_py)?;
+        inputs.logits.expect_device(device)?;
+        let (rows, vocab, row_stride) = inputs.logits.expect_rows()?;
+        inputs.fields.check(param_rows.unwrap_or(rows), device)?;
+        validate_batch(&[inputs.fields.scalars()], 1).map_err(to_py)?;
+        let processing = &inputs.processing;
         let processed = !processing.is_none();
         self.grow(
             rows,
             processed.then(|| (vocab, processing.row_entries_bound())),
         )?;
-        let s = self.stream(raw_stream);
+        Ok((rows, vocab, row_stride, processed))
+    }
+
+    /// Samples device logits into device outputs on the caller's stream.
+    pub fn sample(
+        &mut self,
+        inputs: &Inputs,
+        opts: &SampleOptions,
+        out: &SampleOuts,
+    ) -> PyResult<()> {
+        out.check(
+            inputs.logits.expect_rows()?.0,
+            opts.top_n,
+            Device::Cuda(self.ordinal),
+        )?;
+        let Shape {
+            rows,
+            vocab,
+            row_stride,
+            span,
+            processed,
+        } = self.prepare(inputs, None)?;
+        let Inputs {
+            logits,
+            elem,
+            fields,
+            processing,
+            stream,
+        } = inputs;
+        let s = self.stream(*stream);
         let g = &self.sampler;
-        let span = if rows == 0 {
-            0
-        } else {
-            (rows - 1) * row_stride + vocab
-        };
         // SAFETY (every borrow below): arrays on this device, checked contiguous and of the
         // borrowed element size; they outlive this call, and PyTorch orders its later work on
         // them after this stream's launches.
@@ -225,38 +252,33 @@ impl GpuState {
     /// Verifies device drafts against device target logits, into device outputs, on the
     /// caller's stream: the sampler's verification buffers, then one device-to-device copy
     /// of each result into the caller's arrays.
-    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &mut self,
-        target: &Tensor,
-        elem: Elem,
+        inputs: &Inputs,
         drafts: &DraftArgs,
-        fields: &Fields,
-        processing: &ProcessingArgs,
         opts: &VerifyOptions,
         out: &VerifyOuts,
-        raw_stream: usize,
     ) -> PyResult<()> {
         let device = Device::Cuda(self.ordinal);
-        target.expect_device(device)?;
         let requests = drafts.check(device)?;
-        let (rows, vocab, row_stride) = target.expect_rows()?;
-        fields.check(requests, device)?;
         let width = out.check(requests, device)?;
-        validate_batch(&[fields.scalars()], 1).map_err(to_py)?;
-        let processed = !processing.is_none();
-        self.grow(
+        let Shape {
             rows,
-            processed.then(|| (vocab, processing.row_entries_bound())),
-        )?;
+            vocab,
+            row_stride,
+            span,
+            processed,
+        } = self.prepare(inputs, Some(requests))?;
         self.grow_verify(requests, rows, width)?;
-        let s = self.stream(raw_stream);
+        let Inputs {
+            logits: target,
+            elem,
+            fields,
+            processing,
+            stream,
+        } = inputs;
+        let s = self.stream(*stream);
         let g = &self.sampler;
-        let span = if rows == 0 {
-            0
-        } else {
-            (rows - 1) * row_stride + vocab
-        };
         // SAFETY: as in `sample`.
         let params = unsafe { ParamArrays::borrow(g, &s, fields) };
         let views = params.views();

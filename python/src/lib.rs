@@ -12,7 +12,7 @@ mod gpu;
 mod outputs;
 mod tensor;
 
-use args::{parse_method, parse_numerics, Fields, ProcessingArgs};
+use args::{parse_method, parse_numerics, Inputs};
 use batchsample::processing::LogprobsMode;
 use batchsample::verify::VerifyOptions;
 use batchsample::SampleOptions;
@@ -109,10 +109,14 @@ impl Sampler {
         u16_as_bf16: bool,
         stream: usize,
     ) -> PyResult<()> {
-        let logits = Tensor::import(logits, "logits", stream)?;
-        let elem = cpu::logit_elem(&logits, u16_as_bf16)?;
-        let fields = Fields::parse(params, stream)?;
-        let processing = ProcessingArgs::parse(processing.as_ref(), logits.device, stream)?;
+        let inputs = Inputs::import(
+            logits,
+            "logits",
+            u16_as_bf16,
+            params,
+            processing.as_ref(),
+            stream,
+        )?;
         let top = match (top_tokens, top_logprobs) {
             (Some(t), Some(l)) => Some((t, l)),
             _ => None,
@@ -124,9 +128,9 @@ impl Sampler {
             top_n,
         };
         let mode = parse_logprobs(logprobs_mode)?;
-        self.last_logits_address = Some(logits.addr);
-        match logits.device {
-            Device::Cpu => cpu::sample(py, &logits, elem, &fields, &processing, mode, &opts, &out),
+        self.last_logits_address = Some(inputs.logits.addr);
+        match inputs.logits.device {
+            Device::Cpu => cpu::sample(py, &inputs, mode, &opts, &out),
             Device::Cuda(ordinal) => {
                 if mode == LogprobsMode::Raw {
                     // The CLI's words (`batchsample sample --logprobs raw`).
@@ -134,8 +138,7 @@ impl Sampler {
                         "logprobs='raw' runs on the CPU only in this version",
                     ));
                 }
-                self.gpu(ordinal)?
-                    .sample(&logits, elem, &fields, &processing, &opts, &out, stream)
+                self.gpu(ordinal)?.sample(&inputs, &opts, &out)
             }
         }
     }
@@ -156,20 +159,17 @@ impl Sampler {
         iterations: usize,
         stream: usize,
     ) -> PyResult<f64> {
-        let logits = Tensor::import(logits, "logits", stream)?;
-        let Device::Cuda(ordinal) = logits.device else {
-            return Err(logits.error("time_rust_calls times the CUDA path"));
+        let inputs = Inputs::import(logits, "logits", false, params, None, stream)?;
+        let Device::Cuda(ordinal) = inputs.logits.device else {
+            return Err(inputs.logits.error("time_rust_calls times the CUDA path"));
         };
-        let elem = cpu::logit_elem(&logits, false)?;
-        let fields = Fields::parse(params, stream)?;
         let out = SampleOuts::parse(tokens, logprobs, status, None, stream)?;
-        let processing = ProcessingArgs::default();
         let opts = SampleOptions::default();
         let gpu = self.gpu(ordinal)?;
-        gpu.sample(&logits, elem, &fields, &processing, &opts, &out, stream)?; // warm-up
+        gpu.sample(&inputs, &opts, &out)?; // warm-up
         let start = std::time::Instant::now();
         for _ in 0..iterations {
-            gpu.sample(&logits, elem, &fields, &processing, &opts, &out, stream)?;
+            gpu.sample(&inputs, &opts, &out)?;
         }
         Ok(start.elapsed().as_secs_f64() / iterations.max(1) as f64)
     }
@@ -197,8 +197,14 @@ impl Sampler {
         u16_as_bf16: bool,
         stream: usize,
     ) -> PyResult<()> {
-        let target = Tensor::import(target, "target_logits", stream)?;
-        let elem = cpu::logit_elem(&target, u16_as_bf16)?;
+        let inputs = Inputs::import(
+            target,
+            "target_logits",
+            u16_as_bf16,
+            params,
+            processing.as_ref(),
+            stream,
+        )?;
         let drafts = DraftArgs {
             offsets: Tensor::import(draft_offsets, "draft offsets", stream)?,
             tokens: Tensor::import(draft_tokens, "draft_tokens", stream)?,
@@ -207,35 +213,15 @@ impl Sampler {
                 None => None,
             },
         };
-        let fields = Fields::parse(params, stream)?;
-        let processing = ProcessingArgs::parse(processing.as_ref(), target.device, stream)?;
         let out = VerifyOuts::parse(accepted, tokens, logprobs, status, stream)?;
         let opts = VerifyOptions {
             method: parse_method(method)?,
             numerics: parse_numerics(numerics)?,
         };
-        self.last_logits_address = Some(target.addr);
-        match target.device {
-            Device::Cpu => cpu::verify(
-                py,
-                &target,
-                elem,
-                &drafts,
-                &fields,
-                &processing,
-                &opts,
-                &out,
-            ),
-            Device::Cuda(ordinal) => self.gpu(ordinal)?.verify(
-                &target,
-                elem,
-                &drafts,
-                &fields,
-                &processing,
-                &opts,
-                &out,
-                stream,
-            ),
+        self.last_logits_address = Some(inputs.logits.addr);
+        match inputs.logits.device {
+            Device::Cpu => cpu::verify(py, &inputs, &drafts, &opts, &out),
+            Device::Cuda(ordinal) => self.gpu(ordinal)?.verify(&inputs, &drafts, &opts, &out),
         }
     }
 }
@@ -253,14 +239,13 @@ fn compare(
     method: &str,
     u16_as_bf16: bool,
 ) -> PyResult<Vec<(&'static str, String)>> {
-    let logits = Tensor::import(logits, "logits", 0)?;
-    if logits.device != Device::Cpu {
-        return Err(logits.error("compare reads host arrays (the Python layer copies CUDA ones)"));
+    let inputs = Inputs::import(logits, "logits", u16_as_bf16, params, None, 0)?;
+    if inputs.logits.device != Device::Cpu {
+        let why = "compare reads host arrays (the Python layer copies CUDA ones)";
+        return Err(inputs.logits.error(why));
     }
-    let elem = cpu::logit_elem(&logits, u16_as_bf16)?;
     let tokens = Tensor::import(tokens, "tokens", 0)?;
-    let fields = Fields::parse(params, 0)?;
-    cpu::compare(py, &logits, elem, &fields, &tokens, parse_method(method)?)
+    cpu::compare(py, &inputs, &tokens, parse_method(method)?)
 }
 
 /// The seeds `batchsample sample --seed base` gives rows `0..rows`: the library's `row_seed`.
