@@ -172,7 +172,18 @@ impl GpuState {
             rows,
             processed.then(|| (vocab, processing.row_entries_bound())),
         )?;
-        Ok((rows, vocab, row_stride, processed))
+        Ok(Shape {
+            rows,
+            vocab,
+            row_stride,
+            // The elements from the first row's start to the last row's end.
+            span: if rows == 0 {
+                0
+            } else {
+                (rows - 1) * row_stride + vocab
+            },
+            processed,
+        })
     }
 
     /// Samples device logits into device outputs on the caller's stream.
