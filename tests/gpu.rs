@@ -867,3 +867,79 @@ fn gpu_samples_strided_rows_with_per_field_params_into_a_wider_top_n_layout() {
         );
     }
 }
+
+#[test]
+fn gpu_samples_memory_it_borrows_on_a_borrowed_stream_and_frees_neither() {
+    // The Python package's path: device memory and a stream that another library owns (here:
+    // raw pointers and a CUstream taken out of cudarc), seen through borrow_slice and
+    // borrow_stream; the results are the sampler's own, and the memory stays the owner's.
+    let Some(gpu) = sampler(16, 0) else { return };
+    let mut g = rng(0x5eed_0019);
+    let (vocab, batch) = (4096, 16);
+    let (logits, params) = mixed_batch(&mut g, batch, vocab);
+    let opts = SampleOptions::default();
+    let expected = sample_on_device(&gpu, &logits, vocab, &params, BatchFilters::Any, &opts);
+
+    let owner = gpu.context().new_stream().unwrap();
+    let logits_raw = owner.clone_htod(&logits).unwrap().leak();
+    let params_raw = owner.clone_htod(&params).unwrap().leak();
+    let tokens_raw = owner.alloc_zeros::<i32>(batch).unwrap().leak();
+    let logprobs_raw = owner.alloc_zeros::<f32>(batch).unwrap().leak();
+    let status_raw = owner.alloc_zeros::<u32>(batch).unwrap().leak();
+    let mut workspace = gpu.alloc_workspace(batch).unwrap();
+    owner.synchronize().unwrap();
+    gpu.stream().synchronize().unwrap();
+    {
+        // SAFETY: live allocations of the sampler's context, of these lengths, outliving the
+        // borrows; the stream is `owner`'s, alive until the end of the test.
+        let stream = unsafe { gpu.borrow_stream(owner.cu_stream()) };
+        let x = unsafe { gpu.borrow_slice::<f32>(&stream, logits_raw, batch * vocab) };
+        let p = unsafe { gpu.borrow_slice::<SamplingParams>(&stream, params_raw, batch) };
+        let mut t = unsafe { gpu.borrow_slice::<i32>(&stream, tokens_raw, batch) };
+        let mut l = unsafe { gpu.borrow_slice::<f32>(&stream, logprobs_raw, batch) };
+        let mut s = unsafe { gpu.borrow_slice::<u32>(&stream, status_raw, batch) };
+        let mut out = batchsample::gpu::SampleOutputs {
+            tokens: t.view_mut(),
+            logprobs: l.view_mut(),
+            status: s.view_mut(),
+            top: None,
+        };
+        let (xv, pv) = (x.view(), p.view());
+        gpu.sample_on(
+            &stream,
+            &xv,
+            vocab,
+            &pv,
+            BatchFilters::Any,
+            &opts,
+            &mut out,
+            &mut workspace,
+        )
+        .unwrap();
+    } // every borrow dropped here: none may free its memory
+    owner.synchronize().unwrap();
+    // SAFETY: the allocations are still ours (the borrows leaked them back); take them over again
+    // so that they are freed once, at the end.
+    let (tokens, logprobs, status) = unsafe {
+        (
+            owner.upgrade_device_ptr::<i32>(tokens_raw, batch),
+            owner.upgrade_device_ptr::<f32>(logprobs_raw, batch),
+            owner.upgrade_device_ptr::<u32>(status_raw, batch),
+        )
+    };
+    let got = batchsample::gpu::decode_rows(
+        &owner.clone_dtoh(&tokens).unwrap(),
+        &owner.clone_dtoh(&logprobs).unwrap(),
+        &owner.clone_dtoh(&status).unwrap(),
+        &[],
+        &[],
+        0,
+        0,
+    );
+    assert_eq!(
+        got, expected,
+        "borrowed memory, borrowed stream: the sampler's rows"
+    );
+    drop(unsafe { owner.upgrade_device_ptr::<f32>(logits_raw, batch * vocab) });
+    drop(unsafe { owner.upgrade_device_ptr::<SamplingParams>(params_raw, batch) });
+}
