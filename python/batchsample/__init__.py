@@ -338,6 +338,11 @@ Sampler.verify.__doc__ = _doc(Sampler.verify.__doc__, _PROCESSING_DOC)
 def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, rep, freq, pres):
     """The processing inputs as the native side takes them (None: no processing), with the
     most list entries any one row has (what the GPU's per-row edit table is sized for)."""
+    off = _arrays.is_scalar
+    if (allowed_mask is None and banned is None and bias is None and prompt is None
+            and output is None and off(rep) and off(freq) and off(pres)
+            and (rep, freq, pres) == (1.0, 0.0, 0.0)):
+        return None  # the common case, decided without building anything
     d = {}
     entries = np.zeros(rows, dtype=np.int64)
 

@@ -42,7 +42,7 @@ class Place:
         return np.empty(shape, dtype={"i32": np.int32, "f32": np.float32}[kind])
 
 
-LOGIT_DTYPES = ("float32", "float16", "bfloat16")
+_HOST_PLACE = Place(False, False, None, 0)
 
 
 def logits_in(logits: Any, name: str = "logits"):
@@ -69,11 +69,12 @@ def logits_in(logits: Any, name: str = "logits"):
             logits = np.from_dlpack(logits)
         else:
             logits = np.asarray(logits, dtype=np.float32)
-    if logits.dtype.name == "bfloat16":  # ml_dtypes.bfloat16: NumPy cannot export it
-        return logits.view(np.uint16), Place(False, False, None, 0), True
-    if logits.dtype.name not in LOGIT_DTYPES:
-        raise ValueError(f"{name}: dtype {logits.dtype} (expected float32, float16 or bfloat16)")
-    return logits, Place(False, False, None, 0), False
+    dtype = logits.dtype
+    if dtype == np.float32 or dtype == np.float16:  # (not dtype.name: a Python-level property)
+        return logits, _HOST_PLACE, False
+    if dtype.name == "bfloat16":  # ml_dtypes.bfloat16: NumPy cannot export it
+        return logits.view(np.uint16), _HOST_PLACE, True
+    raise ValueError(f"{name}: dtype {dtype} (expected float32, float16 or bfloat16)")
 
 
 _HOST = {"f32": np.float32, "u32": np.uint32, "u64": np.uint64, "i32": np.int32}
@@ -81,6 +82,9 @@ _HOST = {"f32": np.float32, "u32": np.uint32, "u64": np.uint64, "i32": np.int32}
 
 def host_array(value: Any, name: str, kind: str) -> np.ndarray:
     """`value` as a contiguous host array of `kind`, with a ValueError for what does not fit."""
+    target = _HOST[kind]
+    if isinstance(value, np.ndarray) and value.dtype == target and value.flags.c_contiguous:
+        return value  # already what the native side reads: nothing to check or convert
     if is_torch(value):
         value = value.detach().cpu().numpy()
     try:
