@@ -107,7 +107,10 @@ _PROCESSING_DOC = """
       values)``);
     * ``prompt_tokens`` / ``output_tokens``: each row's history, for the penalties;
     * ``repetition_penalty`` (1 = off), ``frequency_penalty``, ``presence_penalty`` (0 = off):
-      a number or one a row.
+      a number or one a row;
+    * ``max_list_entries``: the most list entries (banned + bias + prompt + output) one row
+      has, which sizes the GPU's edit table; pass it with CSR CUDA tensors, whose offsets are
+      otherwise read back (a wait for the device, not allowed under graph capture).
 """
 
 
@@ -118,8 +121,8 @@ class Sampler:
     for the device once, so make the first call, or a warm-up, the largest before capturing a
     CUDA graph). Use one Sampler a device, a thread and a stream: its workspace serves one
     launch at a time, and launches on two streams could overlap. Processing lists given as CSR
-    CUDA tensors are read back once a call to size the edit table (a wait for the device);
-    lists given as Python lists are not.
+    CUDA tensors are read back once a call to size the edit table (a wait for the device)
+    unless ``max_list_entries`` says how long the longest row's lists are.
     """
 
     def __init__(self, max_batch: int = 0):
@@ -184,6 +187,7 @@ class Sampler:
         repetition_penalty: Any = 1.0,
         frequency_penalty: Any = 0.0,
         presence_penalty: Any = 0.0,
+        max_list_entries: Optional[int] = None,
         out: Optional[SampleResult] = None,
     ) -> SampleResult:
         """Draws one token a row of ``logits`` (``[batch, vocab]``; a row stride larger than
@@ -214,7 +218,7 @@ class Sampler:
         params = self._params(place, rows, temperature, top_k, top_p, min_p, seed, step)
         processing = _processing(
             place, rows, vocab, allowed_mask, banned_tokens, logit_bias, prompt_tokens,
-            output_tokens, repetition_penalty, frequency_penalty, presence_penalty,
+            output_tokens, repetition_penalty, frequency_penalty, presence_penalty, max_list_entries,
         )
         if out is None:
             out = SampleResult(
@@ -254,6 +258,7 @@ class Sampler:
         repetition_penalty: Any = 1.0,
         frequency_penalty: Any = 0.0,
         presence_penalty: Any = 0.0,
+        max_list_entries: Optional[int] = None,
         out: Optional[VerifyResult] = None,
     ) -> VerifyResult:
         """Speculative-decoding verification of draft chains (rejection sampling, exact in
@@ -297,7 +302,7 @@ class Sampler:
         params = self._params(place, requests, temperature, top_k, top_p, min_p, seed, step)
         processing = _processing(
             place, rows, vocab, allowed_mask, banned_tokens, logit_bias, prompt_tokens,
-            output_tokens, repetition_penalty, frequency_penalty, presence_penalty,
+            output_tokens, repetition_penalty, frequency_penalty, presence_penalty, max_list_entries,
         )
         width = int(max_drafts) + 1
         if out is None:
@@ -335,9 +340,13 @@ Sampler.sample.__doc__ = _doc(Sampler.sample.__doc__, _PROCESSING_DOC)
 Sampler.verify.__doc__ = _doc(Sampler.verify.__doc__, _PROCESSING_DOC)
 
 
-def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, rep, freq, pres):
+def _processing(
+    place, rows, vocab, allowed_mask, banned, bias, prompt, output, rep, freq, pres,
+    max_list_entries=None,
+):
     """The processing inputs as the native side takes them (None: no processing), with the
-    most list entries any one row has (what the GPU's per-row edit table is sized for)."""
+    most list entries any one row has (what the GPU's per-row edit table is sized for): the
+    caller's `max_list_entries`, else counted on the host (CUDA CSR offsets read back)."""
     off = _arrays.is_scalar
     if (allowed_mask is None and banned is None and bias is None and prompt is None
             and output is None and off(rep) and off(freq) and off(pres)
@@ -348,6 +357,8 @@ def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, 
 
     def lists(value, name, prefix, values=False):
         arrays, lengths = _arrays.csr(value, name, rows, place, values=values)
+        if lengths is None and max_list_entries is None:
+            lengths = _arrays.row_lengths(arrays[0], rows)
         if lengths is not None:  # else the native side says what is wrong with the offsets
             entries[:] += lengths
         keys = ["offsets", "tokens", "values"] if values else ["offsets", "tokens"]
@@ -364,7 +375,7 @@ def _processing(place, rows, vocab, allowed_mask, banned, bias, prompt, output, 
     if output is not None:
         lists(output, "output_tokens", "output")
     if rows and any(k != "allowed_mask" for k in d):  # some lists were given
-        d["max_row_entries"] = int(entries.max())
+        d["max_row_entries"] = int(entries.max() if max_list_entries is None else max_list_entries)
     penalties = [rep, freq, pres]
     names = ["repetition_penalty", "frequency_penalty", "presence_penalty"]
     if not all(_arrays.is_scalar(p) for p in penalties) or (rep, freq, pres) != (1.0, 0.0, 0.0):
@@ -441,6 +452,6 @@ def compare(
     host = {k: _arrays.to_host(v) for k, v in dict(
         temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed, step=step
     ).items()}
-    params = Sampler()._params(place, rows, **host)
+    params = _default_sampler(x)._params(place, rows, **host)
     drawn = _arrays.host_array(_arrays.to_host(tokens), "tokens", "i32")
     return _compare(x, drawn, method=method, u16_as_bf16=u16_as_bf16, params=params)

@@ -144,20 +144,19 @@ def param(value: Any, name: str, kind: str, place: Place, rows: int):
 
 def csr(lists: Any, name: str, rows: int, place: Place, values: bool = False):
     """Per-row token lists as CSR arrays `(offsets, tokens[, values])` where the logits are,
-    and each row's list length (host, int64; None when the offsets do not fit `rows`).
+    and each row's list length where the host knows it (int64; None for CUDA offsets, which
+    only a wait for the device could read, and for offsets that do not fit `rows`).
 
     `lists` is a list of `rows` lists (of tokens; with `values`, of `{token: value}` dicts), or
-    the CSR arrays themselves: `(offsets, tokens)` / `(offsets, tokens, values)` (the lengths of
-    CUDA offsets are read back: a wait for the device)."""
+    the CSR arrays themselves: `(offsets, tokens)` / `(offsets, tokens, values)`."""
     if isinstance(lists, tuple):
         want = 3 if values else 2
         if len(lists) != want:
             raise ValueError(f"{name}: a CSR tuple holds {want} arrays")
         kinds = ("u32", "u32", "f32")
         arrays = tuple(device_array(a, name, k, place) for a, k in zip(lists, kinds))
-        offsets = np.asarray(to_host(arrays[0])).astype(np.int64)
-        lengths = np.diff(offsets) if offsets.shape == (rows + 1,) else None
-        return arrays, lengths
+        on_device = is_torch(arrays[0]) and arrays[0].device.type == "cuda"
+        return arrays, None if on_device else row_lengths(arrays[0], rows)
     lists = list(lists)
     if len(lists) != rows:
         raise ValueError(f"{name}: {len(lists)} lists for {rows} rows (one a row)")
@@ -179,6 +178,13 @@ def csr(lists: Any, name: str, rows: int, place: Place, values: bool = False):
             device_array(np.asarray(tokens, dtype=np.int64), name, "u32", place),
         )
     return arrays, lengths
+
+
+def row_lengths(offsets: Any, rows: int) -> Optional[np.ndarray]:
+    """Each row's list length from CSR offsets (CUDA ones are copied back: a wait for the
+    device); None when the offsets do not fit `rows` (the native side says what is wrong)."""
+    host = np.asarray(to_host(offsets)).astype(np.int64)
+    return np.diff(host) if host.shape == (rows + 1,) else None
 
 
 def allowed_mask(mask: Any, rows: int, vocab: int, place: Place):

@@ -193,10 +193,7 @@ impl Tensor {
         if self.shape != [len] {
             return Err(self.error(format!("shape {:?} (expected [{len}])", self.shape)));
         }
-        if len > 1 && self.strides[0] != 1 {
-            return Err(self.error("not contiguous"));
-        }
-        Ok(())
+        self.expect_contiguous()
     }
 
     /// Contiguous, any shape: `len()` elements back to back.

@@ -225,3 +225,18 @@ def test_the_gpu_edit_table_is_sized_by_the_longest_row():
                            None, None, None, 1.0, 0.0, 0.0)
     assert again["max_row_entries"] == 2
     assert bs._processing(place, 3, 100, None, None, None, None, None, 1.0, 0.0, 0.0) is None
+
+
+def test_max_list_entries_is_taken_as_given():
+    """The caller's bound sizes the edit table as is: no offsets are read (the graph-capture
+    case, where CUDA offsets cannot be copied back)."""
+    place = bs._arrays.Place(False, False, None, 0)
+    offsets = np.array([0, 1, 3, 3], np.uint32)
+    d = bs._processing(place, 3, 100, None, (offsets, np.array([1, 1, 2], np.uint32)),
+                       None, None, None, 1.0, 0.0, 0.0, max_list_entries=64)
+    assert d["max_row_entries"] == 64
+    x = make_logits(3, 100)
+    a = bs.sample(x, seed=1, banned_tokens=(offsets, np.array([1, 1, 2], np.uint32)))
+    b = bs.sample(x, seed=1, banned_tokens=(offsets, np.array([1, 1, 2], np.uint32)),
+                  max_list_entries=64)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
