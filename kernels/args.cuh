@@ -108,6 +108,11 @@ struct SampleArgs {
     unsigned int* arrivals;   // split entries: [batch] counters, 0 before and after a launch
     ProcessingArgs proc;
     VerifyArgs verify;
+    // Raw logprobs' second launch (src/gpu/raw_logprobs.rs), or null. `[batch]` tokens that an
+    // earlier launch drew: a scored row reports its token's logprob and the top-n under this
+    // launch's distribution instead of drawing; a negative token (the earlier launch refused the
+    // row) leaves the row's outputs as they are.
+    const int* scored_tokens;
 };
 
 static_assert(sizeof(ParamFields) == 48, "ParamFields (see src/gpu/args.rs)");
@@ -116,7 +121,7 @@ static_assert(sizeof(TokenListArgs) == 24, "TokenListArgs (see src/gpu/args.rs)"
 static_assert(sizeof(ProcessingArgs) == 152, "ProcessingArgs (see src/gpu/args.rs)");
 static_assert(sizeof(VerifyPosition) == 8, "VerifyPosition (see src/gpu/args.rs)");
 static_assert(sizeof(VerifyArgs) == 88, "VerifyArgs (see src/gpu/args.rs)");
-static_assert(sizeof(SampleArgs) == 424, "SampleArgs (see src/gpu/args.rs)");
+static_assert(sizeof(SampleArgs) == 432, "SampleArgs (see src/gpu/args.rs)");
 #if !defined(__CUDACC_RTC__)
 static_assert(__builtin_offsetof(SampleArgs, row_stride) == 8, "SampleArgs.row_stride");
 static_assert(__builtin_offsetof(SampleArgs, vocab) == 16, "SampleArgs.vocab");
@@ -130,6 +135,7 @@ static_assert(__builtin_offsetof(SampleArgs, partials) == 168, "SampleArgs.parti
 static_assert(__builtin_offsetof(SampleArgs, arrivals) == 176, "SampleArgs.arrivals");
 static_assert(__builtin_offsetof(SampleArgs, proc) == 184, "SampleArgs.proc");
 static_assert(__builtin_offsetof(SampleArgs, verify) == 336, "SampleArgs.verify");
+static_assert(__builtin_offsetof(SampleArgs, scored_tokens) == 424, "SampleArgs.scored_tokens");
 static_assert(__builtin_offsetof(ProcessingArgs, banned) == 24, "ProcessingArgs.banned");
 static_assert(__builtin_offsetof(ProcessingArgs, touched) == 128, "ProcessingArgs.touched");
 static_assert(__builtin_offsetof(RowOutputs, top_n) == 40, "RowOutputs.top_n");

@@ -10,6 +10,16 @@
 // The rule every kernel checks first (kernels/row_rules.cuh).
 __device__ __forceinline__ bool params_valid(const SamplingParams& p) { return row_valid(p, 0u); }
 
+// Sets a row's top-n slots from `filled` on to (-1, -inf). Called by every thread.
+__device__ __forceinline__ void empty_top_n(const RowOutputs& out, unsigned int row,
+                                            unsigned int filled)
+{
+    for (unsigned int i = filled + threadIdx.x; i < out.top_n; i += blockDim.x) {
+        out.top_tokens[(size_t)row * out.top_stride + i] = -1;
+        out.top_logprobs[(size_t)row * out.top_stride + i] = NEG_INF;
+    }
+}
+
 // Writes a row's outputs. Called by every thread; thread 0 writes the scalars, and the top-n
 // slots from `filled` on are set to (-1, -inf).
 __device__ __forceinline__ void write_row(const RowOutputs& out, unsigned int row, int token,
@@ -21,10 +31,7 @@ __device__ __forceinline__ void write_row(const RowOutputs& out, unsigned int ro
         out.logprobs[row] = logprob;
         out.status[row] = status_code;
     }
-    for (unsigned int i = filled + threadIdx.x; i < out.top_n; i += blockDim.x) {
-        out.top_tokens[(size_t)row * out.top_stride + i] = -1;
-        out.top_logprobs[(size_t)row * out.top_stride + i] = NEG_INF;
-    }
+    empty_top_n(out, row, filled);
 }
 
 // A row whose parameters the kernel cannot sample: no token, NaN logprob, empty top-n.

@@ -23,6 +23,9 @@
 // Logits processing (bitmask, banned tokens, bias, penalties: kernels/processing.cuh) is applied
 // as each pass reads the row, in the general kernels only; a processed row takes the passes
 // above, not the one-read stream or collection, and the light families refuse it row by row.
+// Raw logprobs are a second launch of the general kernels over the raw logits at temperature 1
+// with no filters, scoring the token the first launch drew (SampleArgs::scored_tokens) with the
+// draw's passes; the launcher never gives a scored launch to another family.
 
 #include "args.cuh"
 #include "params.cuh"
@@ -570,7 +573,7 @@ __device__ __forceinline__ void decide_dense_position(const SampleArgs& a, unsig
 // The row from `row` (its logits, processed or not): sample_row's work once the row's edits
 // are built. A processed row takes the passes that read through `row` (not the one-read stream
 // or collection, which read the raw logits).
-template <int DT, typename N>
+template <int DT, typename N, bool SCORES>
 __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned int row_index,
                                                 const SamplingParams p, RowShared& sh,
                                                 const ProcessedRow<DT>& row, bool from_merged,
@@ -580,8 +583,10 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
     const unsigned int vocab = a.vocab, method = a.method, top_n = a.out.top_n;
     const RowOutputs& out = a.out;
     const bool processed = row.edits != nullptr;
-    // A verified draft's row draws its residual: the passes that can leave the draft out.
-    const bool general_only = processed || draft.token != NO_DRAFT;
+    // A verified draft's row draws its residual: the passes that can leave the draft out. A
+    // scored row's logprob and top-n come from the draw's passes too.
+    const bool scored = SCORES && a.scored_tokens != nullptr;
+    const bool general_only = processed || draft.token != NO_DRAFT || scored;
     const bool aligned = (reinterpret_cast<unsigned long long>(row.logits) & 15ull) == 0ull;
     const float nan = __int_as_float(0x7fffffff);
 
@@ -657,15 +662,18 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
     }
     const unsigned long long kept_count = block_sum_u64(drawn.kept_count, sh.select.scratch);
     const float log_norm = N::log_of_mass(drawn.norm);
-    const float chosen_logit = row.at(drawn.token);
+    // A scored row reports the earlier launch's token (sample_row checked it), not this draw.
+    const int token = scored ? a.scored_tokens[row_index] : drawn.token;
+    const float chosen_logit = row.at(token);
     const float logprob = N::sub(scale.shifted(chosen_logit), log_norm);
     const unsigned int filled = write_top_n<DT, N>(out, row_index, row, vocab, aligned, scale,
                                                    log_norm, kept_count, cuts.candidates, kept,
                                                    sh);
-    write_row(out, row_index, drawn.token, logprob, STATUS_OK, filled);
+    write_row(out, row_index, token, logprob, STATUS_OK, filled);
 }
 
-template <int DT, typename N>
+// SCORES: the instance serves scored launches (the split kernels' does not: they refuse them).
+template <int DT, typename N, bool SCORES = true>
 __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
                            RowShared& sh, bool from_merged = false,
                            RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u,
@@ -674,12 +682,26 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
     // `from_merged`: the split kernels' last block, whose slices have already collected the
     // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
     // (By value: a pointer chosen at the call site put the summary in local memory.) Such rows
-    // are never processed (sample_row_split).
+    // are never processed or scored (sample_row_split).
+    if (SCORES && a.scored_tokens != nullptr) {
+        // Raw logprobs' second launch: a row the first launch refused keeps its token, logprob
+        // and status (its top-n is empty); a token past the vocabulary (not one the sampler
+        // drew) is refused.
+        const int token = a.scored_tokens[row_index];
+        if (token < 0) {
+            empty_top_n(a.out, row_index, 0u);
+            return;
+        }
+        if ((unsigned int)token >= a.vocab) {
+            write_invalid_row(a.out, row_index);
+            return;
+        }
+    }
     const bool processed = !from_merged && row_processed(a.proc, row_index);
     const bool usable = !processed || build_row_edits(a.proc, row_index, a.vocab, sh.edits);
     const ProcessedRow<DT> row{row_logits<DT>(a, row_index), processed ? &sh.edits : nullptr};
     if (usable)
-        sample_row_from<DT, N>(a, row_index, p, sh, row, from_merged, merged, merged_count,
+        sample_row_from<DT, N, SCORES>(a, row_index, p, sh, row, from_merged, merged, merged_count,
                                draft);
     else
         write_invalid_row(a.out, row_index);
@@ -807,6 +829,12 @@ __device__ __forceinline__ void sample_row_split(const SampleArgs& a, RowShared&
 {
     const unsigned int row_index = blockIdx.y;
     const SamplingParams p = row_params(a, row_index);
+    if (a.scored_tokens != nullptr) {
+        // Scored launches take the one-block general kernels (src/gpu/mod.rs): refused here,
+        // row by row, never ignored.
+        if (blockIdx.x == 0u) write_invalid_row(a.out, row_index);
+        return;
+    }
     // A processed row is sampled whole by its first block (its edits are built once).
     const bool may_split = params_valid(p) && !row_processed(a.proc, row_index);
     const bool streamed = may_split && streamable(p, a.vocab, a.method, a.out.top_n);

@@ -665,6 +665,11 @@ pub mod sampler {
         /// A speculative-verification launch: `batch` is the target rows, `params` one per
         /// request (or one for all).
         pub verify: Option<ShimVerify<'a>>,
+        /// A scored launch (raw logprobs' second, `SampleArgs::scored_tokens`): the `[batch]`
+        /// tokens an earlier launch wrote, which the token output starts as. A row with a
+        /// negative token must come back untouched but for an emptied top-n (checked), and
+        /// decodes as [`RowStatus::InvalidParams`]: the earlier launch's row is the caller's.
+        pub scored: Option<&'a [i32]>,
     }
 
     /// The drafts of a verification launch and the request outputs' row length.
@@ -789,6 +794,7 @@ pub mod sampler {
                 probs: drafts.probs,
                 stride: drafts.max_count() + 1,
             }),
+            scored: None,
         };
         Ok(run(&launch_, &sample_opts)?
             .verify
@@ -822,6 +828,7 @@ pub mod sampler {
                 schedule,
                 processing: Processing::NONE,
                 verify: None,
+                scored: None,
             },
             opts,
         )
@@ -955,8 +962,73 @@ pub mod sampler {
             schedule,
             processing: *processing,
             verify: None,
+            scored: None,
         };
         Ok(run(&launch_, opts)?.rows)
+    }
+
+    /// Raw logprobs as [`crate::gpu::GpuSampler::sample_processed_on`] computes them: a
+    /// processed launch of the general kernels of `opts.numerics` without top-n, then a scored
+    /// launch of the same kernels over the raw rows at temperature 1 with no filters, which
+    /// reports each drawn token's logprob and the top-n; a row the first launch refused keeps
+    /// its result.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_rows_raw_logprobs<T: Logit>(
+        logits: &[T],
+        vocab: usize,
+        params: &[SamplingParams],
+        processing: &Processing,
+        opts: &SampleOptions,
+        threads: u32,
+        schedule: Schedule,
+    ) -> Result<Vec<RowOutput>, HostSimtError> {
+        let draw_opts = SampleOptions { top_n: 0, ..*opts };
+        let drawn = sample_rows_processed(
+            SamplerKernel::General,
+            logits,
+            vocab,
+            params,
+            processing,
+            &draw_opts,
+            threads,
+            1,
+            schedule,
+        )?;
+        let tokens: Vec<i32> = drawn
+            .iter()
+            .map(|r| r.token.map_or(-1, |t| t as i32))
+            .collect();
+        let scored = run(
+            &ShimLaunch {
+                key: key_of::<T>(SamplerKernel::General, opts, false),
+                logits,
+                batch: drawn.len(),
+                vocab,
+                row_stride: vocab,
+                params: ShimParams::Fields {
+                    temperature: None,
+                    top_k: None,
+                    top_p: None,
+                    min_p: None,
+                    seed: None,
+                    step: None,
+                    scalars: SamplingParams::default(),
+                },
+                top_stride: opts.top_n,
+                threads,
+                splits: 1,
+                schedule,
+                processing: Processing::NONE,
+                verify: None,
+                scored: Some(&tokens),
+            },
+            opts,
+        )?;
+        Ok(drawn
+            .into_iter()
+            .zip(scored.rows)
+            .map(|(first, raw)| if first.token.is_some() { raw } else { first })
+            .collect())
     }
 
     /// Runs `launch` through the shim: the entry point its key names, outputs poisoned first
@@ -980,6 +1052,7 @@ pub mod sampler {
             schedule,
             processing,
             verify,
+            scored,
         } = *launch_;
         assert_eq!(key.dtype, T::DTYPE, "the key's dtype is the logits'");
         let family = key.family().expect("a family serves the key");
@@ -990,7 +1063,13 @@ pub mod sampler {
         assert!(threads.is_power_of_two() && (64..=SAMPLER_MAX_THREADS).contains(&threads));
         let splits = if key.split { splits } else { 1 };
         assert!((1..=MAX_SPLITS as u32).contains(&splits));
-        let mut tokens = vec![i32::MIN; batch];
+        let mut tokens = match scored {
+            Some(t) => {
+                assert_eq!(t.len(), batch, "a scored token a row");
+                t.to_vec()
+            }
+            None => vec![i32::MIN; batch],
+        };
         let mut logprobs = vec![f32::NAN; batch];
         let mut status = vec![u32::MAX; batch];
         let mut top_tokens = vec![i32::MIN; (batch * top_stride).max(1)];
@@ -1021,6 +1100,9 @@ pub mod sampler {
             arrivals: arrivals.as_mut_ptr() as u64,
             ..SampleArgs::default()
         };
+        if scored.is_some() {
+            args.scored_tokens = tokens.as_ptr() as u64;
+        }
         // What memory safety needs (the kernels check each row's offsets and values
         // themselves): every array of the length the kernels index it by.
         let offsets_fit = |o: &[u32]| o.is_empty() || o.len() == batch + 1;
@@ -1111,6 +1193,21 @@ pub mod sampler {
         let written = |ok: bool, what: &str| {
             assert!(ok, "the kernel left {what} unwritten");
         };
+        // A scored launch of the general kernels leaves the rows it does not score (a negative
+        // token) as they were, but for the top-n.
+        let left = |r: usize| {
+            scored.is_some_and(|t| t[r] < 0) && key.kernel == SamplerKernel::General && !key.split
+        };
+        for r in (0..batch).filter(|&r| left(r)) {
+            assert!(
+                tokens[r] == scored.unwrap_or_default()[r]
+                    && logprobs[r].is_nan()
+                    && status[r] == u32::MAX,
+                "row {r}: a scored launch wrote a row it does not score"
+            );
+            tokens[r] = -1;
+            status[r] = RowStatus::InvalidParams as u32;
+        }
         written(status.iter().all(|&s| s != u32::MAX), "a status");
         assert!(
             touched.iter().all(|&w| w == 0),

@@ -476,7 +476,14 @@ fn gpu_sanitizer_workload() {
         let processing = buf.view();
         for _ in 0..2 {
             let got = gpu
-                .sample_host_processed(&logits, vocab, &params, &processing, &opts)
+                .sample_host_processed(
+                    &logits,
+                    vocab,
+                    &params,
+                    &processing,
+                    batchsample::processing::LogprobsMode::Processed,
+                    &opts,
+                )
                 .unwrap();
             let reference = parity::processed::reference_logits(&logits, vocab, &processing);
             let report = check_parity(&reference, vocab, &params, &opts, &got, 2e-3);

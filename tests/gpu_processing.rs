@@ -8,7 +8,7 @@
 mod common;
 mod parity;
 
-use batchsample::cpu::sample_batch_processed;
+use batchsample::cpu::{raw_logprobs, sample_batch_processed, scan_row};
 use batchsample::gpu::{
     DeviceProcessing, DeviceTokenLists, GpuSampler, LogitRows, RowParams, SampleOutputs, TopOutputs,
 };
@@ -82,7 +82,14 @@ fn check<T: Logit + cudarc::driver::DeviceRepr>(
         ..Default::default()
     };
     let got = gpu
-        .sample_host_processed(logits, VOCAB, params, &processing, &opts)
+        .sample_host_processed(
+            logits,
+            VOCAB,
+            params,
+            &processing,
+            LogprobsMode::Processed,
+            &opts,
+        )
         .unwrap();
     let reference = reference_logits(logits, VOCAB, &processing);
     let report = check_parity(&reference, VOCAB, params, &opts, &got, 2e-3);
@@ -94,7 +101,14 @@ fn check<T: Logit + cudarc::driver::DeviceRepr>(
         ..opts
     };
     let got = gpu
-        .sample_host_processed(logits, VOCAB, params, &processing, &invariant)
+        .sample_host_processed(
+            logits,
+            VOCAB,
+            params,
+            &processing,
+            LogprobsMode::Processed,
+            &invariant,
+        )
         .unwrap();
     let twin = sample_batch_processed(
         logits,
@@ -109,6 +123,54 @@ fn check<T: Logit + cudarc::driver::DeviceRepr>(
         assert!(
             same_bits(a, b),
             "{label}: invariant row {r}: GPU {a:?} vs twin {b:?}"
+        );
+    }
+
+    // Raw logprobs: the second launch's scores are the twin's bits in the invariant numerics,
+    // and the exact raw logprobs of the kernels' own token within tolerance in the fast ones.
+    let got = gpu
+        .sample_host_processed(
+            logits,
+            VOCAB,
+            params,
+            &processing,
+            LogprobsMode::Raw,
+            &invariant,
+        )
+        .unwrap();
+    let twin = sample_batch_processed(
+        logits,
+        VOCAB,
+        params,
+        &processing,
+        LogprobsMode::Raw,
+        &invariant,
+    )
+    .unwrap();
+    for (r, (a, b)) in got.iter().zip(&twin).enumerate() {
+        assert!(
+            same_bits(a, b),
+            "{label}: raw invariant row {r}: GPU {a:?} vs twin {b:?}"
+        );
+    }
+    let got = gpu
+        .sample_host_processed(logits, VOCAB, params, &processing, LogprobsMode::Raw, &opts)
+        .unwrap();
+    for (r, row) in logits.chunks(VOCAB).enumerate() {
+        let Some(token) = got[r].token else { continue };
+        let scan = scan_row(row).unwrap();
+        let (logprob, top) = raw_logprobs(row, &scan, token, opts.top_n);
+        assert!(
+            (got[r].logprob - logprob).abs() <= 2e-3 * (1.0 + logprob.abs()),
+            "{label}: raw fast row {r}: {} vs exact {logprob}",
+            got[r].logprob
+        );
+        let tokens =
+            |t: &[batchsample::cpu::TokenLogprob]| t.iter().map(|x| x.token).collect::<Vec<_>>();
+        assert_eq!(
+            tokens(&got[r].top_logprobs),
+            tokens(&top),
+            "{label}: raw top-n row {r}"
         );
     }
 }
@@ -224,6 +286,7 @@ fn gpu_processed_launches_reuse_the_workspace_and_refuse_a_bad_row_alone() {
             LogitRows::dense(&logits_view, VOCAB).unwrap(),
             RowParams::Packed(&params_view),
             &device,
+            LogprobsMode::Processed,
             &opts,
             &mut out,
             &mut workspace,
@@ -281,7 +344,14 @@ fn gpu_processed_launches_reuse_the_workspace_and_refuse_a_bad_row_alone() {
     off.penalties = vec![Penalties::OFF; batch];
     let got = launch(&off);
     let plain = gpu
-        .sample_host_processed(&logits, VOCAB, &params, &Processing::NONE, &opts)
+        .sample_host_processed(
+            &logits,
+            VOCAB,
+            &params,
+            &Processing::NONE,
+            LogprobsMode::Processed,
+            &opts,
+        )
         .unwrap();
     for r in 0..batch {
         assert!(same_bits(&got[r], &plain[r]), "row {r}: processing off");

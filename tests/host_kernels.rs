@@ -407,6 +407,7 @@ fn shim_every_family_reads_strided_rows_per_field_params_and_a_wide_top_n_layout
                     schedule: Schedule::Forward,
                     processing: Processing::NONE,
                     verify: None,
+                    scored: None,
                 },
                 &opts,
             )

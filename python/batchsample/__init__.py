@@ -199,7 +199,9 @@ class Sampler:
         base seed. ``top_n`` (at most ``MAX_TOP_N``) adds each row's most probable survivors.
         ``method`` is ``"gumbel"`` or ``"inverse-cdf"``; ``numerics`` ``"fast"`` or
         ``"invariant"`` (the same bits at any batch size, on the GPU and the CPU).
-        ``logprobs="raw"`` (the raw logits' softmax, vLLM's ``raw_logprobs``) is CPU-only.
+        ``logprobs="raw"`` reports the token's and the top-n's logprobs under the raw logits'
+        softmax (temperature 1, no filters, no processing: vLLM's ``raw_logprobs``); on the GPU
+        that is a second launch scoring the drawn token.
 
         ``out`` (a :class:`SampleResult` of arrays of the right shapes, dtypes and device) is
         written instead of new arrays: a CUDA graph's static outputs, or ``input_ids`` views.

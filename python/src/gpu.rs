@@ -16,7 +16,7 @@ use batchsample::gpu::{
     VerifyBuffers, Workspace, MAX_TOP_N,
 };
 use batchsample::params::validate_batch;
-use batchsample::processing::Penalties;
+use batchsample::processing::{LogprobsMode, Penalties};
 use batchsample::verify::VerifyOptions;
 use batchsample::{BatchFilters, SampleOptions};
 use cudarc::driver::{CudaStream, CudaView};
@@ -159,15 +159,21 @@ impl GpuState {
     /// What sampling and verification check first: the logits on this device, `[rows,
     /// vocab]` with unit column stride; the parameters' arrays `[param_rows]` (`rows` when
     /// none: one set a logit row) and their scalars valid; the workspaces grown. Returns the
-    /// call's shape.
-    fn prepare(&mut self, inputs: &Inputs, param_rows: Option<usize>) -> PyResult<Shape> {
+    /// call's shape. `raw`: raw logprobs, which take the processed launch with or without
+    /// processing.
+    fn prepare(
+        &mut self,
+        inputs: &Inputs,
+        param_rows: Option<usize>,
+        raw: bool,
+    ) -> PyResult<Shape> {
         let device = Device::Cuda(self.ordinal);
         inputs.logits.expect_device(device)?;
         let (rows, vocab, row_stride) = inputs.logits.expect_rows()?;
         inputs.fields.check(param_rows.unwrap_or(rows), device)?;
         validate_batch(&[inputs.fields.scalars()], 1).map_err(to_py)?;
         let processing = &inputs.processing;
-        let processed = !processing.is_none();
+        let processed = !processing.is_none() || raw;
         self.grow(
             rows,
             processed.then(|| (vocab, processing.row_entries_bound())),
@@ -190,6 +196,7 @@ impl GpuState {
     pub fn sample(
         &mut self,
         inputs: &Inputs,
+        mode: LogprobsMode,
         opts: &SampleOptions,
         out: &SampleOuts,
     ) -> PyResult<()> {
@@ -204,7 +211,7 @@ impl GpuState {
             row_stride,
             span,
             processed,
-        } = self.prepare(inputs, None)?;
+        } = self.prepare(inputs, None, mode == LogprobsMode::Raw)?;
         let Inputs {
             logits,
             elem,
@@ -249,7 +256,7 @@ impl GpuState {
             let params = RowParams::Fields(param_fields);
             match (&mut self.processing, processed) {
                 (Some(pws), true) => g.sample_processed_on(
-                    &s, rows_in, params, &device_processing, opts, &mut outs,
+                    &s, rows_in, params, &device_processing, mode, opts, &mut outs,
                     &mut self.workspace, pws,
                 ),
                 _ => g.sample_rows_on(
@@ -279,7 +286,7 @@ impl GpuState {
             row_stride,
             span,
             processed,
-        } = self.prepare(inputs, Some(requests))?;
+        } = self.prepare(inputs, Some(requests), false)?;
         self.grow_verify(requests, rows, width)?;
         let Inputs {
             logits: target,

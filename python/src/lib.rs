@@ -131,15 +131,7 @@ impl Sampler {
         self.last_logits_address = Some(inputs.logits.addr);
         match inputs.logits.device {
             Device::Cpu => cpu::sample(py, &inputs, mode, &opts, &out),
-            Device::Cuda(ordinal) => {
-                if mode == LogprobsMode::Raw {
-                    // The CLI's words (`batchsample sample --logprobs raw`).
-                    return Err(value_error(
-                        "logprobs='raw' runs on the CPU only in this version",
-                    ));
-                }
-                self.gpu(ordinal)?.sample(&inputs, &opts, &out)
-            }
+            Device::Cuda(ordinal) => self.gpu(ordinal)?.sample(&inputs, mode, &opts, &out),
         }
     }
 
@@ -166,10 +158,10 @@ impl Sampler {
         let out = SampleOuts::parse(tokens, logprobs, status, None, stream)?;
         let opts = SampleOptions::default();
         let gpu = self.gpu(ordinal)?;
-        gpu.sample(&inputs, &opts, &out)?; // warm-up
+        gpu.sample(&inputs, LogprobsMode::Processed, &opts, &out)?; // warm-up
         let start = std::time::Instant::now();
         for _ in 0..iterations {
-            gpu.sample(&inputs, &opts, &out)?;
+            gpu.sample(&inputs, LogprobsMode::Processed, &opts, &out)?;
         }
         Ok(start.elapsed().as_secs_f64() / iterations.max(1) as f64)
     }

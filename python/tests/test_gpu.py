@@ -122,6 +122,14 @@ def test_processing_on_the_gpu_is_the_cpu_twins():
     same(bs.sample(cuda(x), **kw), bs.sample(x, **kw))
 
 
-def test_raw_logprobs_are_cpu_only():
-    with pytest.raises(ValueError, match="CPU only"):
-        bs.sample(cuda(make_logits(2, 100)), logprobs="raw", seed=1)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_raw_logprobs_on_the_gpu_are_the_cpu_twins(dtype):
+    x = make_logits(8, 3000, salt=8)
+    x[3, 5] = np.nan  # refused by the draw: its status, no top-n
+    kw = dict(numerics="invariant", temperature=0.7, top_k=40, seed=4, top_n=5, logprobs="raw",
+              banned_tokens=[[1, 2]] * 8, repetition_penalty=1.3, output_tokens=[[7, 7, 9]] * 8)
+    got = bs.sample(cuda(x, dtype), **kw)
+    same(got, bs.sample(torch.from_numpy(x).to(dtype), **kw))
+    # Without processing too: raw logprobs are those of temperature 1 without filters.
+    kw = dict(numerics="invariant", temperature=0.5, top_p=0.8, seed=4, top_n=2, logprobs="raw")
+    same(bs.sample(cuda(x, dtype), **kw), bs.sample(torch.from_numpy(x).to(dtype), **kw))

@@ -47,6 +47,7 @@ use crate::cpu::{batch_size, RowOutput, SampleOptions, TokenLogprob};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, BatchFilters, DrawMethod, RowStatus, SamplingParams};
+use crate::processing::LogprobsMode;
 use args::{
     ParamFields as ParamFieldPtrs, ProcessingArgs, RowOutputs as RowOutputPtrs, SampleArgs,
     TokenListArgs, VerifyArgs,
@@ -414,7 +415,7 @@ impl GpuSampler {
         workspace: &mut Workspace,
     ) -> Result<()> {
         self.launch_rows(
-            stream, logits, params, None, filters, opts, out, workspace, None,
+            stream, logits, params, None, filters, opts, out, workspace, None, false,
         )
     }
 
@@ -423,8 +424,15 @@ impl GpuSampler {
     /// as device arrays (CSR lists a serving loop rewrites in place between graph replays) and
     /// a [`ProcessingWorkspace`] sized once. The launch takes the general kernels, one block per
     /// row, whatever `filters` says; each row's lists and penalties are checked on the device
-    /// (a bad row gets [`RowStatus::InvalidParams`] alone). Logprobs are those of the final
-    /// distribution.
+    /// (a bad row gets [`RowStatus::InvalidParams`] alone).
+    ///
+    /// Logprobs as `logprobs` says ([`LogprobsMode`]): of the final distribution, or of the raw
+    /// logits (vLLM's `raw_logprobs`). Raw logprobs take a second launch on `stream`, of the
+    /// general kernels over the raw rows at temperature 1 with no filters and no processing,
+    /// which scores the token the first launch wrote to `out.tokens` (its logprob and the
+    /// top-n, the draw's passes over the row: about the cost of sampling an unprocessed
+    /// temperature-1 row with top-n); a row the first launch refused keeps its status and gets
+    /// an empty top-n. Nothing waits for the device between the launches.
     #[allow(clippy::too_many_arguments)]
     pub fn sample_processed_on<T: Logit + DeviceRepr>(
         &self,
@@ -432,21 +440,52 @@ impl GpuSampler {
         logits: LogitRows<'_, T>,
         params: RowParams<'_>,
         processing: &DeviceProcessing<'_>,
+        logprobs: LogprobsMode,
         opts: &SampleOptions,
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
         processing_workspace: &mut ProcessingWorkspace,
     ) -> Result<()> {
+        let draw_opts = match logprobs {
+            LogprobsMode::Processed => *opts,
+            // The raw launch writes the top-n.
+            LogprobsMode::Raw => SampleOptions { top_n: 0, ..*opts },
+        };
+        if logprobs == LogprobsMode::Raw {
+            // Checked before the first launch, so that a bad top-n buffer launches nothing.
+            check_outputs(out, logits.batch, opts.top_n)?;
+        }
         self.launch_rows(
             stream,
             logits,
             params,
             Some((processing, processing_workspace)),
             BatchFilters::Any,
+            &draw_opts,
+            out,
+            workspace,
+            None,
+            false,
+        )?;
+        if logprobs == LogprobsMode::Processed {
+            return Ok(());
+        }
+        // The raw distribution: temperature 1, no filters (the default parameters).
+        let raw = RowParams::Fields(ParamFields {
+            scalars: SamplingParams::default(),
+            ..ParamFields::default()
+        });
+        self.launch_rows(
+            stream,
+            logits,
+            raw,
+            None,
+            BatchFilters::Any,
             opts,
             out,
             workspace,
             None,
+            true,
         )
     }
 
@@ -462,6 +501,7 @@ impl GpuSampler {
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
         mut verify: Option<VerifyLaunch<'_, '_>>,
+        scored: bool,
     ) -> Result<()> {
         if stream.context().cu_ctx() != self.ctx.cu_ctx() {
             return Err(SampleError::Shape(
@@ -511,9 +551,10 @@ impl GpuSampler {
             dtype: T::DTYPE,
             split: false,
         };
-        // A processed or verification launch: the general kernels, one block per row (a split
-        // launch would sample processed rows whole in their first block anyway).
-        let one_block_rows = processing.is_some() || verify.is_some();
+        // A processed, verification or scored launch: the general kernels, one block per row (a
+        // split launch would sample such rows whole in their first block anyway; the light
+        // families do not score).
+        let one_block_rows = processing.is_some() || verify.is_some() || scored;
         let key = KernelKey {
             kernel: if one_block_rows {
                 SamplerKernel::General
@@ -622,6 +663,10 @@ impl GpuSampler {
             args.out.top_tokens = addr!(top.tokens.device_ptr_mut(stream));
             args.out.top_logprobs = addr!(top.logprobs.device_ptr_mut(stream));
             args.out.top_stride = top.stride as u32;
+        }
+        if scored {
+            // The tokens to score are those an earlier launch wrote to this output.
+            args.scored_tokens = args.out.tokens;
         }
         args.partials = addr!(workspace.partials.device_ptr_mut(stream));
         args.arrivals = addr!(workspace.arrivals.device_ptr_mut(stream));

@@ -6,15 +6,15 @@
 //! bitmask one bit a token, the sparse edits (banned, bias, penalties) through a per-row hash
 //! table built from the lists, so their cost follows the lists' lengths. A processed launch
 //! always takes the general kernels, one block per row. The logprobs are those of the final
-//! distribution ([`LogprobsMode::Processed`](crate::processing::LogprobsMode)); raw logprobs are
-//! a CPU path for now.
+//! distribution ([`LogprobsMode::Processed`]) or of the raw logits ([`LogprobsMode::Raw`]: a
+//! second launch of the general kernels scores the drawn token on the raw rows).
 
 use super::{GpuSampler, LogitRows, RowParams};
 use crate::cpu::{batch_size, RowOutput, SampleOptions};
 use crate::dtype::Logit;
 use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, SamplingParams};
-use crate::processing::{bitmask_words, Penalties, Processing, TokenLists};
+use crate::processing::{bitmask_words, LogprobsMode, Penalties, Processing, TokenLists};
 use cudarc::driver::{CudaSlice, CudaStream, CudaView, DeviceRepr};
 use std::sync::Arc;
 
@@ -126,16 +126,26 @@ impl GpuSampler {
     /// The convenience path with processing: validates `params` and `processing` on the host
     /// (typed errors naming row and field), copies everything in, samples with
     /// [`GpuSampler::sample_processed_on`] on this sampler's stream, and copies the results out.
+    /// The GPU's [`crate::cpu::sample_batch_processed`].
     pub fn sample_host_processed<T: Logit + DeviceRepr>(
         &self,
         logits: &[T],
         vocab: usize,
         params: &[SamplingParams],
         processing: &Processing<'_>,
+        logprobs: LogprobsMode,
         opts: &SampleOptions,
     ) -> Result<Vec<RowOutput>> {
-        let mut draws =
-            self.sample_host_processed_steps(logits, vocab, params, processing, opts, 1, |_| {})?;
+        let mut draws = self.sample_host_processed_steps(
+            logits,
+            vocab,
+            params,
+            processing,
+            logprobs,
+            opts,
+            1,
+            |_| {},
+        )?;
         Ok(draws.pop().unwrap_or_default())
     }
 
@@ -150,6 +160,7 @@ impl GpuSampler {
         vocab: usize,
         params: &[SamplingParams],
         processing: &Processing<'_>,
+        logprobs: LogprobsMode,
         opts: &SampleOptions,
         draws: u64,
         mut on_draw: impl FnMut(u64),
@@ -183,6 +194,7 @@ impl GpuSampler {
                     LogitRows::dense(&logits_view, vocab)?,
                     RowParams::Packed(&params_view),
                     device,
+                    logprobs,
                     opts,
                     &mut views,
                     workspace,

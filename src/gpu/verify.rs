@@ -161,6 +161,7 @@ impl GpuSampler {
             &mut rows,
             workspace,
             Some(launch),
+            false,
         )
     }
 

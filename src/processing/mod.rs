@@ -51,7 +51,10 @@
 //! the processed logits are the same bits and the caller's logits are never written. The
 //! kernels check each row's lists and penalties themselves: a row they cannot apply (a token
 //! past the vocabulary, malformed offsets, a bad value, lists longer than the workspace's edit
-//! table) gets [`RowStatus::InvalidParams`] alone. Raw logprobs are a CPU path for now.
+//! table) gets [`RowStatus::InvalidParams`] alone. Raw logprobs on the GPU are a second launch
+//! of the general kernels over the raw rows at temperature 1 with no filters, scoring the token
+//! the first launch drew: the same numbers as the reference within float rounding in the fast
+//! numerics, and the invariant twin's bits in the invariant numerics.
 //!
 //! [`GpuSampler::sample_processed_on`]: crate::gpu::GpuSampler::sample_processed_on
 //! [`RowStatus::InvalidParams`]: crate::RowStatus::InvalidParams

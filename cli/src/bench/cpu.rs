@@ -5,7 +5,7 @@ use super::{summarise, BenchCase, BenchResult};
 use batchsample::cpu::{sample_batch, sample_batch_processed, verify_batch, SampleOptions};
 use batchsample::dtype::{Dtype, Logit};
 use batchsample::error::Result;
-use batchsample::processing::{LogprobsMode, Processing};
+use batchsample::processing::Processing;
 use batchsample::verify::{uniform_offsets, Drafts, VerifyOptions};
 use half::{bf16, f16};
 use std::time::Instant;
@@ -54,7 +54,7 @@ fn time_cpu<T: Logit>(
                 case.vocab,
                 &params,
                 &buf.view(),
-                LogprobsMode::Processed,
+                case.processing.logprobs(),
                 &opts,
             )?,
             None => sample_batch(logits, case.vocab, &params, &opts)?,

@@ -10,7 +10,7 @@ use batchsample::gpu::{
     ProcessingWorkspace, RowParams, SampleOutputs, VerifyBuffers, Workspace,
 };
 use batchsample::params::{BatchFilters, SamplingParams};
-use batchsample::processing::ProcessingBuf;
+use batchsample::processing::{LogprobsMode, ProcessingBuf};
 use batchsample::verify::{uniform_offsets, VerifyOptions};
 use cudarc::driver::{sys, CudaSlice, CudaStream, CudaView, DeviceRepr};
 use half::{bf16, f16};
@@ -87,7 +87,7 @@ fn time_gpu<T: Logit + DeviceRepr>(
     };
     let processing =
         super::processing::processing_inputs(case.processing, case.batch, case.vocab, 1)
-            .map(|buf| DeviceInputs::upload(gpu, &buf, case.batch, case.vocab))
+            .map(|buf| DeviceInputs::upload(gpu, &buf, &case))
             .transpose()?;
     // One launch on `logits`: packed parameter rows, or (`fields`) one array per field; with
     // the case's processing when it has some (the general kernels, packed rows).
@@ -257,18 +257,23 @@ impl VerifyInputs {
     }
 }
 
-/// A case's processing inputs on the device and the processing workspace its launches share.
+/// A case's processing inputs on the device, the processing workspace its launches share, and
+/// the logprobs they report.
 struct DeviceInputs {
     inputs: DeviceProcessingBuf,
     workspace: RefCell<ProcessingWorkspace>,
+    logprobs: LogprobsMode,
 }
 
 impl DeviceInputs {
-    fn upload(gpu: &GpuSampler, buf: &ProcessingBuf, batch: usize, vocab: usize) -> Result<Self> {
-        let capacity = buf.view().edit_table_capacity(batch);
+    fn upload(gpu: &GpuSampler, buf: &ProcessingBuf, case: &BenchCase) -> Result<Self> {
+        let capacity = buf.view().edit_table_capacity(case.batch);
         Ok(DeviceInputs {
             inputs: DeviceProcessingBuf::upload(gpu.stream(), &buf.view())?,
-            workspace: RefCell::new(gpu.alloc_processing_workspace(batch, vocab, capacity)?),
+            workspace: RefCell::new(
+                gpu.alloc_processing_workspace(case.batch, case.vocab, capacity)?,
+            ),
+            logprobs: case.processing.logprobs(),
         })
     }
 
@@ -287,6 +292,7 @@ impl DeviceInputs {
                 logits,
                 params,
                 device,
+                self.logprobs,
                 opts,
                 out,
                 workspace,

@@ -3,7 +3,9 @@
 //! and with the filters (`combined`), against the same case unprocessed in the same run.
 
 use super::workload::splitmix64;
-use batchsample::processing::{bitmask_words, Penalties, ProcessingBuf, RowProcessing};
+use batchsample::processing::{
+    bitmask_words, LogprobsMode, Penalties, ProcessingBuf, RowProcessing,
+};
 use serde::Serialize;
 
 /// Prompt and output tokens a row of the `penalties` workload holds (2048 of history).
@@ -24,14 +26,21 @@ pub enum BenchProcessing {
     Bitmask,
     /// Both.
     All,
+    /// No lists, logprobs of the raw logits (`LogprobsMode::Raw`): the processed path's draw
+    /// and, on the GPU, the second launch that scores the token.
+    Raw,
+    /// `all` with raw logprobs.
+    AllRaw,
 }
 
 impl BenchProcessing {
-    pub const ALL: [BenchProcessing; 4] = [
+    pub const ALL: [BenchProcessing; 6] = [
         BenchProcessing::None,
         BenchProcessing::Penalties,
         BenchProcessing::Bitmask,
         BenchProcessing::All,
+        BenchProcessing::Raw,
+        BenchProcessing::AllRaw,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,15 +49,31 @@ impl BenchProcessing {
             BenchProcessing::Penalties => "penalties",
             BenchProcessing::Bitmask => "bitmask",
             BenchProcessing::All => "all",
+            BenchProcessing::Raw => "raw",
+            BenchProcessing::AllRaw => "all-raw",
         }
     }
 
     fn penalties(self) -> bool {
-        matches!(self, BenchProcessing::Penalties | BenchProcessing::All)
+        matches!(
+            self,
+            BenchProcessing::Penalties | BenchProcessing::All | BenchProcessing::AllRaw
+        )
     }
 
     fn bitmask(self) -> bool {
-        matches!(self, BenchProcessing::Bitmask | BenchProcessing::All)
+        matches!(
+            self,
+            BenchProcessing::Bitmask | BenchProcessing::All | BenchProcessing::AllRaw
+        )
+    }
+
+    /// The logprobs the case reports.
+    pub fn logprobs(self) -> LogprobsMode {
+        match self {
+            BenchProcessing::Raw | BenchProcessing::AllRaw => LogprobsMode::Raw,
+            _ => LogprobsMode::Processed,
+        }
     }
 }
 
@@ -59,13 +84,16 @@ impl std::str::FromStr for BenchProcessing {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| {
-                format!("unknown processing '{s}' (expected none, penalties, bitmask or all)")
+                format!(
+                    "unknown processing '{s}' (expected none, penalties, bitmask, all, raw or \
+                     all-raw)"
+                )
             })
     }
 }
 
-/// The CSR buffers of `processing` for a `[batch, vocab]` case, reproducible from `seed`;
-/// `None` for [`BenchProcessing::None`].
+/// The CSR buffers of `processing` for a `[batch, vocab]` case, reproducible from `seed` (no
+/// lists for [`BenchProcessing::Raw`]); `None` for [`BenchProcessing::None`].
 pub fn processing_inputs(
     processing: BenchProcessing,
     batch: usize,

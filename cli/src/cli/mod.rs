@@ -322,8 +322,9 @@ pub struct BenchArgs {
     pub method: Vec<Method>,
     /// Logits processing, crossed with every mode: none, penalties (1024 prompt + 1024 output
     /// tokens a row; repetition 1.1, frequency 0.5, presence 0.5), bitmask (a random half of the
-    /// vocabulary allowed), all (both). With none as well, each processed case's cost is printed
-    /// as a ratio to the unprocessed one.
+    /// vocabulary allowed), all (both), raw (no lists, raw logprobs: on the GPU a second launch
+    /// scores the drawn token), all-raw (all with raw logprobs). With none as well, each
+    /// processed case's cost is printed as a ratio to the unprocessed one.
     #[arg(long, value_delimiter = ',', default_value = "none")]
     pub processing: Vec<batchsample_cli::bench::BenchProcessing>,
     /// Numerics: fast, invariant (batch-invariant, bit-exact with the CPU twin). Both: the

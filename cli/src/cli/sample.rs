@@ -83,7 +83,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         numerics: args.numerics.into(),
     };
 
-    let mut backend = open_backend(args.device, &logits, args.top_n, &processing)?;
+    let mut backend = open_backend(args.device, &logits, args.top_n)?;
     let sampling = Instant::now();
     let draws = draw_all(
         &mut backend,
@@ -204,22 +204,7 @@ impl Processing {
     }
 }
 
-fn open_backend(
-    device: Device,
-    logits: &Logits,
-    top_n: usize,
-    processing: &Processing,
-) -> Result<Backend> {
-    if processing.logprobs == LogprobsMode::Raw {
-        // The kernels report the final distribution's logprobs only: say so rather than ignore it.
-        const WHY: &str = "--logprobs raw runs on the CPU only in this version";
-        match device {
-            Device::Gpu => bail!("--device gpu: {WHY}; use --device cpu or auto"),
-            Device::Auto => eprintln!("batchsample: {WHY}; sampling on the CPU"),
-            Device::Cpu => {}
-        }
-        return Ok(Backend::Cpu);
-    }
+fn open_backend(device: Device, logits: &Logits, top_n: usize) -> Result<Backend> {
     // Device 0 and the other defaults; only the capacities this run needs are set.
     let config = GpuConfig {
         max_batch: logits.batch,
@@ -259,7 +244,8 @@ fn draw_all(
         let all = if processing.active {
             let buf = processing.chunk(0, batch, vocab);
             with_logits!(&logits.data, v => gpu.sample_host_processed_steps(
-                v, vocab, params, &buf.view(), opts, draws, |_| progress.inc(1)))?
+                v, vocab, params, &buf.view(), processing.logprobs, opts, draws,
+                |_| progress.inc(1)))?
         } else {
             with_logits!(&logits.data, v => gpu.sample_host_steps(
                 v, vocab, params, opts, draws, |_| progress.inc(1)))?
