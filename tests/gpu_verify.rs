@@ -181,6 +181,7 @@ impl DeviceBatch<'_> {
     ) {
         use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams};
         let target = self.target.as_view();
+        let (mut views, scratch) = out.views();
         gpu.verify_on(
             gpu.stream(),
             LogitRows::dense(&target, VOCAB).unwrap(),
@@ -192,8 +193,9 @@ impl DeviceBatch<'_> {
             RowParams::Packed(&self.params.as_view()),
             None,
             opts,
-            out,
+            &mut views,
             workspace,
+            scratch,
         )
         .unwrap();
     }
@@ -324,5 +326,99 @@ fn gpu_verification_replays_in_a_cuda_graph_with_drafts_rewritten_in_place() {
         graph.launch().unwrap();
         let got = gpu.download_verify(&out, requests).unwrap();
         assert_eq!(got, want, "replay {step}");
+    }
+}
+
+/// A serving engine's own output tensors: `verify_on` writes the request results straight into
+/// them at their stride (wider than `n + 1` here), and refuses outputs too short for the batch
+/// before launching anything.
+#[test]
+fn gpu_verification_writes_caller_owned_outputs_at_their_stride() {
+    use batchsample::gpu::{DeviceDrafts, LogitRows, RowParams, VerifyOutputs};
+    let Some(gpu) = gpu_sampler(1, 0) else {
+        return;
+    };
+    let mut g = rng(74);
+    let (requests, n) = (6, 2);
+    let rows = requests * (n + 1);
+    let stride = n + 4;
+    let opts = VerifyOptions {
+        method: DrawMethod::InverseCdf,
+        numerics: Numerics::Invariant,
+    };
+    let (target, tokens, params) = workload(&mut g, requests, n);
+    let offsets = uniform_offsets(requests, n);
+    let want = verify_batch(
+        &target,
+        VOCAB,
+        &Drafts {
+            offsets: &offsets,
+            tokens: &tokens,
+            probs: None,
+        },
+        &params,
+        &Processing::NONE,
+        &opts,
+    )
+    .unwrap();
+    let s = gpu.stream();
+    let (target_dev, offsets_dev, tokens_dev, params_dev) = (
+        s.clone_htod(&target).unwrap(),
+        s.clone_htod(&offsets).unwrap(),
+        s.clone_htod(&tokens).unwrap(),
+        s.clone_htod(&params).unwrap(),
+    );
+    let mut accepted = s.alloc_zeros::<i32>(requests).unwrap();
+    let mut status = s.alloc_zeros::<u32>(requests).unwrap();
+    let mut out_tokens = s.alloc_zeros::<i32>(requests * stride).unwrap();
+    let mut out_logprobs = s.alloc_zeros::<f32>(requests * stride).unwrap();
+    let mut workspace = gpu.alloc_workspace(rows).unwrap();
+    let mut scratch = gpu.alloc_verify_workspace(requests, rows).unwrap();
+    let target_view = target_dev.as_view();
+    let (offsets_view, tokens_view, params_view) = (
+        offsets_dev.as_view(),
+        tokens_dev.as_view(),
+        params_dev.as_view(),
+    );
+    let mut launch = |token_len: usize| {
+        let mut out = VerifyOutputs {
+            accepted: accepted.slice_mut(..),
+            tokens: out_tokens.slice_mut(..token_len),
+            logprobs: out_logprobs.slice_mut(..),
+            status: status.slice_mut(..),
+            stride,
+        };
+        gpu.verify_on(
+            s,
+            LogitRows::dense(&target_view, VOCAB).unwrap(),
+            DeviceDrafts {
+                offsets: &offsets_view,
+                tokens: &tokens_view,
+                probs: None,
+            },
+            RowParams::Packed(&params_view),
+            None,
+            &opts,
+            &mut out,
+            &mut workspace,
+            &mut scratch,
+        )
+    };
+    let short = launch(requests * stride - 1).unwrap_err().to_string();
+    assert!(short.contains("tokens"), "{short}");
+    launch(requests * stride).unwrap();
+    let accepted = s.clone_dtoh(&accepted).unwrap();
+    let status = s.clone_dtoh(&status).unwrap();
+    let out_tokens = s.clone_dtoh(&out_tokens).unwrap();
+    let out_logprobs = s.clone_dtoh(&out_logprobs).unwrap();
+    for r in 0..requests {
+        let row = r * stride..(r + 1) * stride;
+        let got = VerifyOutput::from_padded(
+            status[r],
+            accepted[r],
+            &out_tokens[row.clone()],
+            &out_logprobs[row],
+        );
+        assert_eq!(got, want[r], "request {r}");
     }
 }

@@ -13,7 +13,7 @@ use crate::tensor::{Device, Elem, Tensor};
 use batchsample::gpu::{
     BorrowedSlice, DeviceBiasLists, DeviceDrafts, DeviceProcessing, DeviceTokenLists, GpuConfig,
     GpuSampler, LogitRows, ParamFields, ProcessingWorkspace, RowParams, SampleOutputs, TopOutputs,
-    VerifyBuffers, Workspace, MAX_TOP_N,
+    VerifyOutputs, VerifyWorkspace, Workspace, MAX_TOP_N,
 };
 use batchsample::params::validate_batch;
 use batchsample::processing::{LogprobsMode, Penalties};
@@ -39,7 +39,7 @@ pub struct GpuState {
     ordinal: usize,
     workspace: Workspace,
     processing: Option<ProcessingWorkspace>,
-    verify: Option<VerifyBuffers>,
+    verify: Option<VerifyWorkspace>,
 }
 
 /// `t`'s elements as a device slice of `T` (same element size: checked by the callers).
@@ -125,21 +125,22 @@ impl GpuState {
         self.settle()
     }
 
-    fn grow_verify(&mut self, requests: usize, rows: usize, width: usize) -> PyResult<()> {
-        let fits = self.verify.as_ref().is_some_and(|v| {
-            requests <= v.max_requests() && rows <= v.max_rows() && v.stride() == width
-        });
+    fn grow_verify(&mut self, requests: usize, rows: usize) -> PyResult<()> {
+        let fits = self
+            .verify
+            .as_ref()
+            .is_some_and(|v| requests <= v.max_requests() && rows <= v.max_rows());
         if !fits {
             self.settle()?;
             let (q, r) = self
                 .verify
                 .as_ref()
                 .map_or((0, 0), |v| (v.max_requests(), v.max_rows()));
-            let buffers = self
+            let scratch = self
                 .sampler
-                .alloc_verify_buffers(requests.max(q), rows.max(r), width - 1)
+                .alloc_verify_workspace(requests.max(q), rows.max(r))
                 .map_err(to_py)?;
-            self.verify = Some(buffers);
+            self.verify = Some(scratch);
             self.settle()?;
         }
         Ok(())
@@ -267,9 +268,8 @@ impl GpuState {
         .map_err(to_py)
     }
 
-    /// Verifies device drafts against device target logits, into device outputs, on the
-    /// caller's stream: the sampler's verification buffers, then one device-to-device copy
-    /// of each result into the caller's arrays.
+    /// Verifies device drafts against device target logits, straight into the caller's
+    /// device outputs (their row length is the stride), on the caller's stream.
     pub fn verify(
         &mut self,
         inputs: &Inputs,
@@ -287,7 +287,7 @@ impl GpuState {
             span,
             processed,
         } = self.prepare(inputs, Some(requests), false)?;
-        self.grow_verify(requests, rows, width)?;
+        self.grow_verify(requests, rows)?;
         let Inputs {
             logits: target,
             elem,
@@ -317,7 +317,21 @@ impl GpuState {
         let lists = unsafe { ProcessingArrays::borrow(g, &s, processing) };
         let lists_views = lists.views();
         let device_processing = lists_views.processing();
-        let buffers = self.verify.as_mut().expect("grown above");
+        let scratch = self.verify.as_mut().expect("grown above");
+        let n = requests * width;
+        // SAFETY: as in `sample` (the outputs checked by `out.check`: `[requests]` and
+        // `[requests, width]`, contiguous).
+        let mut accepted = unsafe { borrow::<i32>(g, &s, &out.accepted, requests) };
+        let mut status = unsafe { borrow::<u32>(g, &s, &out.status, requests) };
+        let mut tokens_out = unsafe { borrow::<i32>(g, &s, &out.tokens, n) };
+        let mut logprobs_out = unsafe { borrow::<f32>(g, &s, &out.logprobs, n) };
+        let mut outs = VerifyOutputs {
+            accepted: accepted.view_mut(),
+            tokens: tokens_out.view_mut(),
+            logprobs: logprobs_out.view_mut(),
+            status: status.view_mut(),
+            stride: width,
+        };
         with_logit_type!(elem, T => {
             let data = unsafe { borrow::<T>(g, &s, target, span) };
             let view = data.view();
@@ -330,33 +344,12 @@ impl GpuState {
                 RowParams::Fields(param_fields),
                 pws.map(|w| (&device_processing, w)),
                 opts,
-                buffers,
+                &mut outs,
                 &mut self.workspace,
+                scratch,
             )
         })
-        .map_err(to_py)?;
-        // The results, `stride == width` (grown so), into the caller's arrays.
-        let n = requests * width;
-        let buffers = self.verify.as_ref().expect("grown above");
-        let driver = |e: cudarc::driver::DriverError| to_py(e.into());
-        unsafe {
-            let mut accepted = borrow::<i32>(g, &s, &out.accepted, requests);
-            s.memcpy_dtod(
-                &buffers.accepted.slice(..requests),
-                &mut accepted.view_mut(),
-            )
-            .map_err(driver)?;
-            let mut status = borrow::<u32>(g, &s, &out.status, requests);
-            s.memcpy_dtod(&buffers.status.slice(..requests), &mut status.view_mut())
-                .map_err(driver)?;
-            let mut tokens = borrow::<i32>(g, &s, &out.tokens, n);
-            s.memcpy_dtod(&buffers.tokens.slice(..n), &mut tokens.view_mut())
-                .map_err(driver)?;
-            let mut logprobs = borrow::<f32>(g, &s, &out.logprobs, n);
-            s.memcpy_dtod(&buffers.logprobs.slice(..n), &mut logprobs.view_mut())
-                .map_err(driver)?;
-        }
-        Ok(())
+        .map_err(to_py)
     }
 }
 

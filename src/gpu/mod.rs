@@ -31,7 +31,7 @@ pub use launch::MAX_TOP_N;
 pub use processing::{
     DeviceBiasLists, DeviceProcessing, DeviceProcessingBuf, DeviceTokenLists, ProcessingWorkspace,
 };
-pub use verify::{DeviceDrafts, VerifyBuffers};
+pub use verify::{DeviceDrafts, VerifyBuffers, VerifyOutputs, VerifyWorkspace};
 
 /// The context, device facts and kernel image the sampler uses, so that a companion crate can
 /// launch the image's other kernels: batchsample-cli's experiment 2 launches the projection
@@ -208,7 +208,7 @@ impl Workspace {
 
 /// The verification part of a launch (`GpuSampler::verify_on`): the drafts and where the
 /// requests' results and the per-row decisions go.
-struct VerifyLaunch<'a, 'b> {
+struct VerifyLaunch<'a, 'b, 'c> {
     requests: usize,
     offsets: &'a CudaView<'a, u32>,
     drafts: &'a CudaView<'a, u32>,
@@ -216,10 +216,10 @@ struct VerifyLaunch<'a, 'b> {
     stride: usize,
     positions: &'b mut CudaSlice<u64>,
     arrivals: &'b mut CudaSlice<u32>,
-    accepted: &'b mut CudaSlice<i32>,
-    tokens: &'b mut CudaSlice<i32>,
-    logprobs: &'b mut CudaSlice<f32>,
-    status: &'b mut CudaSlice<u32>,
+    accepted: &'b mut CudaViewMut<'c, i32>,
+    tokens: &'b mut CudaViewMut<'c, i32>,
+    logprobs: &'b mut CudaViewMut<'c, f32>,
+    status: &'b mut CudaViewMut<'c, u32>,
 }
 
 /// Owns a context, a stream and the loaded kernels.
@@ -500,7 +500,7 @@ impl GpuSampler {
         opts: &SampleOptions,
         out: &mut SampleOutputs<'_>,
         workspace: &mut Workspace,
-        mut verify: Option<VerifyLaunch<'_, '_>>,
+        mut verify: Option<VerifyLaunch<'_, '_, '_>>,
         scored: bool,
     ) -> Result<()> {
         if stream.context().cu_ctx() != self.ctx.cu_ctx() {

@@ -1,9 +1,10 @@
 //! Speculative verification on the GPU ([`crate::verify`]): the general kernels over the target
 //! rows, one block per row deciding its position, the last block of each request walking its
 //! chain (kernels/verify.cuh). One launch, stream-ordered, no host synchronisation, nothing
-//! allocated per call: the request outputs and the per-row scratch are a [`VerifyBuffers`]
-//! sized once, so a serving loop can replay it in a CUDA graph with the draft offsets and
-//! tokens rewritten in place on the device.
+//! allocated per call: the request outputs are the caller's views ([`VerifyOutputs`]: its own
+//! tensors, or a [`VerifyBuffers`]) and the per-row scratch a [`VerifyWorkspace`] sized once, so
+//! a serving loop can replay it in a CUDA graph with the draft offsets and tokens rewritten in
+//! place on the device.
 //!
 //! Point-mass drafts (n-gram and greedy drafters; vLLM's `draft_probs = None`) are left out of
 //! their row's race or walk; a dense draft's residual `max(0, p - q)` takes a pass of its own
@@ -16,7 +17,7 @@ use crate::error::{Result, SampleError};
 use crate::params::{validate_batch, SamplingParams};
 use crate::processing::Processing;
 use crate::verify::{Drafts, VerifyOptions, VerifyOutput};
-use cudarc::driver::{CudaSlice, CudaStream, CudaView, DeviceRepr};
+use cudarc::driver::{CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr};
 
 /// The drafts of a verification launch on the device, in CSR form: request `r`'s drafts are
 /// `tokens[offsets[r]..offsets[r + 1]]` and its target rows `offsets[r] + r ..= offsets[r + 1] +
@@ -34,28 +35,34 @@ pub struct DeviceDrafts<'a> {
     pub probs: Option<&'a CudaView<'a, f32>>,
 }
 
-/// The device buffers of verification launches of up to `max_requests` requests, `max_rows`
-/// target rows and `max_drafts` drafts a request: the request outputs (`accepted`, `status`,
-/// and `[max_requests, max_drafts + 1]` tokens — the emitted ones, then -1 — and their
-/// logprobs, then NaN), and the per-target-row scratch (each position's residual or bonus draw
-/// and its decision) with the requests' arrival counters, which every launch leaves at 0.
-pub struct VerifyBuffers {
-    pub accepted: CudaSlice<i32>,
-    pub tokens: CudaSlice<i32>,
-    pub logprobs: CudaSlice<f32>,
-    pub status: CudaSlice<u32>,
-    pub(super) row_tokens: CudaSlice<i32>,
-    pub(super) row_logprobs: CudaSlice<f32>,
-    pub(super) row_status: CudaSlice<u32>,
-    pub(super) positions: CudaSlice<u64>,
-    pub(super) arrivals: CudaSlice<u32>,
-    pub(super) max_requests: usize,
-    pub(super) max_rows: usize,
-    /// `max_drafts + 1`: the request outputs' row length.
-    pub(super) stride: usize,
+/// Where a verification launch writes its request results: views of the caller's device memory
+/// (a serving engine's own tensors, or [`VerifyBuffers::views`]). `accepted` and `status` hold
+/// one entry a request, `tokens` and `logprobs` `stride` a request — the emitted tokens, then
+/// -1, and their logprobs, then NaN. A request with more than `stride - 1` drafts gets
+/// [`crate::RowStatus::InvalidDraft`].
+pub struct VerifyOutputs<'a> {
+    pub accepted: CudaViewMut<'a, i32>,
+    pub tokens: CudaViewMut<'a, i32>,
+    pub logprobs: CudaViewMut<'a, f32>,
+    pub status: CudaViewMut<'a, u32>,
+    pub stride: usize,
 }
 
-impl VerifyBuffers {
+/// The per-target-row scratch of verification launches of up to `max_requests` requests and
+/// `max_rows` target rows: each position's residual or bonus draw and its decision, and the
+/// requests' arrival counters, which every launch leaves at 0. Sized once; one workspace serves
+/// one launch at a time.
+pub struct VerifyWorkspace {
+    row_tokens: CudaSlice<i32>,
+    row_logprobs: CudaSlice<f32>,
+    row_status: CudaSlice<u32>,
+    positions: CudaSlice<u64>,
+    arrivals: CudaSlice<u32>,
+    max_requests: usize,
+    max_rows: usize,
+}
+
+impl VerifyWorkspace {
     pub fn max_requests(&self) -> usize {
         self.max_requests
     }
@@ -63,29 +70,60 @@ impl VerifyBuffers {
     pub fn max_rows(&self) -> usize {
         self.max_rows
     }
+}
 
-    /// The row length of `tokens` and `logprobs`: `max_drafts + 1`. A request with more drafts
-    /// gets [`crate::RowStatus::InvalidDraft`].
+/// Owned request outputs (`[max_requests, max_drafts + 1]` tokens and logprobs) and a
+/// [`VerifyWorkspace`]: what [`GpuSampler::verify_host`] and a caller without output tensors
+/// of its own use.
+pub struct VerifyBuffers {
+    pub accepted: CudaSlice<i32>,
+    pub tokens: CudaSlice<i32>,
+    pub logprobs: CudaSlice<f32>,
+    pub status: CudaSlice<u32>,
+    pub workspace: VerifyWorkspace,
+    /// `max_drafts + 1`: the request outputs' row length.
+    stride: usize,
+}
+
+impl VerifyBuffers {
+    pub fn max_requests(&self) -> usize {
+        self.workspace.max_requests
+    }
+
+    pub fn max_rows(&self) -> usize {
+        self.workspace.max_rows
+    }
+
+    /// The row length of `tokens` and `logprobs`: `max_drafts + 1`.
     pub fn stride(&self) -> usize {
         self.stride
+    }
+
+    /// The outputs as a launch takes them, and the workspace.
+    pub fn views(&mut self) -> (VerifyOutputs<'_>, &mut VerifyWorkspace) {
+        (
+            VerifyOutputs {
+                accepted: self.accepted.slice_mut(..),
+                tokens: self.tokens.slice_mut(..),
+                logprobs: self.logprobs.slice_mut(..),
+                status: self.status.slice_mut(..),
+                stride: self.stride,
+            },
+            &mut self.workspace,
+        )
     }
 }
 
 impl GpuSampler {
-    /// Verification buffers ([`VerifyBuffers`]), zeroed on this sampler's stream.
-    pub fn alloc_verify_buffers(
+    /// A verification workspace ([`VerifyWorkspace`]), zeroed on this sampler's stream.
+    pub fn alloc_verify_workspace(
         &self,
         max_requests: usize,
         max_rows: usize,
-        max_drafts: usize,
-    ) -> Result<VerifyBuffers> {
-        let (requests, rows, stride) = (max_requests.max(1), max_rows.max(1), max_drafts + 1);
+    ) -> Result<VerifyWorkspace> {
+        let (requests, rows) = (max_requests.max(1), max_rows.max(1));
         let s = &self.stream;
-        Ok(VerifyBuffers {
-            accepted: s.alloc_zeros(requests)?,
-            tokens: s.alloc_zeros(requests * stride)?,
-            logprobs: s.alloc_zeros(requests * stride)?,
-            status: s.alloc_zeros(requests)?,
+        Ok(VerifyWorkspace {
             row_tokens: s.alloc_zeros(rows)?,
             row_logprobs: s.alloc_zeros(rows)?,
             row_status: s.alloc_zeros(rows)?,
@@ -93,6 +131,24 @@ impl GpuSampler {
             arrivals: s.alloc_zeros(requests)?,
             max_requests,
             max_rows,
+        })
+    }
+
+    /// Verification buffers ([`VerifyBuffers`]), zeroed on this sampler's stream.
+    pub fn alloc_verify_buffers(
+        &self,
+        max_requests: usize,
+        max_rows: usize,
+        max_drafts: usize,
+    ) -> Result<VerifyBuffers> {
+        let (requests, stride) = (max_requests.max(1), max_drafts + 1);
+        let s = &self.stream;
+        Ok(VerifyBuffers {
+            accepted: s.alloc_zeros(requests)?,
+            tokens: s.alloc_zeros(requests * stride)?,
+            logprobs: s.alloc_zeros(requests * stride)?,
+            status: s.alloc_zeros(requests)?,
+            workspace: self.alloc_verify_workspace(max_requests, max_rows)?,
             stride,
         })
     }
@@ -101,8 +157,9 @@ impl GpuSampler {
     /// `offsets[requests] + requests`; rows past that are skipped, so a fixed grid serves
     /// varying draft counts), `params` one per request or one for all (the position's step is
     /// the request's `step + j`), `processing` (optional) per target row. The results land in
-    /// `out` (see [`VerifyBuffers`]); `workspace` is the sampler's, as for sampling. Shapes are
-    /// checked here; values (parameters, draft tokens, logits) per request on the device.
+    /// `out` ([`VerifyOutputs`]: the caller's tensors, or [`VerifyBuffers::views`]);
+    /// `workspace` is the sampler's, as for sampling, and `scratch` the verification's. Shapes
+    /// are checked here; values (parameters, draft tokens, logits) per request on the device.
     #[allow(clippy::too_many_arguments)]
     pub fn verify_on<T: Logit + DeviceRepr>(
         &self,
@@ -115,27 +172,30 @@ impl GpuSampler {
             &mut super::ProcessingWorkspace,
         )>,
         opts: &VerifyOptions,
-        out: &mut VerifyBuffers,
+        out: &mut VerifyOutputs<'_>,
         workspace: &mut Workspace,
+        scratch: &mut VerifyWorkspace,
     ) -> Result<()> {
         let requests = drafts.offsets.len().checked_sub(1).ok_or_else(|| {
             SampleError::Shape("draft offsets need requests + 1 entries (at least one)".into())
         })?;
-        if requests > out.max_requests || target.batch > out.max_rows {
+        if requests > scratch.max_requests || target.batch > scratch.max_rows {
             return Err(SampleError::Capacity(format!(
-                "{requests} requests and {} target rows for buffers of {} and {}",
-                target.batch, out.max_requests, out.max_rows
+                "{requests} requests and {} target rows for a verification workspace of {} and \
+                 {}",
+                target.batch, scratch.max_requests, scratch.max_rows
             )));
         }
+        check_verify_outputs(out, requests)?;
         let sample_opts = crate::SampleOptions {
             method: opts.method,
             numerics: opts.numerics,
             top_n: 0,
         };
         let mut rows = SampleOutputs {
-            tokens: out.row_tokens.slice_mut(..),
-            logprobs: out.row_logprobs.slice_mut(..),
-            status: out.row_status.slice_mut(..),
+            tokens: scratch.row_tokens.slice_mut(..),
+            logprobs: scratch.row_logprobs.slice_mut(..),
+            status: scratch.row_status.slice_mut(..),
             top: None,
         };
         let launch = super::VerifyLaunch {
@@ -144,8 +204,8 @@ impl GpuSampler {
             drafts: drafts.tokens,
             probs: drafts.probs,
             stride: out.stride,
-            positions: &mut out.positions,
-            arrivals: &mut out.arrivals,
+            positions: &mut scratch.positions,
+            arrivals: &mut scratch.arrivals,
             accepted: &mut out.accepted,
             tokens: &mut out.tokens,
             logprobs: &mut out.logprobs,
@@ -199,6 +259,7 @@ impl GpuSampler {
         let probs_view = probs_dev.as_ref().map(|q| q.as_view());
         let mut out = self.alloc_verify_buffers(requests, rows, drafts.max_count())?;
         let mut workspace = self.alloc_workspace(rows)?;
+        let (mut views, scratch) = out.views();
         let logits = LogitRows {
             data: &target_dev.as_view(),
             batch: rows,
@@ -219,8 +280,9 @@ impl GpuSampler {
                 RowParams::Packed(&packed),
                 None,
                 opts,
-                &mut out,
+                &mut views,
                 &mut workspace,
+                scratch,
             )?;
         } else {
             let buf = super::DeviceProcessingBuf::upload(s, processing)?;
@@ -234,8 +296,9 @@ impl GpuSampler {
                     RowParams::Packed(&packed),
                     Some((p, &mut ws)),
                     opts,
-                    &mut out,
+                    &mut views,
                     &mut workspace,
+                    scratch,
                 )
             })?;
         }
@@ -253,7 +316,7 @@ impl GpuSampler {
         let tokens = s.clone_dtoh(&out.tokens)?;
         let logprobs = s.clone_dtoh(&out.logprobs)?;
         let status = s.clone_dtoh(&out.status)?;
-        Ok((0..requests.min(out.max_requests))
+        Ok((0..requests.min(out.max_requests()))
             .map(|r| {
                 let row = r * out.stride..(r + 1) * out.stride;
                 VerifyOutput::from_padded(
@@ -265,4 +328,35 @@ impl GpuSampler {
             })
             .collect())
     }
+}
+
+/// That `out` holds `requests` requests: `accepted` and `status` one entry each, `tokens` and
+/// `logprobs` `stride` each, and a stride the kernels can index (at least 1, below 2^32).
+fn check_verify_outputs(out: &VerifyOutputs<'_>, requests: usize) -> Result<()> {
+    if out.stride == 0 || u32::try_from(out.stride).is_err() {
+        return Err(SampleError::Shape(format!(
+            "a verification output stride of {} (give n_max + 1)",
+            out.stride
+        )));
+    }
+    let short = |name: &str, len: usize, need: usize| {
+        (len < need).then(|| {
+            SampleError::Shape(format!(
+                "verification output {name} holds {len} entries; {requests} requests of stride {} \
+                 need {need}",
+                out.stride
+            ))
+        })
+    };
+    let rows = requests * out.stride;
+    [
+        short("accepted", out.accepted.len(), requests),
+        short("status", out.status.len(), requests),
+        short("tokens", out.tokens.len(), rows),
+        short("logprobs", out.logprobs.len(), rows),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .map_or(Ok(()), Err)
 }

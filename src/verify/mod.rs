@@ -43,7 +43,8 @@
 //!
 //! # On the GPU
 //! [`crate::gpu::GpuSampler::verify_on`] (device buffers, the caller's stream, no host
-//! synchronisation, [`crate::gpu::VerifyBuffers`] sized once) and `verify_host` run the general
+//! synchronisation, results written into the caller's [`crate::gpu::VerifyOutputs`] at their
+//! stride, a [`crate::gpu::VerifyWorkspace`] sized once) and `verify_host` run the general
 //! kernels over the target rows, one block per row: each block decides its position at once —
 //! the draft's accept test and the residual draw (the draft left out of the row's race or walk;
 //! the draft's own mass added back gives the position's total), or the bonus draw — and the last
@@ -300,10 +301,11 @@ impl VerifyOutput {
         }
     }
 
-    /// A request's result from the kernels' output layout: its status code, accepted count and
-    /// row of tokens and logprobs (the emitted ones first, then padding). A code the kernels
-    /// never write reads as [`RowStatus::InvalidParams`].
-    pub(crate) fn from_padded(
+    /// A request's result from the kernels' output layout ([`crate::gpu::VerifyOutputs`],
+    /// copied to the host): its status code, accepted count and row of tokens and logprobs (the
+    /// emitted ones first, then padding). A code the kernels never write reads as
+    /// [`RowStatus::InvalidParams`].
+    pub fn from_padded(
         status: u32,
         accepted: i32,
         tokens: &[i32],

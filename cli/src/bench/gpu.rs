@@ -237,6 +237,8 @@ impl VerifyInputs {
             params.as_view(),
         );
         let probs = self.probs.as_ref().map(|q| q.as_view());
+        let mut buffers = self.buffers.borrow_mut();
+        let (mut out, scratch) = buffers.views();
         gpu.verify_on(
             gpu.stream(),
             LogitRows::dense(&view, case.vocab)?,
@@ -251,8 +253,9 @@ impl VerifyInputs {
                 method: case.method,
                 numerics: case.numerics,
             },
-            &mut self.buffers.borrow_mut(),
+            &mut out,
             &mut self.workspace.borrow_mut(),
+            scratch,
         )
     }
 }
