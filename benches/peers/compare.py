@@ -10,6 +10,7 @@ peers = dict(device=runs[0]["device"], flashinfer="; ".join(r["flashinfer"] for 
              results=[x for r in runs for x in r["results"]])
 mine = {}
 processed = {}  # our `--processing all` cases
+processed_raw = {}  # our `--processing all-raw` cases
 for r in ours["results"]:
     c = r["case"]
     if c.get("kernels", "auto") != "auto":  # what a user gets, not the --kernels general baseline
@@ -19,6 +20,8 @@ for r in ours["results"]:
         mine[key] = r["median_us"]
     elif c["processing"] == "all":
         processed[key] = r["median_us"]
+    elif c["processing"] == "all-raw":
+        processed_raw[key] = r["median_us"]
 print(f"device: {peers['device']}; {peers['flashinfer']}")
 print(f"{'batch':>5} {'vocab':>7} {'dtype':<5} {'mode':<12} {'ours_us':>9} {'peer':<11} {'peer_us':>9} {'peer/ours':>9}")
 for r in peers["results"]:
@@ -29,6 +32,15 @@ for r in peers["results"]:
             peer_us = r["median_us"] + mine[key]
             print(f"{r['batch']:>5} {r['vocab']:>7} {r['dtype']:<5} {r['mode']:<12} {processed[key]:>9.1f} "
                   f"{'torch-proc+':<11} {peer_us:>9.1f} {peer_us / processed[key]:>9.2f}")
+        continue
+    if r["peer"] == "torch-raw-logprobs":
+        # Our processed launch plus vLLM's raw-logprobs pass, against our processed launch with
+        # raw logprobs (the scoring launch).
+        if key in processed and key in processed_raw:
+            peer_us = r["median_us"] + processed[key]
+            print(f"{r['batch']:>5} {r['vocab']:>7} {r['dtype']:<5} {r['mode']:<12} "
+                  f"{processed_raw[key]:>9.1f} {'+torch-raw':<11} {peer_us:>9.1f} "
+                  f"{peer_us / processed_raw[key]:>9.2f}")
         continue
     if key not in mine:
         continue

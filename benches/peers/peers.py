@@ -6,6 +6,9 @@
 * torch-processing: vLLM's logits processing in PyTorch (grammar bitmask fill, then
   `apply_penalties` over 1024 prompt + 1024 output tokens a row), timed alone; compare.py sets
   it plus our unprocessed sampler against our fused `--processing all` case of the same run.
+* torch-raw-logprobs: vLLM's `logprobs_mode = "raw_logprobs"` in PyTorch — `log_softmax` of the
+  whole batch in f32 and the sampled token's logprob gathered (the argmax stands in for it),
+  timed alone; compare.py sets our `--processing all-raw` case against `all` plus it.
 * torch-verify (`--mode verify`): chain verification of point-mass drafts in PyTorch as vLLM's
   rejection sampler does it — softmax of the target logits at temperature 0.8, p(draft) gathered,
   accept while u < p(draft), the recovered token from p without the draft (exponential race),
@@ -88,6 +91,14 @@ def torch_processing(logits, prompt, output, bitmask):
     x -= FREQUENCY * output_counts
     x -= PRESENCE * output_mask
     return x
+
+
+def torch_raw_logprobs(logits):
+    """vLLM's raw logprobs: `log_softmax` of the raw logits in f32, before any processing, and
+    the sampled token's entry gathered (here the argmax: which token does not change the cost)."""
+    logprobs = logits.float().log_softmax(dim=-1)
+    token = logits.argmax(dim=-1, keepdim=True)
+    return logprobs.gather(-1, token)
 
 
 def flashinfer_sampler(mode):
@@ -205,6 +216,8 @@ def main():
                         output = torch.randint(0, vocab, (batch, OUTPUT_TOKENS), device="cuda")
                         peers.append(("torch-processing", lambda x, mask=mask, prompt=prompt, output=output:
                                       torch_processing(x, prompt, output, mask), buffers))
+                    if "torch-raw-logprobs" in wanted:
+                        peers.append(("torch-raw-logprobs", torch_raw_logprobs, buffers))
                     if "torch-sort" in wanted:
                         peers.append(("torch-sort", lambda x, m=m: torch_sort_sample(x, m["k"], m["p"], m["min_p"]), buffers))
                     if not flashinfer_status.startswith("flashinfer unavailable"):
