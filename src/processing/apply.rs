@@ -36,16 +36,7 @@ pub fn process_row_scanned<T: Logit>(
     for (c, (dst, src)) in out.chunks_mut(CHUNK).zip(row.chunks(CHUNK)).enumerate() {
         match lists.mask {
             None => dst.iter_mut().zip(src).for_each(|(d, x)| *d = x.to_f32()),
-            Some(mask) => {
-                let mut bad = false;
-                for (d, x) in dst.iter_mut().zip(src) {
-                    let x = x.to_f32();
-                    bad |= x.is_nan() | (x == f32::INFINITY);
-                    *d = x;
-                }
-                raw_bad |= bad;
-                apply_bitmask(dst, &mask[c * WORDS..]);
-            }
+            Some(mask) => raw_bad |= widen_masked(dst, src, &mask[c * WORDS..]),
         }
         dense.chunk(c * CHUNK, dst);
     }
@@ -96,17 +87,50 @@ fn correct_scan(
     Ok(scan)
 }
 
-/// `-inf` wherever the mask's bit is clear, 32 tokens a word and without a branch: a grammar's
-/// mask interleaves allowed and disallowed tokens unpredictably.
-fn apply_bitmask(out: &mut [f32], mask: &[i32]) {
-    let neg_inf = f32::NEG_INFINITY.to_bits();
-    for (chunk, &word) in out.chunks_mut(32).zip(mask) {
-        for (j, x) in chunk.iter_mut().enumerate() {
-            // All ones where the token is allowed, zero where it is not.
-            let keep = ((word as u32 >> j) & 1).wrapping_neg();
-            *x = f32::from_bits((x.to_bits() & keep) | (neg_inf & !keep));
+/// Lane `j` of entry `b`: all ones where bit `j` of `b` is set (the token is allowed), zero
+/// where it is clear. A byte of the mask selects eight tokens' keep-masks at once.
+const BYTE_KEEP: [[u32; 8]; 256] = {
+    let mut table = [[0u32; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut j = 0;
+        while j < 8 {
+            table[b][j] = ((b as u32 >> j) & 1).wrapping_neg();
+            j += 1;
         }
+        b += 1;
     }
+    table
+};
+
+/// Writes `src` widened to f32 into `dst`, `-inf` wherever the mask's bit is clear, and returns
+/// whether `src` holds a NaN or `+inf` (masked or not). Eight tokens a mask byte and without a
+/// branch: a grammar's mask interleaves allowed and disallowed tokens unpredictably, and the
+/// eight-lane body vectorises.
+fn widen_masked<T: Logit>(dst: &mut [f32], src: &[T], mask: &[i32]) -> bool {
+    let neg_inf = f32::NEG_INFINITY.to_bits();
+    let mut bad = [false; 8];
+    let mut group = |g: usize, d: &mut [f32], x: &[T]| {
+        let byte = (mask[g / 4] as u32 >> (8 * (g % 4))) & 0xff;
+        let keep = &BYTE_KEEP[byte as usize];
+        for j in 0..d.len().min(8) {
+            let x = x[j].to_f32();
+            bad[j] |= x.is_nan() | (x == f32::INFINITY);
+            d[j] = f32::from_bits((x.to_bits() & keep[j]) | (neg_inf & !keep[j]));
+        }
+    };
+    let mut dst_groups = dst.chunks_exact_mut(8);
+    let mut src_groups = src.chunks_exact(8);
+    let mut g = 0;
+    for (d, x) in (&mut dst_groups).zip(&mut src_groups) {
+        group(g, d, x);
+        g += 1;
+    }
+    let tail = dst_groups.into_remainder();
+    if !tail.is_empty() {
+        group(g, tail, src_groups.remainder());
+    }
+    bad.contains(&true)
 }
 
 /// `x > 0 ? x / r : x * r`, one f32 operation.

@@ -275,7 +275,8 @@ pub fn processing_cost_table(results: &[BenchResult]) -> String {
         return String::new();
     }
     let mut s = String::from(
-        "processing cost (processed median / unprocessed median, same run; target <= 1.10x):\n",
+        "processing cost (processed median / unprocessed median, same run; target <= 1.10x \
+         for penalties, bitmask and all; raw and all-raw add the raw-logprobs launch):\n",
     );
     for (c, ratio) in &cost {
         s += &format!(
