@@ -96,63 +96,28 @@ fn check<T: Logit + cudarc::driver::DeviceRepr>(
     println!("PROCESSED {label}: {}", report.summary());
     report.assert_clean();
 
+    // The invariant kernels are the twin's bits, with either logprobs (raw: the second,
+    // scoring launch).
     let invariant = SampleOptions {
         numerics: Numerics::Invariant,
         ..opts
     };
-    let got = gpu
-        .sample_host_processed(
-            logits,
-            VOCAB,
-            params,
-            &processing,
-            LogprobsMode::Processed,
-            &invariant,
-        )
-        .unwrap();
-    let twin = sample_batch_processed(
-        logits,
-        VOCAB,
-        params,
-        &processing,
-        LogprobsMode::Processed,
-        &invariant,
-    )
-    .unwrap();
-    for (r, (a, b)) in got.iter().zip(&twin).enumerate() {
-        assert!(
-            same_bits(a, b),
-            "{label}: invariant row {r}: GPU {a:?} vs twin {b:?}"
-        );
+    for mode in [LogprobsMode::Processed, LogprobsMode::Raw] {
+        let got = gpu
+            .sample_host_processed(logits, VOCAB, params, &processing, mode, &invariant)
+            .unwrap();
+        let twin =
+            sample_batch_processed(logits, VOCAB, params, &processing, mode, &invariant).unwrap();
+        for (r, (a, b)) in got.iter().zip(&twin).enumerate() {
+            assert!(
+                same_bits(a, b),
+                "{label}: invariant {mode:?} row {r}: GPU {a:?} vs twin {b:?}"
+            );
+        }
     }
 
-    // Raw logprobs: the second launch's scores are the twin's bits in the invariant numerics,
-    // and the exact raw logprobs of the kernels' own token within tolerance in the fast ones.
-    let got = gpu
-        .sample_host_processed(
-            logits,
-            VOCAB,
-            params,
-            &processing,
-            LogprobsMode::Raw,
-            &invariant,
-        )
-        .unwrap();
-    let twin = sample_batch_processed(
-        logits,
-        VOCAB,
-        params,
-        &processing,
-        LogprobsMode::Raw,
-        &invariant,
-    )
-    .unwrap();
-    for (r, (a, b)) in got.iter().zip(&twin).enumerate() {
-        assert!(
-            same_bits(a, b),
-            "{label}: raw invariant row {r}: GPU {a:?} vs twin {b:?}"
-        );
-    }
+    // Raw logprobs in the fast numerics: the exact raw logprobs of the kernels' own token
+    // within tolerance, the raw top-n's tokens exactly.
     let got = gpu
         .sample_host_processed(logits, VOCAB, params, &processing, LogprobsMode::Raw, &opts)
         .unwrap();

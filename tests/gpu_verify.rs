@@ -161,6 +161,22 @@ fn gpu_verification_matches_the_reference_and_the_twin() {
     check(&gpu, &target, &target, &drafts, &params, "varied n");
 }
 
+/// The CPU reference's results for point-mass drafts without processing.
+fn point_mass_reference(
+    target: &[f32],
+    offsets: &[u32],
+    tokens: &[u32],
+    params: &[SamplingParams],
+    opts: &VerifyOptions,
+) -> Vec<VerifyOutput> {
+    let drafts = Drafts {
+        offsets,
+        tokens,
+        probs: None,
+    };
+    verify_batch(target, VOCAB, &drafts, params, &Processing::NONE, opts).unwrap()
+}
+
 /// A serving loop's device inputs: the target rows (the whole grid), point-mass drafts in CSR
 /// form and packed parameters.
 struct DeviceBatch<'a> {
@@ -221,19 +237,7 @@ fn gpu_verification_buffers_serve_launch_after_launch_on_a_fixed_grid() {
     for launch in 0..2 {
         let (mut target, tokens, params) = workload(&mut g, requests, n);
         let offsets = uniform_offsets(requests, n);
-        let want = verify_batch(
-            &target,
-            VOCAB,
-            &Drafts {
-                offsets: &offsets,
-                tokens: &tokens,
-                probs: None,
-            },
-            &params,
-            &Processing::NONE,
-            &opts,
-        )
-        .unwrap();
+        let want = point_mass_reference(&target, &offsets, &tokens, &params, &opts);
         target.resize(grid * VOCAB, 0.0);
         let target_dev = s.clone_htod(&target).unwrap();
         let offsets_dev = s.clone_htod(&offsets).unwrap();
@@ -304,19 +308,7 @@ fn gpu_verification_replays_in_a_cuda_graph_with_drafts_rewritten_in_place() {
             packed_target.extend_from_slice(&target[first * VOCAB..(first + c + 1) * VOCAB]);
         }
         params.iter_mut().for_each(|p| p.step += 100 * step);
-        let want = verify_batch(
-            &packed_target,
-            VOCAB,
-            &Drafts {
-                offsets: &offsets,
-                tokens: &packed_tokens,
-                probs: None,
-            },
-            &params,
-            &Processing::NONE,
-            &opts,
-        )
-        .unwrap();
+        let want = point_mass_reference(&packed_target, &offsets, &packed_tokens, &params, &opts);
         packed_target.resize(grid * VOCAB, 0.0);
         packed_tokens.resize(requests * n, 0);
         s.memcpy_htod(&packed_target, &mut target_dev).unwrap();
@@ -348,19 +340,7 @@ fn gpu_verification_writes_caller_owned_outputs_at_their_stride() {
     };
     let (target, tokens, params) = workload(&mut g, requests, n);
     let offsets = uniform_offsets(requests, n);
-    let want = verify_batch(
-        &target,
-        VOCAB,
-        &Drafts {
-            offsets: &offsets,
-            tokens: &tokens,
-            probs: None,
-        },
-        &params,
-        &Processing::NONE,
-        &opts,
-    )
-    .unwrap();
+    let want = point_mass_reference(&target, &offsets, &tokens, &params, &opts);
     let s = gpu.stream();
     let (target_dev, offsets_dev, tokens_dev, params_dev) = (
         s.clone_htod(&target).unwrap(),
