@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::{Cache, Key};
 
 /// Rewrites, compiles and links `kernel_sources` (the top-level `kernels/*.cu`), the shim's own
-/// test kernels `tests/simt/selftest.cu` (always added: `src/host_simt.rs` wraps them) and the
+/// test kernels `tests/simt/selftest.cu` (always added: `src/host_simt/selftest.rs` wraps them) and the
 /// shim runtime, as the static library `batchsample_host_simt` — or copies that library from the
 /// build cache when the rewritten sources, the runtime and the compiler command are the same as
 /// when it was stored. Panics with the compiler's or the rewriter's message on failure.

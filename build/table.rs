@@ -1,7 +1,7 @@
 //! The Rust side of the kernel table: reads the `SAMPLER_FAMILY(...)` lines of
 //! `kernels/sampler_table.cuh` (the one declaration of the sampler's entry points) and writes
 //! `OUT_DIR/sampler_table.rs` (the families, for the launcher: `src/gpu/table.rs`) and
-//! `OUT_DIR/host_simt_entries.rs` (the shim's launcher declarations: `src/host_simt.rs`).
+//! `OUT_DIR/host_simt_entries.rs` (the shim's launcher declarations: `src/host_simt/sampler.rs`).
 
 use std::fmt::Write as _;
 use std::fs;

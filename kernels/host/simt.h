@@ -177,7 +177,7 @@ inline float __high2float(__nv_bfloat162 h) { return float(h.y); }
 #define __shared__ HOST_SIMT_ERROR_unrewritten___shared___see_kernels_host_README
 
 // ---------------------------------------------------------------------------------------------
-// Launch ABI (shared with src/host_simt.rs)
+// Launch ABI (shared with src/host_simt/mod.rs)
 // ---------------------------------------------------------------------------------------------
 extern "C" {
 struct HostLaunch {

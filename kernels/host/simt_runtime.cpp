@@ -25,7 +25,7 @@ dim3 gridDim;
 
 static_assert(sizeof(HostLaunch) == 40 && offsetof(HostLaunch, dynamic_smem) == 16 &&
                   offsetof(HostLaunch, schedule_seed) == 32,
-              "HostLaunch layout is shared with src/host_simt.rs");
+              "HostLaunch layout is shared with src/host_simt/mod.rs");
 
 namespace {
 constexpr size_t kDynamicSmemBytes = 232448;  // 227 KiB: the H100/H200 per-block maximum

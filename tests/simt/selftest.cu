@@ -1,6 +1,6 @@
 // Toy kernels that exercise the host SIMT shim (kernels/host/). Plain CUDA: the same file also
 // compiles with nvcc/NVRTC; the HOST_SIMT_EXPORT lines at the end exist only in the host build.
-// Driven by tests/simt_selftest.rs through src/host_simt.rs.
+// Driven by tests/simt_selftest.rs through src/host_simt/selftest.rs.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 
