@@ -198,7 +198,7 @@ impl GpuSampler {
             status: scratch.row_status.slice_mut(..),
             top: None,
         };
-        let launch = super::VerifyLaunch {
+        let launch = super::sample_args::VerifyLaunch {
             requests,
             offsets: drafts.offsets,
             drafts: drafts.tokens,
