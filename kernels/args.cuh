@@ -108,10 +108,11 @@ struct SampleArgs {
     unsigned int* arrivals;   // split entries: [batch] counters, 0 before and after a launch
     ProcessingArgs proc;
     VerifyArgs verify;
-    // Raw logprobs' second launch (src/gpu/raw_logprobs.rs), or null. `[batch]` tokens that an
-    // earlier launch drew: a scored row reports its token's logprob and the top-n under this
-    // launch's distribution instead of drawing; a negative token (the earlier launch refused the
-    // row) leaves the row's outputs as they are.
+    // Raw logprobs' second launch (`GpuSampler::sample_processed_on`, src/gpu/mod.rs), or null:
+    // `[batch]` tokens that an earlier launch drew. A scored row reports its token's logprob and
+    // the top-n under this launch's distribution instead of drawing; a negative token (the
+    // earlier launch refused the row) leaves the row's outputs as they are but for an emptied
+    // top-n.
     const int* scored_tokens;
 };
 

@@ -573,7 +573,7 @@ __device__ __forceinline__ void decide_dense_position(const SampleArgs& a, unsig
 // The row from `row` (its logits, processed or not): sample_row's work once the row's edits
 // are built. A processed row takes the passes that read through `row` (not the one-read stream
 // or collection, which read the raw logits).
-template <int DT, typename N, bool SCORES>
+template <int DT, typename N>
 __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned int row_index,
                                                 const SamplingParams p, RowShared& sh,
                                                 const ProcessedRow<DT>& row, bool from_merged,
@@ -585,7 +585,7 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
     const bool processed = row.edits != nullptr;
     // A verified draft's row draws its residual: the passes that can leave the draft out. A
     // scored row's logprob and top-n come from the draw's passes too.
-    const bool scored = SCORES && a.scored_tokens != nullptr;
+    const bool scored = a.scored_tokens != nullptr;
     const bool general_only = processed || draft.token != NO_DRAFT || scored;
     const bool aligned = (reinterpret_cast<unsigned long long>(row.logits) & 15ull) == 0ull;
     const float nan = __int_as_float(0x7fffffff);
@@ -672,8 +672,7 @@ __device__ __forceinline__ void sample_row_from(const SampleArgs& a, unsigned in
     write_row(out, row_index, token, logprob, STATUS_OK, filled);
 }
 
-// SCORES: the instance serves scored launches (the split kernels' does not: they refuse them).
-template <int DT, typename N, bool SCORES = true>
+template <int DT, typename N>
 __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const SamplingParams p,
                            RowShared& sh, bool from_merged = false,
                            RangeSummary merged = RangeSummary(), unsigned int merged_count = 0u,
@@ -683,7 +682,7 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
     // row's top-k candidates into sh.select.hist[0, merged_count); `merged` is the row's summary.
     // (By value: a pointer chosen at the call site put the summary in local memory.) Such rows
     // are never processed or scored (sample_row_split).
-    if (SCORES && a.scored_tokens != nullptr) {
+    if (a.scored_tokens != nullptr) {
         // Raw logprobs' second launch: a row the first launch refused keeps its token, logprob
         // and status (its top-n is empty); a token past the vocabulary (not one the sampler
         // drew) is refused.
@@ -701,7 +700,7 @@ __device__ void sample_row(const SampleArgs& a, unsigned int row_index, const Sa
     const bool usable = !processed || build_row_edits(a.proc, row_index, a.vocab, sh.edits);
     const ProcessedRow<DT> row{row_logits<DT>(a, row_index), processed ? &sh.edits : nullptr};
     if (usable)
-        sample_row_from<DT, N, SCORES>(a, row_index, p, sh, row, from_merged, merged, merged_count,
+        sample_row_from<DT, N>(a, row_index, p, sh, row, from_merged, merged, merged_count,
                                draft);
     else
         write_invalid_row(a.out, row_index);
