@@ -595,18 +595,15 @@ pub fn run<T: Logit>(
     };
     // A scored launch of the general kernels leaves the rows it does not score (a negative
     // token) as they were, but for the top-n.
-    let left = |r: usize| {
-        scored.is_some_and(|t| t[r] < 0) && key.kernel == SamplerKernel::General && !key.split
-    };
-    for r in (0..batch).filter(|&r| left(r)) {
-        assert!(
-            tokens[r] == scored.unwrap_or_default()[r]
-                && logprobs[r].is_nan()
-                && status[r] == u32::MAX,
-            "row {r}: a scored launch wrote a row it does not score"
-        );
-        tokens[r] = -1;
-        status[r] = RowStatus::InvalidParams as u32;
+    if let Some(scored) = scored.filter(|_| key.kernel == SamplerKernel::General && !key.split) {
+        for r in (0..batch).filter(|&r| scored[r] < 0) {
+            assert!(
+                tokens[r] == scored[r] && logprobs[r].is_nan() && status[r] == u32::MAX,
+                "row {r}: a scored launch wrote a row it does not score"
+            );
+            tokens[r] = -1;
+            status[r] = RowStatus::InvalidParams as u32;
+        }
     }
     written(status.iter().all(|&s| s != u32::MAX), "a status");
     assert!(
